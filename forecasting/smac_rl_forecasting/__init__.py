@@ -1,0 +1,1 @@
+"""LightGBM forecasters of arrivals, session needs and prices; filled by the forecasting issue."""

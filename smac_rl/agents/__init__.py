@@ -1,0 +1,1 @@
+"""RL training, MLflow tracking and ONNX export; filled by the thin-path and agents issues."""

@@ -1,0 +1,1 @@
+"""The ``smac`` command line (typer)."""

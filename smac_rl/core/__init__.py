@@ -1,0 +1,1 @@
+"""The domain core: specs, units, time grid, physics step, scorer, safety projection (numpy + pydantic)."""

@@ -1,0 +1,1 @@
+"""Scenario files shipped with the package (package data, read with importlib.resources)."""

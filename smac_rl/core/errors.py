@@ -1,0 +1,57 @@
+"""Errors of the domain core: every problem names the field path, the value and the expectation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One problem found in an input.
+
+    Attributes:
+        path: Dotted field path with list indices, e.g. ``sessions[2].arrival_soc_frac``.
+        value: A short rendering of the offending value.
+        expectation: What the field should hold.
+    """
+
+    path: str
+    value: str
+    expectation: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: got {self.value}; expected {self.expectation}"
+
+
+class SmacError(Exception):
+    """Base class of the errors SMAC-RL raises on bad input."""
+
+
+class ScenarioError(SmacError):
+    """A scenario that failed validation; nothing may run on it.
+
+    Attributes:
+        problems: Every problem found, one per field.
+        source: Where the scenario came from (a file path), if known.
+    """
+
+    def __init__(self, problems: list[FieldProblem], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = [f"{len(self.problems)} problem(s){where}:"] + [f"  {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+def render_value(value: object, max_chars: int = 60) -> str:
+    """Render a value for an error message, shortened to ``max_chars``.
+
+    Args:
+        value: Any input value.
+        max_chars: Longest rendering kept [characters].
+
+    Returns:
+        ``repr`` of the value, cut with an ellipsis when too long.
+    """
+    text = repr(value)
+    return text if len(text) <= max_chars else text[: max_chars - 3] + "..."

@@ -1,0 +1,218 @@
+"""Reading scenarios from YAML, JSON or mappings; the one edge where scenarios are validated."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from smac_rl.core.errors import FieldProblem, ScenarioError, render_value
+from smac_rl.core.specs.scenario import ScenarioSpec
+from smac_rl.core.validation import check_scenario
+
+BUILTIN_PACKAGE = "smac_rl.core.builtin"
+_UNION_TAGS = frozenset({"float", "list[float]", "HeldSeries"})
+_SERIES_EXPECTATION = "a number, a list of one number per time-grid step, or {step_min, values}"
+
+
+def parse_scenario(data: object, source: str | None = None) -> ScenarioSpec:
+    """Validate a scenario given as plain data (the result of reading YAML or JSON).
+
+    Args:
+        data: A mapping with the scenario's keys.
+        source: Where the data came from, for messages.
+
+    Returns:
+        The validated scenario.
+
+    Raises:
+        ScenarioError: With one problem per bad field; nothing is returned on any problem.
+    """
+    if not isinstance(data, Mapping):
+        raise ScenarioError(
+            [FieldProblem("(top level)", type(data).__name__, "a mapping of scenario keys")], source
+        )
+    try:
+        spec = ScenarioSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ScenarioError(_problems_from_pydantic(exc.errors()), source) from None
+    problems = check_scenario(spec)
+    if problems:
+        raise ScenarioError(problems, source)
+    return spec
+
+
+def load_scenario(path: str | Path) -> ScenarioSpec:
+    """Read and validate a scenario file (``.yaml``, ``.yml`` or ``.json``).
+
+    Args:
+        path: The file.
+
+    Returns:
+        The validated scenario.
+
+    Raises:
+        ScenarioError: When the file is missing, unreadable, malformed or invalid.
+    """
+    file = Path(path)
+    source = str(file)
+    if file.suffix.lower() not in {".yaml", ".yml", ".json"}:
+        raise ScenarioError(
+            [FieldProblem("file", render_value(file.name), "a .yaml, .yml or .json file")], source
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ScenarioError(
+            [FieldProblem("file", render_value(source), f"a readable file ({exc.strerror})")]
+        ) from None
+    try:
+        data = (
+            json.loads(text) if file.suffix.lower() == ".json" else yaml.load(text, Loader=ScenarioYamlLoader)
+        )
+    except (json.JSONDecodeError, yaml.YAMLError, DuplicateKeyError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ScenarioError(
+            [FieldProblem("file", render_value(file.name), f"well-formed data ({detail})")], source
+        ) from None
+    return parse_scenario(data, source)
+
+
+def builtin_scenario_names() -> list[str]:
+    """Names of the scenarios shipped with the package."""
+    root = resources.files(BUILTIN_PACKAGE)
+    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_builtin_scenario(name: str) -> ScenarioSpec:
+    """Load a scenario shipped with the package.
+
+    Args:
+        name: One of :func:`builtin_scenario_names`.
+
+    Returns:
+        The validated scenario.
+
+    Raises:
+        ScenarioError: For an unknown name.
+    """
+    names = builtin_scenario_names()
+    if name not in names:
+        raise ScenarioError([FieldProblem("scenario", render_value(name), f"one of {', '.join(names)}")])
+    with resources.as_file(resources.files(BUILTIN_PACKAGE) / f"{name}.yaml") as file:
+        return load_scenario(file)
+
+
+def scenario_to_yaml(spec: ScenarioSpec) -> str:
+    """Render a scenario as YAML that :func:`load_scenario` reads back to an equal scenario."""
+    return yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
+
+
+def _problems_from_pydantic(errors: list[ErrorDetails]) -> list[FieldProblem]:
+    problems: list[FieldProblem] = []
+    seen_union_paths: set[str] = set()
+    for error in errors:
+        loc = list(error["loc"])
+        union_at = next(
+            (k for k, part in enumerate(loc) if isinstance(part, str) and part in _UNION_TAGS), None
+        )
+        if union_at is not None:
+            path = _format_path(loc[:union_at])
+            if path in seen_union_paths:
+                continue
+            seen_union_paths.add(path)
+            problems.append(FieldProblem(path, render_value(error["input"]), _SERIES_EXPECTATION))
+            continue
+        value = "nothing" if error["type"] == "missing" else render_value(error["input"])
+        problems.append(FieldProblem(_format_path(loc), value, _expectation(error)))
+    return problems
+
+
+def _format_path(loc: list[int | str]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _expectation(error: ErrorDetails) -> str:
+    kind = error["type"]
+    ctx: dict[str, Any] = dict(error.get("ctx") or {})
+    bounds = {
+        "less_than_equal": ("<=", "le"),
+        "less_than": ("<", "lt"),
+        "greater_than_equal": (">=", "ge"),
+        "greater_than": (">", "gt"),
+    }
+    if kind in bounds:
+        symbol, key = bounds[kind]
+        bound = ctx.get(key)
+        return (
+            f"a number {symbol} {bound:g}" if isinstance(bound, int | float) else f"a number {symbol} {bound}"
+        )
+    phrases = {
+        "missing": "a value (the field is required)",
+        "extra_forbidden": "no such key (unknown keys are rejected; check the spelling)",
+        "timezone_aware": "a timezone-aware datetime such as 2024-05-01T08:00:00+02:00",
+        "finite_number": "a finite number",
+    }
+    if kind in phrases:
+        return phrases[kind]
+    message = error["msg"]
+    message = re.sub(r"^(Input|Value) should be ", "", message)
+    message = re.sub(r"^Value error, ", "", message)
+    return message[:1].lower() + message[1:]
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A YAML mapping repeats a key (plain YAML keeps the last one silently)."""
+
+
+class ScenarioYamlLoader(yaml.SafeLoader):
+    """Safe YAML loader for scenarios.
+
+    Differences from ``yaml.SafeLoader``: timestamps stay strings (pydantic parses ISO 8601 and
+    rejects naive ones), ``7:30`` stays a string instead of the YAML 1.1 base-60 integer 450, and a
+    repeated key is an error.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        """Build a mapping, refusing repeated keys."""
+        keys: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise DuplicateKeyError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            keys.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml12_resolvers() -> None:
+    dropped = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+    ScenarioYamlLoader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag not in dropped]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    ScenarioYamlLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:int",
+        re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
+        list("-+0123456789"),
+    )
+    ScenarioYamlLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+            r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+0123456789."),
+    )
+
+
+_yaml12_resolvers()

@@ -1,0 +1,99 @@
+"""The ``smac`` command: validate, show, evaluate, demo; one clear line per error and exit 1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from smac_rl.cli.main import app
+from tests.core.tiny import tiny_data
+
+runner = CliRunner()
+
+
+def _write(tmp_path: Path, data: dict[str, object]) -> Path:
+    file = tmp_path / "scenario.yaml"
+    file.write_text(yaml.safe_dump(data))
+    return file
+
+
+def test_validate_accepts_a_valid_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["scenario", "validate", str(_write(tmp_path, tiny_data()))])
+    assert result.exit_code == 0, result.output
+    assert "valid scenario 'tiny' (2 chargers, 2 sessions, 4 steps)" in result.output
+
+
+def test_validate_reports_each_problem_on_one_line(tmp_path: Path) -> None:
+    data = tiny_data()
+    data["sessions"][0]["arrival_soc_frac"] = 1.4
+    data["sessions"][1]["station_id"] = "XX"
+    file = _write(tmp_path, data)
+    result = runner.invoke(app, ["scenario", "validate", str(file)])
+    assert result.exit_code == 1
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert lines == [f"error: {file}: sessions[0].arrival_soc_frac: got 1.4; expected a number <= 1"]
+    # Field errors come first; cross-field checks run once the fields parse.
+    data["sessions"][0]["arrival_soc_frac"] = 0.5
+    result = runner.invoke(app, ["scenario", "validate", str(_write(tmp_path, data))])
+    assert (
+        "sessions[1].station_id: got 'XX'; expected a station_id of site.chargers (AC1, DC1)" in result.output
+    )
+
+
+def test_show_summarises_assets_and_sessions(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["scenario", "show", str(_write(tmp_path, tiny_data()))], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for fragment in (
+        "Scenario tiny",
+        "4 steps of 60 min",
+        "import limit 29 kW",
+        "DC1",
+        "AC1",
+        "11.04",
+        "S1",
+        "S2",
+    ):
+        assert fragment in result.output
+
+
+def test_evaluate_prints_kpis_as_json(tmp_path: Path) -> None:
+    file = _write(tmp_path, tiny_data())
+    result = runner.invoke(app, ["evaluate", "--scenario", str(file), "--policy", "llf", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["kpis"]["least_laxity_first"]["total_cost_eur"] == 42.8
+
+
+def test_evaluate_rejects_an_unknown_policy(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["evaluate", "--scenario", str(_write(tmp_path, tiny_data())), "--policy", "magic"]
+    )
+    assert result.exit_code == 1
+    assert "policy: got 'magic'; expected one of uncontrolled, least_laxity_first, llf" in result.output
+
+
+def test_evaluate_rejects_both_sources(tmp_path: Path) -> None:
+    file = _write(tmp_path, tiny_data())
+    result = runner.invoke(app, ["evaluate", "--scenario", str(file), "--builtin", "demo_workplace"])
+    assert result.exit_code == 1
+    assert "got both; expected one of them" in result.output
+
+
+def test_demo_runs_every_heuristic_on_the_builtin_scenario() -> None:
+    result = runner.invoke(app, ["demo"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for fragment in ("Scenario demo_workplace", "uncontrolled", "least_laxity_first", "total cost [EUR]"):
+        assert fragment in result.output
+
+
+def test_console_script_is_installed() -> None:
+    smac = Path(sys.executable).with_name("smac")
+    completed = subprocess.run([str(smac), "--help"], capture_output=True, text=True, check=False, timeout=60)
+    assert completed.returncode == 0, completed.stderr
+    for command in ("demo", "evaluate", "scenario"):
+        assert command in completed.stdout
