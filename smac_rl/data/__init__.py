@@ -1,1 +1,1 @@
-"""Data bundle, loaders, importers and the scenario generator; filled by the data issue."""
+"""Data bundle (smac_rl/data/bundle/), its typed loaders and build rules; importers and generator to come."""

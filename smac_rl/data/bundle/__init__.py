@@ -1,0 +1,1 @@
+"""The data bundle files (package data; see DATA_SOURCES.md)."""

@@ -1,0 +1,203 @@
+"""Typed loaders of the shipped data bundle (smac_rl/data/bundle/, provenance in DATA_SOURCES.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from smac_rl.core.arraytypes import FloatArray
+from smac_rl.core.errors import SmacError
+from smac_rl.core.specs import TimeGridSpec
+
+BUNDLE_PACKAGE = "smac_rl.data.bundle"
+CALTECH_PERIODS: tuple[str, ...] = (
+    "2019-05-01 2019-08-31",
+    "2019-09-01 2019-12-31",
+    "2020-02-01 2020-05-31",
+    "2021-05-01 2021-08-31",
+)
+"""Caltech ACN periods in the bundle: fit, select, regime-shift stress (COVID), report."""
+
+
+class DataRangeError(SmacError):
+    """A request for data outside what the bundle holds."""
+
+
+def bundle_bytes(filename: str) -> bytes:
+    """Raw bytes of one bundle file."""
+    return (resources.files(BUNDLE_PACKAGE) / filename).read_bytes()
+
+
+def provenance() -> dict[str, Any]:
+    """The bundle's ``PROVENANCE.json``: per file its sha256, source wheel and cleaning report."""
+    data: dict[str, Any] = json.loads(bundle_bytes("PROVENANCE.json"))
+    return data
+
+
+def verify_bundle() -> list[str]:
+    """Check every shipped file against its sha256 in ``PROVENANCE.json``.
+
+    Returns:
+        One line per mismatching or missing file; empty when the bundle is intact.
+    """
+    problems = []
+    for filename, entry in provenance()["files"].items():
+        try:
+            digest = hashlib.sha256(bundle_bytes(filename)).hexdigest()
+        except FileNotFoundError:
+            problems.append(f"{filename}: missing")
+            continue
+        if digest != entry["sha256"]:
+            problems.append(f"{filename}: sha256 {digest} differs from the provenance's {entry['sha256']}")
+    return problems
+
+
+@cache
+def _prices_table() -> pd.DataFrame:
+    with resources.as_file(resources.files(BUNDLE_PACKAGE) / "nl_day_ahead_prices.csv.gz") as path:
+        table = pd.read_csv(path, compression="gzip")
+    table["hour_start_utc"] = pd.to_datetime(table["hour_start_utc"], utc=True)
+    return table.set_index("hour_start_utc")
+
+
+def day_ahead_prices_hourly(start_utc: dt.datetime, end_utc: dt.datetime) -> pd.DataFrame:
+    """Dutch day-ahead prices, one row per hour starting in ``[start_utc, end_utc)``.
+
+    Args:
+        start_utc: First instant wanted, timezone-aware.
+        end_utc: End of the range (exclusive), timezone-aware.
+
+    Returns:
+        Columns ``price_eur_per_kwh`` and ``is_filled`` (1 for the two hours filled by the
+        cleaning rule), indexed by ``hour_start_utc``.
+
+    Raises:
+        DataRangeError: When the range is empty, naive or outside 2015-01-01 to 2024-12-31 (UTC).
+    """
+    table = _prices_table()
+    first, last = table.index[0], table.index[-1] + pd.Timedelta(hours=1)
+    if start_utc.tzinfo is None or end_utc.tzinfo is None:
+        raise DataRangeError("start_utc/end_utc: got a naive datetime; expected timezone-aware instants")
+    start, end = pd.Timestamp(start_utc).floor("h"), pd.Timestamp(end_utc)
+    if not (first <= start and end <= last and start < end):
+        raise DataRangeError(
+            f"prices: got {start_utc.isoformat()} to {end_utc.isoformat()}; "
+            f"expected a non-empty range within {first.isoformat()} to {last.isoformat()} "
+            "(Dutch day-ahead prices in the bundle)"
+        )
+    return table.loc[(table.index >= start) & (table.index < end)]
+
+
+def day_ahead_prices_on_grid(grid: TimeGridSpec) -> FloatArray:
+    """Dutch day-ahead prices on a scenario's time grid [EUR/kWh], ``(n_steps,)``.
+
+    Each step takes the mean of the hourly prices over its interval, weighted by overlap (a
+    15-minute step holds its hour's price; a 2-hour step averages two hours).
+
+    Raises:
+        DataRangeError: When the grid reaches outside the bundled years.
+    """
+    start = pd.Timestamp(grid.start_utc).tz_convert("UTC")
+    end = pd.Timestamp(grid.end_utc).tz_convert("UTC")
+    hourly = day_ahead_prices_hourly(start.to_pydatetime(), end.to_pydatetime())["price_eur_per_kwh"]
+    minutes = pd.date_range(start, end, freq="min", inclusive="left")
+    per_minute = hourly.reindex(minutes.floor("h")).to_numpy()
+    return np.asarray(per_minute.reshape(grid.n_steps, grid.step_min).mean(axis=1), dtype=np.float64)
+
+
+def caltech_sessions(period: str | None = None) -> pd.DataFrame:
+    """Caltech ACN sessions (cleaned), optionally of one period of :data:`CALTECH_PERIODS`.
+
+    Raises:
+        DataRangeError: For an unknown period.
+    """
+    if period is not None and period not in CALTECH_PERIODS:
+        raise DataRangeError(f"period: got {period!r}; expected one of {', '.join(CALTECH_PERIODS)}")
+    table = _caltech_table()
+    return table if period is None else table[table["period"] == period].reset_index(drop=True)
+
+
+@cache
+def _caltech_table() -> pd.DataFrame:
+    with resources.as_file(resources.files(BUNDLE_PACKAGE) / "caltech_sessions.csv.gz") as path:
+        table = pd.read_csv(path, compression="gzip", dtype={"session_id": str, "station_id": str})
+    for column in ("arrival_utc", "departure_utc", "estimated_departure_utc"):
+        table[column] = pd.to_datetime(table[column], utc=True)
+    return table
+
+
+ELAAD_TABLES = (
+    "arrivals_weekday",
+    "arrivals_weekend",
+    "connection_time",
+    "energy_demand",
+    "mean_energy_by_arrival",
+    "mean_connection_time_by_arrival",
+)
+
+
+def elaad_table(name: str) -> pd.DataFrame:
+    """One cleaned ElaadNL distribution (columns documented in DATA_SOURCES.md).
+
+    Args:
+        name: One of :data:`ELAAD_TABLES`.
+
+    Raises:
+        DataRangeError: For an unknown name.
+    """
+    if name not in ELAAD_TABLES:
+        raise DataRangeError(f"table: got {name!r}; expected one of {', '.join(ELAAD_TABLES)}")
+    with resources.as_file(resources.files(BUNDLE_PACKAGE) / f"elaad_{name}.csv") as path:
+        return pd.read_csv(path)
+
+
+@dataclass(frozen=True)
+class EvModel:
+    """One EV model of the bundled spec mix.
+
+    Attributes:
+        model: Model name.
+        n_registrations: Registrations in the Netherlands (weight in the mix).
+        battery_capacity_kwh: Usable battery capacity [kWh].
+        max_ac_charge_kw: On-board charger limit [kW].
+        max_dc_charge_kw: DC charging limit [kW].
+        avg_dc_charge_kw: Average DC charging power [kW].
+        max_ac_discharge_kw: AC discharge limit (0: no AC V2G) [kW].
+        max_dc_discharge_kw: DC discharge limit (0: no DC V2G) [kW].
+    """
+
+    model: str
+    n_registrations: int
+    battery_capacity_kwh: float
+    max_ac_charge_kw: float
+    max_dc_charge_kw: float
+    avg_dc_charge_kw: float
+    max_ac_discharge_kw: float
+    max_dc_discharge_kw: float
+
+
+def ev_models(mix: str = "fleet") -> list[EvModel]:
+    """EV models of a spec mix: ``"fleet"`` (13 models) or ``"v2g_2024"`` (8 V2G-capable models).
+
+    Raises:
+        DataRangeError: For an unknown mix.
+    """
+    data = json.loads(bundle_bytes("ev_specs.json"))
+    if mix not in data:
+        raise DataRangeError(f"mix: got {mix!r}; expected one of {', '.join(sorted(data))}")
+    fields = EvModel.__dataclass_fields__
+    return [EvModel(**{k: v for k, v in entry.items() if k in fields}) for entry in data[mix]]
+
+
+def acn_tariffs() -> dict[str, Any]:
+    """The acnportal tariff schedules converted to EUR (rate in the ``usd_to_eur`` key)."""
+    data: dict[str, Any] = json.loads(bundle_bytes("acn_tariffs.json"))
+    return data
