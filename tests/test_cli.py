@@ -97,3 +97,55 @@ def test_console_script_is_installed() -> None:
     assert completed.returncode == 0, completed.stderr
     for command in ("demo", "evaluate", "scenario"):
         assert command in completed.stdout
+
+
+def test_templates_lists_the_five_pilots() -> None:
+    result = runner.invoke(app, ["scenario", "templates"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    for name in ("barcelona_public_hub", "berlin_residential_garage", "budapest_workplace", "rome_v2g_fleet"):
+        assert name in result.output
+    assert "turku_ultrafast_hub" in result.output
+
+
+def test_generate_writes_a_valid_scenario_and_a_plot(tmp_path: Path) -> None:
+    out, plot = tmp_path / "day.yaml", tmp_path / "day.png"
+    args = [
+        "scenario",
+        "generate",
+        "--site",
+        "berlin_residential_garage",
+        "--date",
+        "2024-10-27",
+        "--seed",
+        "4",
+    ]
+    result = runner.invoke(app, [*args, "--out", str(out), "--plot", str(plot)], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "100 steps of 15 min" in result.output  # the 25-hour day of the autumn clock change
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    validated = runner.invoke(app, ["scenario", "validate", str(out)])
+    assert validated.exit_code == 0, validated.output
+
+
+def test_generate_errors_are_one_line(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["scenario", "generate", "--site", "berlin_residential_garage", "--date", "27.10.2024"]
+    )
+    assert result.exit_code == 1
+    assert "date: got '27.10.2024'; expected a day as YYYY-MM-DD" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "scenario",
+            "generate",
+            "--site",
+            "rome_v2g_fleet",
+            "--date",
+            "2030-01-01",
+            "--out",
+            str(tmp_path / "x.yaml"),
+        ],
+    )
+    assert result.exit_code == 1
+    assert "expected a non-empty range within 2015-01-01" in result.output
+    assert not (tmp_path / "x.yaml").exists()

@@ -65,6 +65,7 @@ def scenario_validate(file: ScenarioFile) -> None:
         f"{file}: valid scenario {spec.name!r} ({len(spec.site.chargers)} chargers, "
         f"{len(spec.sessions)} sessions, {spec.time_grid.n_steps} steps)",
         highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -88,6 +89,89 @@ def scenario_show(
     except SmacError as exc:
         raise _fail(str(exc)) from None
     console.print(scenario_summary(spec))
+
+
+def _data_extra_missing(exc: ImportError) -> typer.Exit:
+    return _fail(
+        f"this command needs the [data] extra ({exc.name} is missing): "
+        "pip install -c constraints.txt -e '.[data]', or run make test once"
+    )
+
+
+@scenario_app.command("templates")
+def scenario_templates() -> None:
+    """List the built-in pilot site templates (illustrative configurations)."""
+    try:
+        from smac_rl.data.template_spec import load_template, template_names
+    except ImportError as exc:
+        raise _data_extra_missing(exc) from None
+    for name in template_names():
+        template = load_template(name)
+        console.print(f"[bold]{name}[/]: {' '.join(template.description.split())}", highlight=False)
+
+
+@scenario_app.command("generate")
+def scenario_generate(
+    site: Annotated[
+        str, typer.Option(help="Template name (see 'smac scenario templates') or template YAML file.")
+    ],
+    date: Annotated[str, typer.Option(help="First local day, YYYY-MM-DD (2015-01-01 to 2024-12-31).")],
+    days: Annotated[int, typer.Option(help="Number of local days.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    sessions: Annotated[
+        str, typer.Option(help="Session source: elaad (distributions) or caltech (resampled).")
+    ] = "elaad",
+    period: Annotated[
+        str, typer.Option(help="Caltech period for --sessions caltech.")
+    ] = "2019-05-01 2019-08-31",
+    out: Annotated[
+        Path | None, typer.Option(help="Scenario file to write; default <name>.yaml here.")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Also write a PNG of the generated days against the sources.")
+    ] = None,
+) -> None:
+    """Generate site-days from a template: sessions, prices, PV and base load on one grid."""
+    import datetime as dt
+
+    try:
+        from smac_rl.data.generator import generate_scenario
+        from smac_rl.data.template_spec import load_template
+    except ImportError as exc:
+        raise _data_extra_missing(exc) from None
+    from smac_rl.core.scenario_io import scenario_to_yaml
+
+    try:
+        first_day = dt.date.fromisoformat(date)
+    except ValueError:
+        raise _fail(f"date: got {date!r}; expected a day as YYYY-MM-DD") from None
+    if sessions not in ("elaad", "caltech"):
+        raise _fail(f"sessions: got {sessions!r}; expected elaad or caltech")
+    try:
+        template = load_template(site)
+        spec, report = generate_scenario(
+            template, first_day, days, seed, "caltech" if sessions == "caltech" else "elaad", period
+        )
+    except ScenarioError as exc:
+        raise _fail_scenario(exc) from None
+    except SmacError as exc:
+        raise _fail(str(exc)) from None
+    target = out or Path(f"{spec.name}.yaml")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(scenario_to_yaml(spec), encoding="utf-8")
+    console.print(
+        f"wrote {target}: {report.n_sessions} sessions "
+        f"({report.n_turned_away} turned away, no free connector; "
+        f"{report.n_energy_capped} energy requests capped), "
+        f"{spec.time_grid.n_steps} steps of {spec.time_grid.step_min} min",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if plot is not None:
+        from smac_rl.data.plots import plot_generated
+
+        written = plot_generated(spec, template, plot, sessions, period)
+        console.print(f"wrote {written}", highlight=False, soft_wrap=True)
 
 
 @app.command("evaluate")

@@ -16,7 +16,9 @@ the projection is idempotent):
 4. **Import limit**: when ``base_load + sum p + s - pv_available`` exceeds the import limit, every
    charging setpoint (EV and storage) is scaled by one factor; what remains with all charging at
    zero is reported by the physics as a violation.
-5. **Minimum current** (site option): AC charging setpoints below the minimum are set to zero.
+5. **Minimum current** (site option): AC charging setpoints below the minimum are set to zero,
+   except a final top-up that completes the energy wanted within the step (the EV draws at least
+   the minimum current, then stops by itself: the step average is lower).
 6. **Export limit**: when, even with all PV curtailed, export exceeds the export limit, every
    discharging setpoint is scaled by one factor.
 """
@@ -25,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from smac_rl.core.arraytypes import FloatArray
+from smac_rl.core.arraytypes import BoolArray, FloatArray
 from smac_rl.core.physics import storage_retained_kwh
 from smac_rl.core.state import Setpoints, StepContext
 
@@ -48,7 +50,7 @@ def ev_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
     taper = np.where(
         (ev.taper_start_soc_frac < 1.0) & (soc > ev.taper_start_soc_frac), (1.0 - soc) / taper_span, 1.0
     )
-    headroom_kw = (ev.target_energy_kwh - ev.energy_kwh) / (ev.charge_efficiency_frac * dt)
+    headroom_kw = energy_headroom_kw(context)
     tapered_kw = np.minimum(ev.max_charge_kw, ev.ev_max_power_kw * np.clip(taper, 0.0, 1.0))
     upper = np.clip(np.minimum(tapered_kw, headroom_kw), 0.0, None)
     steps_after = np.maximum(ev.n_steps_to_departure - 1, 0)
@@ -57,6 +59,27 @@ def ev_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
     spare_kw = (ev.energy_kwh - floor) * ev.discharge_efficiency_frac / dt
     lower = -np.clip(np.minimum(ev.max_discharge_kw, spare_kw), 0.0, None)
     return np.where(ev.is_present, lower, 0.0), np.where(ev.is_present, upper, 0.0)
+
+
+def energy_headroom_kw(context: StepContext) -> FloatArray:
+    """Constant power that completes each EV's energy wanted in exactly this step [kW], ``(B, C)``."""
+    ev = context.ev
+    return (ev.target_energy_kwh - ev.energy_kwh) / (ev.charge_efficiency_frac * context.step_h)
+
+
+def below_minimum_current(context: StepContext, ev_power_kw: FloatArray) -> BoolArray:
+    """Charging setpoints the minimum-current rule sets to zero (stage 5 of the module docstring).
+
+    Args:
+        context: State at the step's start.
+        ev_power_kw: Setpoints [kW], ``(B, C)``.
+
+    Returns:
+        True where a positive setpoint is below the connector's minimum and is not a final top-up.
+    """
+    too_low = (ev_power_kw > 0.0) & (ev_power_kw < context.site.connector_min_charge_kw - FEASIBILITY_TOL_KW)
+    top_up = ev_power_kw >= energy_headroom_kw(context) - FEASIBILITY_TOL_KW
+    return too_low & ~top_up
 
 
 def storage_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
@@ -113,8 +136,7 @@ def project(context: StepContext, setpoints: Setpoints) -> Setpoints:
     p = np.where(p > 0.0, p * factor[:, None], p)
     s = np.where(s > 0.0, s * factor, s)
 
-    too_low = (p > 0.0) & (p < site.connector_min_charge_kw - FEASIBILITY_TOL_KW)
-    p = np.where(too_low, 0.0, p)
+    p = np.where(below_minimum_current(context, p), 0.0, p)
 
     export_excess_kw = -(exo.base_load_kw + p.sum(axis=1) + s) - exo.export_limit_kw
     discharging_kw = np.maximum(-p, 0.0).sum(axis=1) + np.maximum(-s, 0.0)

@@ -42,7 +42,7 @@ def parse_scenario(data: object, source: str | None = None) -> ScenarioSpec:
     try:
         spec = ScenarioSpec.model_validate(dict(data))
     except ValidationError as exc:
-        raise ScenarioError(_problems_from_pydantic(exc.errors()), source) from None
+        raise ScenarioError(problems_from_pydantic(exc.errors()), source) from None
     problems = check_scenario(spec)
     if problems:
         raise ScenarioError(problems, source)
@@ -115,7 +115,11 @@ def scenario_to_yaml(spec: ScenarioSpec) -> str:
     return yaml.safe_dump(spec.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
 
 
-def _problems_from_pydantic(errors: list[ErrorDetails]) -> list[FieldProblem]:
+def problems_from_pydantic(errors: list[ErrorDetails]) -> list[FieldProblem]:
+    """Turn pydantic's errors into problems naming the field path, the value and the expectation.
+
+    Errors inside a series union collapse into one problem per series.
+    """
     problems: list[FieldProblem] = []
     seen_union_paths: set[str] = set()
     for error in errors:
@@ -131,7 +135,7 @@ def _problems_from_pydantic(errors: list[ErrorDetails]) -> list[FieldProblem]:
             problems.append(FieldProblem(path, render_value(error["input"]), _SERIES_EXPECTATION))
             continue
         value = "nothing" if error["type"] == "missing" else render_value(error["input"])
-        problems.append(FieldProblem(_format_path(loc), value, _expectation(error)))
+        problems.append(FieldProblem(_format_path(loc), value, describe_expectation(error)))
     return problems
 
 
@@ -142,7 +146,8 @@ def _format_path(loc: list[int | str]) -> str:
     return text or "(top level)"
 
 
-def _expectation(error: ErrorDetails) -> str:
+def describe_expectation(error: ErrorDetails) -> str:
+    """What a field should hold, phrased from one pydantic error (bounds, required, unknown key...)."""
     kind = error["type"]
     ctx: dict[str, Any] = dict(error.get("ctx") or {})
     bounds = {

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from smac_rl.core.errors import SmacError
-from smac_rl.core.projection import FEASIBILITY_TOL_KW, ev_power_bounds
+from smac_rl.core.projection import below_minimum_current, ev_power_bounds
 from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.policies.protocol import Policy
 
@@ -34,7 +34,7 @@ class LeastLaxityFirst:
     the slack it has if charged at full power from now on. EVs are served in order of increasing
     laxity, each at the most that its bounds and the remaining site, charger and phase headroom
     allow (the site headroom is ``import_limit - base_load + pv_available``); an allocation below
-    the minimum charging current is dropped. No discharging; storage idle.
+    the minimum charging current is dropped unless it is a final top-up. No discharging; storage idle.
     """
 
     name = "least_laxity_first"
@@ -65,7 +65,8 @@ class LeastLaxityFirst:
             ).min(axis=1)
             alloc = np.minimum.reduce([upper[rows, c], site_headroom, charger_headroom[rows, k], phase_cap])
             alloc = np.where(wants[rows, c], np.maximum(alloc, 0.0), 0.0)
-            alloc = np.where(alloc < site.connector_min_charge_kw[c] - FEASIBILITY_TOL_KW, 0.0, alloc)
+            power[rows, c] = alloc
+            alloc = np.where(below_minimum_current(context, power)[rows, c], 0.0, alloc)
             power[rows, c] = alloc
             site_headroom = site_headroom - alloc
             charger_headroom[rows, k] -= alloc

@@ -311,7 +311,14 @@ def limit_problems(context: StepContext, setpoints: Setpoints) -> list[str]:
     if export_kw > exo.export_limit_kw[0] + TOL_KW and discharging_kw > 0.0:
         problems.append(f"export limit: {export_kw} > {exo.export_limit_kw[0]} while discharging")
 
-    ac_charging = ~site.is_connector_dc & (p > 0.0)
+    # A setpoint below the minimum current is allowed only as the final top-up of the energy wanted.
+    ev = context.ev
+    top_up = (
+        p
+        >= (ev.target_energy_kwh[0] - ev.energy_kwh[0]) / (ev.charge_efficiency_frac[0] * context.step_h)
+        - TOL_KW
+    )
+    ac_charging = ~site.is_connector_dc & (p > 0.0) & ~top_up
     if np.any(p[ac_charging] < site.connector_min_charge_kw[ac_charging] - TOL_KW):
         problems.append(f"minimum current: {p} below {site.connector_min_charge_kw}")
     return problems
@@ -358,7 +365,8 @@ def test_projected_setpoints_respect_every_limit(data: dict[str, Any], seed: int
     EV box (EV/connector power, taper, energy wanted, V2G floor), connector and charger ratings,
     feeder phase currents, storage power and energy bounds, the import limit whenever it is
     achievable with all charging at zero, the export limit whenever achievable with all discharging
-    at zero, and the minimum AC charging current (a positive AC setpoint is 0 or at least the minimum).
+    at zero, and the minimum AC charging current (a positive AC setpoint is 0, at least the minimum,
+    or the final top-up of the energy wanted).
     """
     rollout = random_rollout(compile_data(data), seed)
     for t, context in enumerate(rollout.contexts):

@@ -411,6 +411,26 @@ def test_minimum_current_rounds_small_ac_setpoints_to_zero() -> None:
     assert trace.ev_power_kw == _approx([[0.0, 5.0, 3.0], [4.14, 0.0, 1.0]])
 
 
+def test_minimum_current_allows_the_final_top_up() -> None:
+    # min 4.14 kW. S1 wants 12 kWh over two 1-h steps: 20 kW asked -> min(charger 11.04, EV default
+    # 11, 12) = 11 kW, then the last 12 - 11 = 1 kWh needs 1 kW < 4.14 kW: a final top-up, kept (the
+    # EV draws at least 6 A and stops by itself). S2 asks 2 kW while it wants 10 kWh: not a top-up -> 0.
+    arrays = _scenario(
+        [_ac("AC1", 16.0), _ac("AC2", 16.0)],
+        [
+            _session("S1", "AC1", soc=0.2, depart_h=2.0, energy_wanted_kwh=12.0),
+            _session("S2", "AC2", soc=0.2, depart_h=2.0, energy_wanted_kwh=10.0),
+        ],
+        n_steps=2,
+        site={"min_current_a": 6.0},
+    )
+    trace = _replay(arrays, [[20.0, 2.0], [20.0, 2.0]])
+    assert trace.ev_power_kw == _approx([[11.0, 0.0], [1.0, 0.0]])
+    _, kpis = _uncontrolled(arrays)
+    # Uncontrolled: S1 as above, S2 10 kWh at min(11.04, 10) = 10 kW in step 0: both fully served.
+    assert kpis.unmet_energy_kwh == _approx(0.0)
+
+
 # 8. Storage -------------------------------------------------------------------------------------------
 
 STORAGE = {

@@ -1,0 +1,1 @@
+"""Pilot site templates (package data, illustrative configurations)."""

@@ -1,0 +1,210 @@
+"""The generator: templates, determinism, daylight saving, and marginals against the sources."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from smac_rl.core.arrays import compile_scenario
+from smac_rl.core.errors import ScenarioError
+from smac_rl.core.scenario_io import load_scenario, scenario_to_yaml
+from smac_rl.data.generator import (
+    GeneratorError,
+    _inverse_exceedance,
+    generate_scenario,
+    local_days_grid,
+)
+from smac_rl.data.loaders import caltech_sessions, elaad_table
+from smac_rl.data.template_spec import SiteTemplate, load_template, template_names
+from smac_rl.policies import make_heuristic, run_policy
+
+PILOTS = [
+    "barcelona_public_hub",
+    "berlin_residential_garage",
+    "budapest_workplace",
+    "rome_v2g_fleet",
+    "turku_ultrafast_hub",
+]
+
+
+def test_the_five_pilot_templates_exist_and_validate() -> None:
+    assert template_names() == PILOTS
+    for name in PILOTS:
+        template = load_template(name)
+        assert "illustrative" in template.description.lower()
+        assert template.site.name.endswith("(illustrative)")
+
+
+@pytest.mark.parametrize("name", PILOTS)
+@pytest.mark.parametrize("source", ["elaad", "caltech"])
+def test_every_template_generates_a_valid_day(name: str, source: str) -> None:
+    template = load_template(name)
+    spec, report = generate_scenario(template, dt.date(2024, 6, 12), 1, seed=5, session_source=source)  # type: ignore[arg-type]
+    assert report.n_sessions == len(spec.sessions) > 0
+    arrays = compile_scenario(spec)
+    assert arrays.n_steps == 96
+    _, kpis = run_policy(arrays, make_heuristic("uncontrolled"))
+    assert kpis.total_cost_eur > 0
+
+
+def test_same_seed_same_scenario_and_other_seed_other_sessions() -> None:
+    template = load_template("barcelona_public_hub")
+    first, _ = generate_scenario(template, dt.date(2023, 5, 2), 2, seed=11)
+    again, _ = generate_scenario(template, dt.date(2023, 5, 2), 2, seed=11)
+    other, _ = generate_scenario(template, dt.date(2023, 5, 2), 2, seed=12)
+    assert first == again
+    assert scenario_to_yaml(first) == scenario_to_yaml(again)
+    assert first.sessions != other.sessions
+
+
+def test_generated_file_round_trips(tmp_path: Path) -> None:
+    spec, _ = generate_scenario(load_template("rome_v2g_fleet"), dt.date(2022, 8, 29), 1, seed=1)
+    file = tmp_path / "rome.yaml"
+    file.write_text(scenario_to_yaml(spec))
+    assert load_scenario(file) == spec
+
+
+@pytest.mark.parametrize(
+    ("timezone", "day", "n_steps", "start_utc"),
+    [
+        ("Europe/Budapest", dt.date(2024, 3, 31), 92, "2024-03-30T23:00:00+00:00"),  # 23 h
+        ("Europe/Budapest", dt.date(2024, 10, 27), 100, "2024-10-26T22:00:00+00:00"),  # 25 h
+        ("Europe/Budapest", dt.date(2024, 6, 12), 96, "2024-06-11T22:00:00+00:00"),
+        ("Europe/Helsinki", dt.date(2024, 3, 31), 92, "2024-03-30T22:00:00+00:00"),
+    ],
+)
+def test_local_days_on_daylight_saving_days(
+    timezone: str, day: dt.date, n_steps: int, start_utc: str
+) -> None:
+    grid = local_days_grid(timezone, day, 1, 15)
+    assert grid.n_steps == n_steps
+    assert grid.start_utc.isoformat() == start_utc
+
+
+def test_generated_daylight_saving_day_has_92_steps_and_local_arrivals() -> None:
+    template = load_template("budapest_workplace")
+    spec, _ = generate_scenario(template, dt.date(2024, 3, 31), 2, seed=2)
+    assert spec.time_grid.n_steps == 92 + 96
+    tz = ZoneInfo("Europe/Budapest")
+    days = {s.arrival_utc.astimezone(tz).date() for s in spec.sessions}
+    assert days <= {dt.date(2024, 3, 31), dt.date(2024, 4, 1)}
+
+
+def _ample_template(profile: str, per_day: float) -> SiteTemplate:
+    """One group on 150 connectors: nobody is turned away, so arrivals follow the source."""
+    chargers = [
+        {
+            "station_id": f"C{i:03d}",
+            "kind": "ac",
+            "n_phases": 3,
+            "max_current_a": 32,
+            "connectors": [{"evse_id": 1}],
+        }
+        for i in range(150)
+    ]
+    return SiteTemplate.model_validate(
+        {
+            "template_id": "ample",
+            "description": "illustrative test site",
+            "site": {
+                "site_id": "ample",
+                "timezone": "Europe/Amsterdam",
+                "chargers": chargers,
+                "grid": {"import_limit_kw": 5000},
+            },
+            "session_groups": [
+                {
+                    "name": "g",
+                    "station_ids": [c["station_id"] for c in chargers],
+                    "elaad_profile": profile,
+                    "mean_sessions_per_weekday": per_day,
+                    "mean_sessions_per_weekend_day": per_day,
+                }
+            ],
+            "base_load": {"profile": "office", "mean_kw": 10},
+        }
+    )
+
+
+def test_arrivals_follow_the_elaad_weekday_distribution() -> None:
+    # 20 weekdays (2024-06-03 is a Monday) x 100 arrivals: about 2000 sessions.
+    template = _ample_template("public", 100.0)
+    days = [
+        dt.date(2024, 6, 3) + dt.timedelta(days=k)
+        for k in range(26)
+        if (dt.date(2024, 6, 3) + dt.timedelta(days=k)).weekday() < 5
+    ]
+    tz = ZoneInfo("Europe/Amsterdam")
+    hours: list[int] = []
+    for k, day in enumerate(days):
+        spec, report = generate_scenario(template, day, 1, seed=100 + k)
+        assert report.n_turned_away == 0
+        hours.extend(s.arrival_utc.astimezone(tz).hour for s in spec.sessions)
+    observed = np.bincount(hours, minlength=24) / len(hours)
+    source = elaad_table("arrivals_weekday")["public_frac"].to_numpy().reshape(24, 4).sum(axis=1)
+    # Tolerance: total variation distance <= 0.05. With n ~ 2000 over 24 bins the sampling noise of
+    # the distance is about 0.03 (sum of sqrt(p (1 - p) / n) * sqrt(2 / pi) / 2).
+    assert len(hours) > 1500
+    assert 0.5 * np.abs(observed - source).sum() <= 0.05
+    # Sessions per day: Poisson(100); the mean of 20 days is within 3 standard errors (3 * sqrt(100 / 20)).
+    assert abs(len(hours) / len(days) - 100.0) <= 3 * np.sqrt(100.0 / len(days))
+
+
+def test_inverse_transform_sampling_matches_the_source_cdf() -> None:
+    table = elaad_table("energy_demand")
+    rng = np.random.default_rng(0)
+    draws = _inverse_exceedance(table, "public_kwh", rng.uniform(0, 1, 20_000))
+    # The table repeats values (several exceedance levels share one energy): the source CDF at a
+    # value is the largest non-exceedance among its ties.
+    values = np.unique(table["public_kwh"].to_numpy())
+    non_exceedance = 1.0 - table["exceedance_frac"].to_numpy()
+    source_cdf = np.asarray([non_exceedance[table["public_kwh"].to_numpy() == v].max() for v in values])
+    sample_cdf = np.searchsorted(np.sort(draws), values, side="right") / len(draws)
+    # Kolmogorov-Smirnov distance at the table's points; 1.36 / sqrt(n) ~ 0.0096 is the 5 % critical value.
+    assert np.max(np.abs(sample_cdf - source_cdf)) <= 0.015
+
+
+def test_caltech_resampling_keeps_local_time_of_day_and_delivered_energy() -> None:
+    template = _ample_template("workplace", 20.0)
+    period = "2019-05-01 2019-08-31"
+    spec, _ = generate_scenario(
+        template, dt.date(2024, 6, 4), 1, seed=3, session_source="caltech", caltech_period=period
+    )
+    source = caltech_sessions(period)
+    pasadena = source["arrival_utc"].dt.tz_convert("America/Los_Angeles")
+    source_clock = {(t.hour, t.minute, t.second) for t in pasadena}
+    tz = ZoneInfo("Europe/Amsterdam")
+    for session in spec.sessions:
+        local = session.arrival_utc.astimezone(tz)
+        assert (local.hour, local.minute, local.second) in source_clock
+    delivered = set(np.round(source["delivered_energy_kwh"].to_numpy(), 3))
+    uncapped = [
+        s
+        for s in spec.sessions
+        if s.energy_wanted_kwh is not None and round(s.energy_wanted_kwh, 3) in delivered
+    ]
+    assert len(uncapped) >= len(spec.sessions) // 2
+
+
+def test_errors_name_the_field() -> None:
+    template = load_template("rome_v2g_fleet")
+    with pytest.raises(GeneratorError, match="days: got 0; expected 1 to 366"):
+        generate_scenario(template, dt.date(2024, 1, 1), 0)
+    with pytest.raises(GeneratorError, match="period: got 'summer'"):
+        generate_scenario(template, dt.date(2024, 1, 1), 1, session_source="caltech", caltech_period="summer")
+    with pytest.raises(GeneratorError, match="prices: got 2025"):
+        generate_scenario(template, dt.date(2025, 2, 1), 1)
+    with pytest.raises(ScenarioError, match="expected a template name"):
+        load_template("atlantis")
+
+
+def test_a_template_with_an_unknown_station_is_refused(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "smac_rl/data/templates/rome_v2g_fleet.yaml").read_text()
+    file = tmp_path / "bad.yaml"
+    file.write_text(text.replace("station_ids: [ROM-01,", "station_ids: [ROM-99,"))
+    with pytest.raises(ScenarioError, match=r"session_groups\[0\].station_ids\[0\]: got 'ROM-99'"):
+        load_template(file)
