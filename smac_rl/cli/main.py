@@ -174,6 +174,70 @@ def scenario_generate(
         console.print(f"wrote {written}", highlight=False, soft_wrap=True)
 
 
+@scenario_app.command("import")
+def scenario_import(
+    site: Annotated[
+        str, typer.Option(help="Template name or template YAML file: the site, base load and PV.")
+    ],
+    sessions: Annotated[Path, typer.Option(help="Sessions CSV (columns in docs/DATA_FORMATS.md).")],
+    layout: Annotated[
+        str, typer.Option(help="Sessions layout: plain (SessionSpec columns) or caltech (ACN-Data).")
+    ] = "plain",
+    prices: Annotated[
+        Path | None, typer.Option(help="Prices CSV (time_utc, price_eur_per_kwh or _mwh).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the imputations and generated series.")] = 0,
+    date: Annotated[str | None, typer.Option(help="First local day; default: the first arrival's.")] = None,
+    days: Annotated[
+        int | None, typer.Option(help="Number of days; default: through the last departure.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Scenario file to write; default <name>.yaml here.")
+    ] = None,
+) -> None:
+    """Build a scenario from your own sessions (and prices) on a template site; a bad row writes nothing."""
+    import datetime as dt
+
+    try:
+        from smac_rl.data.import_scenario import import_scenario
+        from smac_rl.data.importers import CsvImportError
+        from smac_rl.data.template_spec import load_template
+    except ImportError as exc:
+        raise _data_extra_missing(exc) from None
+    from smac_rl.core.scenario_io import scenario_to_yaml
+
+    if layout not in ("plain", "caltech"):
+        raise _fail(f"layout: got {layout!r}; expected plain or caltech")
+    try:
+        first_day = None if date is None else dt.date.fromisoformat(date)
+    except ValueError:
+        raise _fail(f"date: got {date!r}; expected a day as YYYY-MM-DD") from None
+    try:
+        template = load_template(site)
+        spec, report = import_scenario(
+            template, sessions, "caltech" if layout == "caltech" else "plain", prices, seed, first_day, days
+        )
+    except CsvImportError as exc:
+        where = f"{exc.source}: " if exc.source else ""
+        for problem in exc.problems:
+            error_console.print(f"[bold red]error:[/] {where}{problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(code=1) from None
+    except ScenarioError as exc:
+        raise _fail_scenario(exc) from None
+    except SmacError as exc:
+        raise _fail(str(exc)) from None
+    target = out or Path(f"{spec.name}.yaml")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(scenario_to_yaml(spec), encoding="utf-8")
+    console.print(
+        f"wrote {target}: {report.n_sessions} sessions "
+        f"({report.n_turned_away} turned away, no free connector), "
+        f"{spec.time_grid.n_steps} steps of {spec.time_grid.step_min} min",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command("evaluate")
 def evaluate(
     scenario: Annotated[

@@ -175,9 +175,61 @@ def generate_scenario(
         raw = _caltech_sessions(template, days, caltech_period, streams[0])
     report = GenerationReport()
     sessions = _finish_sessions(site, grid, raw, streams[1], report)
+    name = f"{template.template_id}_{first_day.isoformat()}_{n_days}d_{session_source}_s{seed}"
+    description = (
+        f"Generated from the illustrative template {template.template_id!r}: {n_days} day(s) from "
+        f"{first_day.isoformat()}, sessions from {session_source}"
+        + (f" ({caltech_period})" if session_source == "caltech" else "")
+        + f", seed {seed}."
+    )
+    spec = scenario_from_sessions(template, grid, sessions, streams, name, description, day_ahead)
+    return spec, report
+
+
+def scenario_from_sessions(
+    template: SiteTemplate,
+    grid: TimeGridSpec,
+    sessions: list[dict[str, Any]],
+    streams: list[np.random.Generator],
+    name: str,
+    description: str,
+    day_ahead_eur_per_kwh: FloatArray | None = None,
+    import_price_eur_per_kwh: FloatArray | None = None,
+) -> ScenarioSpec:
+    """Assemble and validate a scenario: the template's site, given sessions, generated series.
+
+    Args:
+        template: The site template.
+        grid: The time grid.
+        sessions: Session mappings (SessionSpec fields).
+        streams: Random streams; ``streams[2]`` draws the base load, ``streams[3]`` the clouds.
+        name: Scenario name.
+        description: Scenario description.
+        day_ahead_eur_per_kwh: Day-ahead price on the grid [EUR/kWh]; read from the bundle when None.
+        import_price_eur_per_kwh: A user's import price on the grid [EUR/kWh]; replaces day-ahead plus
+            adder (exports then follow the template's rule on this price).
+
+    Returns:
+        The validated scenario.
+
+    Raises:
+        GeneratorError: When the grid reaches outside the bundled prices and no prices are given.
+    """
+    site = template.site
+    if import_price_eur_per_kwh is not None:
+        wholesale = import_price_eur_per_kwh
+        import_price = import_price_eur_per_kwh
+    else:
+        if day_ahead_eur_per_kwh is None:
+            try:
+                day_ahead_eur_per_kwh = day_ahead_prices_on_grid(grid)
+            except SmacError as exc:
+                raise GeneratorError(str(exc)) from None
+        wholesale = day_ahead_eur_per_kwh
+        import_price = day_ahead_eur_per_kwh + template.prices.retail_adder_eur_per_kwh
     series: dict[str, Any] = {
-        "import_price_eur_per_kwh": _rounded(day_ahead + template.prices.retail_adder_eur_per_kwh, 5),
-        "export_price_eur_per_kwh": _rounded(day_ahead, 5)
+        "import_price_eur_per_kwh": _rounded(import_price, 5),
+        "export_price_eur_per_kwh": _rounded(wholesale, 5)
         if template.prices.export_price == "day_ahead"
         else 0.0,
         "base_load_kw": _rounded(base_load_kw(template, grid, streams[2]), 3),
@@ -187,20 +239,15 @@ def generate_scenario(
             pv_available_kw(site, grid, template.cloudiness_frac, streams[3]), 3
         )
     data = {
-        "name": f"{template.template_id}_{first_day.isoformat()}_{n_days}d_{session_source}_s{seed}",
-        "description": (
-            f"Generated from the illustrative template {template.template_id!r}: {n_days} day(s) from "
-            f"{first_day.isoformat()}, sessions from {session_source}"
-            + (f" ({caltech_period})" if session_source == "caltech" else "")
-            + f", seed {seed}."
-        ),
+        "name": name,
+        "description": description,
         "site": site.model_dump(mode="json"),
         "time_grid": grid.model_dump(mode="json"),
         "sessions": sessions,
         "series": series,
         "unmet_energy_penalty_eur_per_kwh": template.unmet_energy_penalty_eur_per_kwh,
     }
-    return parse_scenario(data, source=f"generator({template.template_id})"), report
+    return parse_scenario(data, source=f"generator({template.template_id})")
 
 
 def _rounded(values: FloatArray, digits: int) -> list[float]:
@@ -273,6 +320,39 @@ def _caltech_sessions(
                 dwell_h = (row["departure_utc"] - row["arrival_utc"]).total_seconds() / 3600.0
                 raw.append(_RawSession(group, arrival, dwell_h, float(row["delivered_energy_kwh"])))
     return raw
+
+
+def assign_sessions(
+    site: SiteSpec,
+    grid: TimeGridSpec,
+    arrivals: list[tuple[dt.datetime, float, float]],
+    rng: np.random.Generator,
+    report: GenerationReport,
+    ev_mix: Literal["fleet", "v2g_2024"] = "fleet",
+) -> list[dict[str, Any]]:
+    """Turn observed stays into sessions on the site (EV, SoC and connector as for generated ones).
+
+    Args:
+        site: The site; every charger is eligible.
+        grid: The time grid (the energy cap uses its whole steps).
+        arrivals: ``(arrival_utc, dwell_h, energy_kwh)`` per stay.
+        rng: Random stream.
+        report: Filled with counts.
+        ev_mix: EV spec mix.
+
+    Returns:
+        Session mappings (SessionSpec fields).
+    """
+    group = SessionGroup(
+        name="imported",
+        station_ids=[c.station_id for c in site.chargers],
+        elaad_profile="public",
+        mean_sessions_per_weekday=0.0,
+        mean_sessions_per_weekend_day=0.0,
+        ev_mix=ev_mix,
+    )
+    raw = [_RawSession(group, arrival, dwell, energy) for arrival, dwell, energy in arrivals]
+    return _finish_sessions(site, grid, raw, rng, report)
 
 
 def _connectors_of(site: SiteSpec) -> dict[str, list[tuple[int, int, float, bool, bool]]]:

@@ -642,3 +642,31 @@ def _read_table(path: str | Path) -> _Table:
     if header is None:
         raise CsvImportError([RowProblem(1, "(file)", "nothing", "a header row naming the columns")], source)
     return _Table(header, header_line, rows, problems)
+
+
+def formats_markdown() -> str:
+    """The documented CSV layouts as Markdown (the source of docs/DATA_FORMATS.md)."""
+    parts = [
+        "# CSV formats of `smac scenario import`\n",
+        "Generated from `smac_rl.data.importers` by `python -m smac_rl.data.importers`;",
+        "a test keeps it in step.",
+        "Files may be gzip-compressed (`.gz`) and may start with a byte-order mark. Every bad cell is",
+        "reported as `line N, column C: got V; expected E`, and nothing is imported from a file with any.\n",
+    ]
+    for title, columns in (
+        ("Sessions, plain layout (`--layout plain`)", PLAIN_SESSION_COLUMNS),
+        ("Sessions, Caltech ACN-Data layout (`--layout caltech`)", CALTECH_SESSION_COLUMNS),
+        ("Prices (`--prices`)", PRICE_COLUMNS),
+    ):
+        parts.append(f"## {title}\n")
+        parts.append("| column | required | meaning |")
+        parts.append("|---|---|---|")
+        parts.extend(
+            f"| `{c.name}` | {'yes' if c.is_required else 'no'} | {c.description} |" for c in columns
+        )
+        parts.append("")
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    print(formats_markdown(), end="")
