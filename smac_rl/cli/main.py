@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -27,6 +28,8 @@ app = typer.Typer(
 )
 scenario_app = typer.Typer(help="Validate and inspect scenarios.", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
+data_app = typer.Typer(help="The data bundle and the online sources.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 console = Console()
 error_console = Console(stderr=True)
@@ -132,8 +135,6 @@ def scenario_generate(
     ] = None,
 ) -> None:
     """Generate site-days from a template: sessions, prices, PV and base load on one grid."""
-    import datetime as dt
-
     try:
         from smac_rl.data.generator import generate_scenario
         from smac_rl.data.template_spec import load_template
@@ -196,8 +197,6 @@ def scenario_import(
     ] = None,
 ) -> None:
     """Build a scenario from your own sessions (and prices) on a template site; a bad row writes nothing."""
-    import datetime as dt
-
     try:
         from smac_rl.data.import_scenario import import_scenario
         from smac_rl.data.importers import CsvImportError
@@ -236,6 +235,89 @@ def scenario_import(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@data_app.command("verify")
+def data_verify() -> None:
+    """Check every bundled data file against the sha256 in its provenance file."""
+    try:
+        from smac_rl.data.loaders import provenance, verify_bundle
+    except ImportError as exc:
+        raise _data_extra_missing(exc) from None
+    problems = verify_bundle()
+    for problem in problems:
+        error_console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    if problems:
+        raise typer.Exit(code=1)
+    console.print(f"bundle intact: {len(provenance()['files'])} files match PROVENANCE.json", highlight=False)
+
+
+def _instant(name: str, text: str) -> dt.datetime:
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise _fail(
+            f"{name}: got {text!r}; expected an ISO 8601 time with offset, e.g. 2024-05-01T00:00:00Z"
+        ) from None
+    if value.tzinfo is None:
+        raise _fail(f"{name}: got {text!r}; expected a time with a UTC offset (Z or +02:00)")
+    return value
+
+
+@data_app.command("fetch-prices")
+def data_fetch_prices(
+    area: Annotated[str, typer.Option(help="ENTSO-E bidding zone (NL, DE_LU, ES, IT_NORD, FI...).")],
+    start: Annotated[str, typer.Option(help="Start, ISO 8601 with offset.")],
+    end: Annotated[str, typer.Option(help="End (exclusive), ISO 8601 with offset.")],
+    out: Annotated[Path, typer.Option(help="Prices CSV to write (the --prices format of scenario import).")],
+    token: Annotated[
+        str, typer.Option(envvar="SMAC_ENTSOE_TOKEN", help="ENTSO-E API token.", show_default=False)
+    ] = "",
+    base_url: Annotated[
+        str | None, typer.Option(help="Endpoint instead of the public one (proxy, mirror).")
+    ] = None,
+) -> None:
+    """Download day-ahead prices from the ENTSO-E Transparency Platform (needs a token)."""
+    try:
+        from smac_rl.data.online import fetch_entsoe_day_ahead_prices
+    except ImportError as exc:
+        raise _data_extra_missing(exc) from None
+    first, last = _instant("start", start), _instant("end", end)
+    try:
+        prices = fetch_entsoe_day_ahead_prices(token, area, first, last, base_url)
+    except SmacError as exc:
+        raise _fail(str(exc)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prices.to_csv(out, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.6f")
+    console.print(f"wrote {out}: {len(prices)} prices of {area}", highlight=False, soft_wrap=True)
+
+
+@data_app.command("fetch-acn")
+def data_fetch_acn(
+    site: Annotated[str, typer.Option(help="ACN site: caltech, jpl or office001.")],
+    start: Annotated[str, typer.Option(help="Start of the connection times, ISO 8601 with offset.")],
+    end: Annotated[str, typer.Option(help="End (exclusive), ISO 8601 with offset.")],
+    out: Annotated[Path, typer.Option(help="Sessions CSV to write (the caltech layout of scenario import).")],
+    token: Annotated[
+        str, typer.Option(envvar="SMAC_ACN_TOKEN", help="ACN-Data API token.", show_default=False)
+    ] = "",
+    base_url: Annotated[
+        str | None, typer.Option(help="API root instead of the public one (proxy, mirror).")
+    ] = None,
+) -> None:
+    """Download charging sessions from ACN-Data (Caltech) (needs a token)."""
+    try:
+        from smac_rl.data.online import caltech_sessions_csv, fetch_acn_sessions
+    except ImportError as exc:
+        raise _data_extra_missing(exc) from None
+    first, last = _instant("start", start), _instant("end", end)
+    try:
+        sessions = fetch_acn_sessions(token, site, first, last, base_url)
+    except SmacError as exc:
+        raise _fail(str(exc)) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(caltech_sessions_csv(sessions), encoding="utf-8")
+    console.print(f"wrote {out}: {len(sessions)} sessions of {site}", highlight=False, soft_wrap=True)
 
 
 @app.command("evaluate")
