@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 
 @dataclass(frozen=True)
@@ -27,20 +29,32 @@ class SmacError(Exception):
     """Base class of the errors SMAC-RL raises on bad input."""
 
 
-class ScenarioError(SmacError):
+ProblemT = TypeVar("ProblemT")
+
+
+class ProblemsError(SmacError, Generic[ProblemT]):
+    """Bad input with every problem found, each rendered on its own line.
+
+    Attributes:
+        problems: Every problem found (anything whose ``str`` is one line).
+        source: Where the input came from (a file path), if known.
+    """
+
+    def __init__(self, problems: Sequence[ProblemT], source: str | None = None) -> None:
+        self.problems: list[ProblemT] = list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        lines = [f"{len(self.problems)} problem(s){where}:"] + [f"  {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+class ScenarioError(ProblemsError[FieldProblem]):
     """A scenario that failed validation; nothing may run on it.
 
     Attributes:
         problems: Every problem found, one per field.
         source: Where the scenario came from (a file path), if known.
     """
-
-    def __init__(self, problems: list[FieldProblem], source: str | None = None) -> None:
-        self.problems = list(problems)
-        self.source = source
-        where = f" in {source}" if source else ""
-        lines = [f"{len(self.problems)} problem(s){where}:"] + [f"  {p}" for p in self.problems]
-        super().__init__("\n".join(lines))
 
 
 def render_value(value: object, max_chars: int = 60) -> str:

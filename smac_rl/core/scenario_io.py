@@ -62,6 +62,15 @@ def load_scenario(path: str | Path) -> ScenarioSpec:
         ScenarioError: When the file is missing, unreadable, malformed or invalid.
     """
     file = Path(path)
+    return parse_scenario(read_data_file(file), str(file))
+
+
+def read_data_file(file: Path) -> object:
+    """Read a ``.yaml``, ``.yml`` or ``.json`` file into plain data.
+
+    Raises:
+        ScenarioError: When the file has another suffix, is missing, unreadable or malformed.
+    """
     source = str(file)
     if file.suffix.lower() not in {".yaml", ".yml", ".json"}:
         raise ScenarioError(
@@ -69,20 +78,27 @@ def load_scenario(path: str | Path) -> ScenarioSpec:
         )
     try:
         text = file.read_text(encoding="utf-8")
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ScenarioError(
-            [FieldProblem("file", render_value(source), f"a readable file ({exc.strerror})")]
+            [FieldProblem("file", render_value(source), f"a readable file ({reason})")]
         ) from None
+    return parse_data_text(text, file.suffix.lower(), source)
+
+
+def parse_data_text(text: str, suffix: str, source: str) -> object:
+    """Parse YAML (safely, see :class:`ScenarioYamlLoader`) or JSON text (``suffix`` ``.json``).
+
+    Raises:
+        ScenarioError: When the text is malformed, naming the line.
+    """
     try:
-        data = (
-            json.loads(text) if file.suffix.lower() == ".json" else yaml.load(text, Loader=ScenarioYamlLoader)
-        )
-    except (json.JSONDecodeError, yaml.YAMLError, DuplicateKeyError) as exc:
+        return json.loads(text) if suffix == ".json" else yaml.load(text, Loader=ScenarioYamlLoader)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
         detail = " ".join(str(exc).split())
         raise ScenarioError(
-            [FieldProblem("file", render_value(file.name), f"well-formed data ({detail})")], source
+            [FieldProblem("file", render_value(Path(source).name), f"well-formed data ({detail})")], source
         ) from None
-    return parse_scenario(data, source)
 
 
 def builtin_scenario_names() -> list[str]:

@@ -20,20 +20,21 @@ import gzip
 import itertools
 import math
 from collections import Counter
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 import pandas as pd
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from smac_rl.core.errors import SmacError, render_value
+from smac_rl.core.errors import ProblemsError, render_value
 from smac_rl.core.scenario_io import describe_expectation
 from smac_rl.core.specs.session import SessionSpec
 
+SessionT = TypeVar("SessionT")
 TIME_EXAMPLE = "2024-05-01T08:00:00+02:00"
 
 
@@ -57,20 +58,13 @@ class RowProblem:
         return f"line {self.line}, column {self.column}: got {self.value}; expected {self.expectation}"
 
 
-class CsvImportError(SmacError):
+class CsvImportError(ProblemsError[RowProblem]):
     """A CSV file that failed validation; nothing was imported from it.
 
     Attributes:
         problems: Every problem found, one per bad cell, in line order.
         source: The file, if known.
     """
-
-    def __init__(self, problems: list[RowProblem], source: str | None = None) -> None:
-        self.problems = list(problems)
-        self.source = source
-        where = f" in {source}" if source else ""
-        lines = [f"{len(self.problems)} problem(s){where}:"] + [f"  {p}" for p in self.problems]
-        super().__init__("\n".join(lines))
 
 
 class CsvColumn(NamedTuple):
@@ -244,15 +238,7 @@ def read_plain_sessions_csv(path: str | Path) -> list[SessionSpec]:
             )
         )
     _raise_header_problems(table, problems, source)
-    sessions: list[SessionSpec] = []
-    first_line_of: dict[str, int] = {}
-    for row in table.rows:
-        session, row_problems = _session_from_row(row)
-        problems.extend(row_problems)
-        session_id = row.cells.get("session_id", "")
-        problems.extend(_duplicate_problem(row.line, "session_id", session_id, session_id, first_line_of))
-        if session is not None:
-            sessions.append(session)
+    sessions = _sessions_from_rows(table, _session_from_row, problems)
     _raise_row_problems(table, problems, source)
     return sessions
 
@@ -278,15 +264,7 @@ def read_caltech_sessions_csv(path: str | Path) -> list[CaltechSession]:
     table = _read_table(path)
     problems = _header_problems(table, known, required)
     _raise_header_problems(table, problems, source)
-    sessions: list[CaltechSession] = []
-    first_line_of: dict[str, int] = {}
-    for row in table.rows:
-        session, row_problems = _caltech_from_row(row)
-        problems.extend(row_problems)
-        session_id = row.cells.get("session_id", "")
-        problems.extend(_duplicate_problem(row.line, "session_id", session_id, session_id, first_line_of))
-        if session is not None:
-            sessions.append(session)
+    sessions = _sessions_from_rows(table, _caltech_from_row, problems)
     _raise_row_problems(table, problems, source)
     return sessions
 
@@ -347,6 +325,24 @@ def read_prices_csv(path: str | Path) -> pd.Series[float]:
         raise CsvImportError([spacing], source)
     index = pd.DatetimeIndex([point[0] for point in points], name="time_utc")
     return pd.Series([point[1] for point in points], index=index, dtype="float64", name="price_eur_per_kwh")
+
+
+def _sessions_from_rows(
+    table: _Table,
+    parse: Callable[[_Row], tuple[SessionT | None, list[RowProblem]]],
+    problems: list[RowProblem],
+) -> list[SessionT]:
+    """Parse every row, collecting its problems and repeated session ids into ``problems``."""
+    sessions: list[SessionT] = []
+    first_line_of: dict[str, int] = {}
+    for row in table.rows:
+        session, row_problems = parse(row)
+        problems.extend(row_problems)
+        session_id = row.cells.get("session_id", "")
+        problems.extend(_duplicate_problem(row.line, "session_id", session_id, session_id, first_line_of))
+        if session is not None:
+            sessions.append(session)
+    return sessions
 
 
 def _session_from_row(row: _Row) -> tuple[SessionSpec | None, list[RowProblem]]:

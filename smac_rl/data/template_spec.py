@@ -6,11 +6,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError
 
 from smac_rl.core.errors import FieldProblem, ScenarioError, render_value
-from smac_rl.core.scenario_io import ScenarioYamlLoader, problems_from_pydantic
+from smac_rl.core.scenario_io import parse_data_text, problems_from_pydantic, read_data_file
 from smac_rl.core.specs import SiteSpec
 from smac_rl.core.specs.base import StrictModel
 
@@ -139,8 +138,9 @@ def load_template(source: str | Path) -> SiteTemplate:
     """
     names = template_names()
     if isinstance(source, str) and source in names:
-        text = (resources.files(TEMPLATES_PACKAGE) / f"{source}.yaml").read_text(encoding="utf-8")
         where = source
+        text = (resources.files(TEMPLATES_PACKAGE) / f"{source}.yaml").read_text(encoding="utf-8")
+        data = parse_data_text(text, ".yaml", where)
     else:
         path = Path(source)
         if not path.is_file():
@@ -153,14 +153,8 @@ def load_template(source: str | Path) -> SiteTemplate:
                     )
                 ]
             )
-        text, where = path.read_text(encoding="utf-8"), str(path)
-    try:
-        data = yaml.load(text, Loader=ScenarioYamlLoader)
-    except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())
-        raise ScenarioError(
-            [FieldProblem("file", render_value(where), f"well-formed YAML ({detail})")], where
-        ) from None
+        where = str(path)
+        data = read_data_file(path)
     try:
         template = SiteTemplate.model_validate(data)
     except ValidationError as exc:
