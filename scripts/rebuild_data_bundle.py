@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from smac_rl.data import bundle_build as build
+from smac_rl.data.periods import CALTECH_PERIODS
 
 BUNDLE = Path(__file__).resolve().parents[1] / "smac_rl" / "data" / "bundle"
 
@@ -41,12 +42,6 @@ WHEELS = {
         "3bda7c776a451f53c778fb3b92202ec1ebcb265c92b2116ab8eb20d62114315b",
     ),
 }
-CALTECH_PERIODS = (
-    "2019-05-01 2019-08-31",
-    "2019-09-01 2019-12-31",
-    "2020-02-01 2020-05-31",
-    "2021-05-01 2021-08-31",
-)
 ACN_TARIFFS = (
     "sce_tou_ev_4_march_2019",
     "sce_tou_ev_4_march_2019_tou_periods_shifted",

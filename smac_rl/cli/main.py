@@ -5,17 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from smac_rl.core.arrays import compile_scenario
-from smac_rl.core.errors import ScenarioError, SmacError
-from smac_rl.core.scenario_io import builtin_scenario_names, load_builtin_scenario, load_scenario
+from smac_rl.core.arrays import ScenarioArrays, compile_scenario
+from smac_rl.core.errors import ProblemsError, ScenarioError, SmacError
+from smac_rl.core.scenario_io import load_builtin_scenario, load_scenario
 from smac_rl.core.scoring import Kpis
 from smac_rl.core.specs import ScenarioSpec
-from smac_rl.policies import HEURISTICS, make_heuristic, run_policy
+from smac_rl.data.periods import CALTECH_PERIODS
+from smac_rl.policies import HEURISTICS, Policy, make_heuristic, run_policy
 
 DEFAULT_SCENARIO = "demo_workplace"
 
@@ -42,11 +43,19 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _fail_scenario(exc: ScenarioError) -> typer.Exit:
+def _fail_problems(exc: ProblemsError[Any]) -> typer.Exit:
     where = f"{exc.source}: " if exc.source else ""
     for problem in exc.problems:
         error_console.print(f"[bold red]error:[/] {where}{problem}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)
+
+
+def _write_output(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise _fail(f"out: got {str(path)!r}; expected a writable file path ({exc.strerror})") from None
 
 
 def _resolve_scenario(file: Path | None, builtin: str | None) -> ScenarioSpec:
@@ -57,13 +66,31 @@ def _resolve_scenario(file: Path | None, builtin: str | None) -> ScenarioSpec:
     return load_builtin_scenario(builtin or DEFAULT_SCENARIO)
 
 
+def _run_with_progress(arrays: ScenarioArrays, policies: list[Policy]) -> list[tuple[str, Kpis]]:
+    """Run each policy on the scenario with a progress bar (on a terminal)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+    results: list[tuple[str, Kpis]] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as progress:
+        for policy in policies:
+            task = progress.add_task(policy.name, total=arrays.n_steps)
+
+            def advance(_step: int, task: TaskID = task) -> None:
+                progress.advance(task)
+
+            _, kpis = run_policy(arrays, policy, advance)
+            results.append((policy.name, kpis))
+    return results
+
+
 @scenario_app.command("validate")
 def scenario_validate(file: ScenarioFile) -> None:
     """Check a scenario file; print every problem with its field path, exit 1 on any."""
     try:
         spec = load_scenario(file)
     except ScenarioError as exc:
-        raise _fail_scenario(exc) from None
+        raise _fail_problems(exc) from None
     console.print(
         f"{file}: valid scenario {spec.name!r} ({len(spec.site.chargers)} chargers, "
         f"{len(spec.sessions)} sessions, {spec.time_grid.n_steps} steps)",
@@ -79,7 +106,7 @@ def scenario_show(
     ] = None,
     builtin: Annotated[
         str | None,
-        typer.Option(help=f"A built-in scenario instead of a file ({', '.join(builtin_scenario_names())})."),
+        typer.Option(help="A built-in scenario instead of a file (demo_workplace)."),
     ] = None,
 ) -> None:
     """Print a readable summary of a scenario: horizon, assets, tariff, sessions."""
@@ -88,7 +115,7 @@ def scenario_show(
     try:
         spec = _resolve_scenario(file, builtin)
     except ScenarioError as exc:
-        raise _fail_scenario(exc) from None
+        raise _fail_problems(exc) from None
     except SmacError as exc:
         raise _fail(str(exc)) from None
     console.print(scenario_summary(spec))
@@ -119,14 +146,12 @@ def scenario_generate(
         str, typer.Option(help="Template name (see 'smac scenario templates') or template YAML file.")
     ],
     date: Annotated[str, typer.Option(help="First local day, YYYY-MM-DD (2015-01-01 to 2024-12-31).")],
-    days: Annotated[int, typer.Option(help="Number of local days.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Number of local days.")] = 1,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of every random draw (>= 0).")] = 0,
     sessions: Annotated[
         str, typer.Option(help="Session source: elaad (distributions) or caltech (resampled).")
     ] = "elaad",
-    period: Annotated[
-        str, typer.Option(help="Caltech period for --sessions caltech.")
-    ] = "2019-05-01 2019-08-31",
+    period: Annotated[str, typer.Option(help="Caltech period for --sessions caltech.")] = CALTECH_PERIODS[0],
     out: Annotated[
         Path | None, typer.Option(help="Scenario file to write; default <name>.yaml here.")
     ] = None,
@@ -148,18 +173,27 @@ def scenario_generate(
         raise _fail(f"date: got {date!r}; expected a day as YYYY-MM-DD") from None
     if sessions not in ("elaad", "caltech"):
         raise _fail(f"sessions: got {sessions!r}; expected elaad or caltech")
+    if plot is not None and plot.suffix.lower() != ".png":
+        raise _fail(f"plot: got {str(plot)!r}; expected a .png file")
     try:
         template = load_template(site)
         spec, report = generate_scenario(
             template, first_day, days, seed, "caltech" if sessions == "caltech" else "elaad", period
         )
     except ScenarioError as exc:
-        raise _fail_scenario(exc) from None
+        raise _fail_problems(exc) from None
     except SmacError as exc:
         raise _fail(str(exc)) from None
+    if plot is not None:
+        from smac_rl.data.plots import plot_generated
+
+        try:
+            written = plot_generated(spec, template, plot, sessions, period)
+        except OSError as exc:
+            raise _fail(f"plot: got {str(plot)!r}; expected a writable file path ({exc.strerror})") from None
+        console.print(f"wrote {written}", highlight=False, soft_wrap=True)
     target = out or Path(f"{spec.name}.yaml")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(scenario_to_yaml(spec), encoding="utf-8")
+    _write_output(target, scenario_to_yaml(spec))
     console.print(
         f"wrote {target}: {report.n_sessions} sessions "
         f"({report.n_turned_away} turned away, no free connector; "
@@ -168,11 +202,6 @@ def scenario_generate(
         highlight=False,
         soft_wrap=True,
     )
-    if plot is not None:
-        from smac_rl.data.plots import plot_generated
-
-        written = plot_generated(spec, template, plot, sessions, period)
-        console.print(f"wrote {written}", highlight=False, soft_wrap=True)
 
 
 @scenario_app.command("import")
@@ -187,10 +216,12 @@ def scenario_import(
     prices: Annotated[
         Path | None, typer.Option(help="Prices CSV (time_utc, price_eur_per_kwh or _mwh).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the imputations and generated series.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the imputations and generated series (>= 0).")
+    ] = 0,
     date: Annotated[str | None, typer.Option(help="First local day; default: the first arrival's.")] = None,
     days: Annotated[
-        int | None, typer.Option(help="Number of days; default: through the last departure.")
+        int | None, typer.Option(min=1, max=366, help="Number of days; default: through the last departure.")
     ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Scenario file to write; default <name>.yaml here.")
@@ -199,7 +230,6 @@ def scenario_import(
     """Build a scenario from your own sessions (and prices) on a template site; a bad row writes nothing."""
     try:
         from smac_rl.data.import_scenario import import_scenario
-        from smac_rl.data.importers import CsvImportError
         from smac_rl.data.template_spec import load_template
     except ImportError as exc:
         raise _data_extra_missing(exc) from None
@@ -216,18 +246,12 @@ def scenario_import(
         spec, report = import_scenario(
             template, sessions, "caltech" if layout == "caltech" else "plain", prices, seed, first_day, days
         )
-    except CsvImportError as exc:
-        where = f"{exc.source}: " if exc.source else ""
-        for problem in exc.problems:
-            error_console.print(f"[bold red]error:[/] {where}{problem}", highlight=False, soft_wrap=True)
-        raise typer.Exit(code=1) from None
-    except ScenarioError as exc:
-        raise _fail_scenario(exc) from None
+    except ProblemsError as exc:
+        raise _fail_problems(exc) from None
     except SmacError as exc:
         raise _fail(str(exc)) from None
     target = out or Path(f"{spec.name}.yaml")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(scenario_to_yaml(spec), encoding="utf-8")
+    _write_output(target, scenario_to_yaml(spec))
     console.print(
         f"wrote {target}: {report.n_sessions} sessions "
         f"({report.n_turned_away} turned away, no free connector), "
@@ -287,8 +311,7 @@ def data_fetch_prices(
         prices = fetch_entsoe_day_ahead_prices(token, area, first, last, base_url)
     except SmacError as exc:
         raise _fail(str(exc)) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    prices.to_csv(out, date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.6f")
+    _write_output(out, prices.to_csv(date_format="%Y-%m-%dT%H:%M:%SZ", float_format="%.6f"))
     console.print(f"wrote {out}: {len(prices)} prices of {area}", highlight=False, soft_wrap=True)
 
 
@@ -312,12 +335,15 @@ def data_fetch_acn(
         raise _data_extra_missing(exc) from None
     first, last = _instant("start", start), _instant("end", end)
     try:
-        sessions = fetch_acn_sessions(token, site, first, last, base_url)
+        sessions, n_dropped = fetch_acn_sessions(token, site, first, last, base_url)
     except SmacError as exc:
         raise _fail(str(exc)) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(caltech_sessions_csv(sessions), encoding="utf-8")
-    console.print(f"wrote {out}: {len(sessions)} sessions of {site}", highlight=False, soft_wrap=True)
+    _write_output(out, caltech_sessions_csv(sessions))
+    console.print(
+        f"wrote {out}: {len(sessions)} sessions of {site} ({n_dropped} left out: no energy delivered)",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("evaluate")
@@ -341,11 +367,11 @@ def evaluate(
         spec = _resolve_scenario(scenario, builtin)
         policies = [make_heuristic(name) for name in (policy or list(HEURISTICS))]
     except ScenarioError as exc:
-        raise _fail_scenario(exc) from None
+        raise _fail_problems(exc) from None
     except SmacError as exc:
         raise _fail(str(exc)) from None
     arrays = compile_scenario(spec)
-    results: list[tuple[str, Kpis]] = [(p.name, run_policy(arrays, p)[1]) for p in policies]
+    results = _run_with_progress(arrays, policies)
     if as_json:
         console.print_json(json.dumps({"scenario": spec.name, "kpis": {n: k.as_dict() for n, k in results}}))
         return
@@ -364,10 +390,10 @@ def demo(
     try:
         spec = load_builtin_scenario(builtin)
     except ScenarioError as exc:
-        raise _fail_scenario(exc) from None
+        raise _fail_problems(exc) from None
     console.print(scenario_summary(spec))
     arrays = compile_scenario(spec)
-    results = [(name, run_policy(arrays, make_heuristic(name))[1]) for name in HEURISTICS]
+    results = _run_with_progress(arrays, [make_heuristic(name) for name in HEURISTICS])
     console.print(kpi_table(results, title=f"Heuristics on {spec.name}"))
     console.print(
         "Costs, peak and unmet energy come from one scorer over one physics step; every setpoint passed the "

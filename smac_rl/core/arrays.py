@@ -295,7 +295,14 @@ def _compile_sessions(spec: ScenarioSpec, site: SiteArrays) -> SessionArrays:
                 "floor_energy_kwh": session.v2g_min_soc_frac * capacity,
                 "max_charge_kw": max_charge,
                 "ev_max_power_kw": ev_limit,
-                "max_discharge_kw": max_charge if can_discharge else 0.0,
+                "max_discharge_kw": (
+                    min(
+                        max_charge if session.ev_max_discharge_kw is None else session.ev_max_discharge_kw,
+                        max_charge,
+                    )
+                    if can_discharge
+                    else 0.0
+                ),
                 "charge_efficiency_frac": session.charge_efficiency_frac,
                 "discharge_efficiency_frac": session.discharge_efficiency_frac,
                 "taper_start_soc_frac": float(site.connector_taper_start_soc_frac[c])

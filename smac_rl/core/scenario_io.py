@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -93,12 +93,24 @@ def parse_data_text(text: str, suffix: str, source: str) -> object:
         ScenarioError: When the text is malformed, naming the line.
     """
     try:
-        return json.loads(text) if suffix == ".json" else yaml.load(text, Loader=ScenarioYamlLoader)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        if suffix == ".json":
+            return json.loads(text, object_pairs_hook=_unique_json_keys)
+        return yaml.load(text, Loader=ScenarioYamlLoader)
+    except (json.JSONDecodeError, yaml.YAMLError, RecursionError) as exc:
         detail = " ".join(str(exc).split())
         raise ScenarioError(
             [FieldProblem("file", render_value(Path(source).name), f"well-formed data ({detail})")], source
         ) from None
+
+
+def _unique_json_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Build a JSON object, refusing repeated keys as the YAML loader does."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise json.JSONDecodeError(f"duplicate key {key!r}", "", 0)
+        out[key] = value
+    return out
 
 
 def builtin_scenario_names() -> list[str]:
@@ -196,44 +208,49 @@ class DuplicateKeyError(yaml.YAMLError):
     """A YAML mapping repeats a key (plain YAML keeps the last one silently)."""
 
 
+_INT_YAML12 = re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$")
+_FLOAT_YAML12 = re.compile(
+    r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
+    r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
+def _scenario_resolvers() -> dict[Any, list[tuple[str, re.Pattern[str]]]]:
+    """SafeLoader's implicit resolvers without timestamps and with YAML 1.2 numbers (no base 60)."""
+    dropped = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+    resolvers: dict[Any, list[tuple[str, re.Pattern[str]]]] = {
+        first: [(tag, regexp) for tag, regexp in entries if tag not in dropped]
+        for first, entries in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    for tag, regexp, firsts in (
+        ("tag:yaml.org,2002:int", _INT_YAML12, "-+0123456789"),
+        ("tag:yaml.org,2002:float", _FLOAT_YAML12, "-+0123456789."),
+    ):
+        for first in firsts:
+            resolvers.setdefault(first, []).append((tag, regexp))
+    return resolvers
+
+
 class ScenarioYamlLoader(yaml.SafeLoader):
     """Safe YAML loader for scenarios.
 
     Differences from ``yaml.SafeLoader``: timestamps stay strings (pydantic parses ISO 8601 and
     rejects naive ones), ``7:30`` stays a string instead of the YAML 1.1 base-60 integer 450, and a
-    repeated key is an error.
+    repeated or unhashable key is an error.
     """
 
+    yaml_implicit_resolvers = _scenario_resolvers()
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        """Build a mapping, refusing repeated keys."""
+        """Build a mapping, refusing repeated and unhashable keys."""
         keys: set[object] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise DuplicateKeyError(
+                    f"a list or mapping used as a key at line {key_node.start_mark.line + 1}"
+                )
             if key in keys:
                 raise DuplicateKeyError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
             keys.add(key)
         return super().construct_mapping(node, deep=deep)
-
-
-def _yaml12_resolvers() -> None:
-    dropped = {"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
-    ScenarioYamlLoader.yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag not in dropped]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    ScenarioYamlLoader.add_implicit_resolver(
-        "tag:yaml.org,2002:int",
-        re.compile(r"^(?:[-+]?0b[0-1_]+|[-+]?0o?[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"),
-        list("-+0123456789"),
-    )
-    ScenarioYamlLoader.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(
-            r"^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)"
-            r"|\.[0-9_]+(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-        ),
-        list("-+0123456789."),
-    )
-
-
-_yaml12_resolvers()

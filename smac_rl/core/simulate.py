@@ -50,12 +50,13 @@ class Trace:
     energy_cost_eur: FloatArray
 
 
-def simulate(arrays: ScenarioArrays, decide: Decide) -> Trace:
+def simulate(arrays: ScenarioArrays, decide: Decide, on_step: Callable[[int], None] | None = None) -> Trace:
     """Run one episode: at every step, decide, project, apply the physics.
 
     Args:
         arrays: The compiled scenario.
         decide: Maps each step's context (batch size 1) to setpoints.
+        on_step: Called with each finished step's index (progress reporting).
 
     Returns:
         The episode's trace.
@@ -81,6 +82,8 @@ def simulate(arrays: ScenarioArrays, decide: Decide) -> Trace:
         present = context.ev.is_present[0]
         session_energy[t + 1, context.ev.session_index[0][present]] = outcome.ev_energy_kwh[0][present]
         storage_energy[t + 1] = outcome.storage_energy_kwh[0]
+        if on_step is not None:
+            on_step(t)
     return Trace(
         requested_ev_power_kw=requested_ev,
         ev_power_kw=applied_ev,

@@ -26,12 +26,12 @@ def check_scenario(spec: ScenarioSpec) -> list[FieldProblem]:
     Returns:
         The problems found; empty when the scenario is valid.
     """
-    return [
-        *_check_chargers(spec.site),
-        *_check_storage(spec.site),
-        *_check_series(spec),
-        *_check_sessions(spec),
-    ]
+    return [*check_site(spec.site), *_check_series(spec), *_check_sessions(spec)]
+
+
+def check_site(site: SiteSpec) -> list[FieldProblem]:
+    """Cross-field problems of a site alone (chargers, storage); paths start with ``site.``."""
+    return [*_check_chargers(site), *_check_storage(site)]
 
 
 def _check_chargers(site: SiteSpec) -> list[FieldProblem]:

@@ -8,12 +8,14 @@ Rules (stated once, in DATA_SOURCES.md terms):
 
 * **ElaadNL sessions**: per local day and session group, a Poisson number of arrivals; arrival
   slot from the ElaadNL 15-minute arrival shares (weekday or weekend; weekend ``workplace`` uses
-  ``public``), uniform within the slot; connection time and energy by inverse-transform sampling
-  of the ElaadNL exceedance tables (independently), the stay capped at the group's ``max_dwell_h``.
+  ``public``), uniform within the slot (on clock-change days see :func:`local_clock_to_utc`);
+  connection time and energy by inverse-transform sampling of the ElaadNL exceedance tables
+  (independently), the stay capped at the group's ``max_dwell_h``.
 * **Caltech sessions**: per local day and group, a Caltech day of the requested period with the
   same weekday/weekend type is drawn, and a Poisson number of its sessions (all when fewer) is
   replayed at the same local time of day on the target date; energy wanted = delivered energy.
-* **EV and SoC**: an EV model from the group's spec mix, weighted by registrations; energy capped
+* **EV and SoC**: an EV model from the group's spec mix, weighted by registrations (its discharge
+  limit for the connector's kind bounds V2G; a model that cannot discharge there gets no V2G); energy capped
   at 90 % of the battery and at 90 % of what the connector could deliver at full power during the
   whole grid steps of the stay (no driver asks for the impossible; unmet energy then comes from
   controls, limits and the DC taper);
@@ -41,6 +43,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from smac_rl.core.arrays import compile_site, connector_keys
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.errors import SmacError
 from smac_rl.core.scenario_io import parse_scenario
@@ -125,10 +128,19 @@ def local_days_grid(timezone: str, first_day: dt.date, n_days: int, step_min: in
 
     Returns:
         The grid; a daylight-saving day has 23 or 25 hours of steps.
+
+    Raises:
+        GeneratorError: For dates outside what ``datetime`` can represent.
     """
     tz = ZoneInfo(timezone)
-    start = dt.datetime.combine(first_day, dt.time(), tzinfo=tz).astimezone(dt.UTC)
-    end = dt.datetime.combine(first_day + dt.timedelta(days=n_days), dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    try:
+        start = dt.datetime.combine(first_day, dt.time(), tzinfo=tz).astimezone(dt.UTC)
+        last = first_day + dt.timedelta(days=n_days)
+        end = dt.datetime.combine(last, dt.time(), tzinfo=tz).astimezone(dt.UTC)
+    except (OverflowError, ValueError):
+        raise GeneratorError(
+            f"date: got {first_day.isoformat()} and {n_days} day(s); expected dates within years 1 to 9998"
+        ) from None
     n_steps = int((end - start).total_seconds() // (step_min * 60))
     return TimeGridSpec(start_utc=start, step_min=step_min, n_steps=n_steps)
 
@@ -155,10 +167,12 @@ def generate_scenario(
         The validated scenario and the generation report.
 
     Raises:
-        GeneratorError: For a day count out of range, an unknown period or dates outside the prices.
+        GeneratorError: For a day count or seed out of range, an unknown period or dates outside the prices.
     """
     if not 1 <= n_days <= 366:
         raise GeneratorError(f"days: got {n_days}; expected 1 to 366")
+    if seed < 0:
+        raise GeneratorError(f"seed: got {seed}; expected a whole number >= 0")
     if session_source == "caltech" and caltech_period not in CALTECH_PERIODS:
         raise GeneratorError(f"period: got {caltech_period!r}; expected one of {', '.join(CALTECH_PERIODS)}")
     site = template.site
@@ -283,12 +297,30 @@ def _elaad_sessions(
             energy_kwh = _inverse_exceedance(
                 energy, f"{group.elaad_profile}_kwh", rng.uniform(0, 1, size=count)
             )
-            midnight = dt.datetime.combine(day, dt.time(), tzinfo=tz)
             for k in range(count):
-                local = midnight + dt.timedelta(minutes=float(offsets_min[k]))
-                arrival = local.astimezone(dt.UTC)  # wall-clock arithmetic above: DST-safe
-                raw.append(_RawSession(group, arrival, float(dwell_h[k]), float(energy_kwh[k])))
+                arrival = local_clock_to_utc(day, dt.timedelta(minutes=float(offsets_min[k])), tz, rng)
+                if arrival is not None:
+                    raw.append(_RawSession(group, arrival, float(dwell_h[k]), float(energy_kwh[k])))
     return raw
+
+
+def local_clock_to_utc(
+    day: dt.date, time_of_day: dt.timedelta, tz: ZoneInfo, rng: np.random.Generator
+) -> dt.datetime | None:
+    """The UTC instant of a local wall-clock time on a day, across clock changes.
+
+    A time the clock skips (spring forward) does not exist: None (the arrival is dropped). A time
+    the clock repeats (fall back) is put in the first or the second occurrence with equal odds, so
+    the repeated hour gets the slot's share once, over its two real hours.
+    """
+    wall = dt.datetime.combine(day, dt.time()) + time_of_day
+    first = wall.replace(tzinfo=tz, fold=0)
+    second = wall.replace(tzinfo=tz, fold=1)
+    if first.astimezone(dt.UTC).astimezone(tz).replace(tzinfo=None) != wall:
+        return None
+    if first.utcoffset() != second.utcoffset() and rng.uniform() < 0.5:
+        return second.astimezone(dt.UTC)
+    return first.astimezone(dt.UTC)
 
 
 def _caltech_sessions(
@@ -315,8 +347,9 @@ def _caltech_sessions(
                 time_of_day = dt.timedelta(
                     hours=source_local.hour, minutes=source_local.minute, seconds=source_local.second
                 )
-                local = dt.datetime.combine(day, dt.time(), tzinfo=tz) + time_of_day
-                arrival = local.astimezone(dt.UTC)  # wall-clock arithmetic above: DST-safe
+                arrival = local_clock_to_utc(day, time_of_day, tz, rng)
+                if arrival is None:
+                    continue
                 dwell_h = (row["departure_utc"] - row["arrival_utc"]).total_seconds() / 3600.0
                 raw.append(_RawSession(group, arrival, dwell_h, float(row["delivered_energy_kwh"])))
     return raw
@@ -355,21 +388,13 @@ def assign_sessions(
     return _finish_sessions(site, grid, raw, rng, report)
 
 
-def _connectors_of(site: SiteSpec) -> dict[str, list[tuple[int, int, float, bool, bool]]]:
-    """Per station: (evse_id, connector_id, connector power [kW], is_dc, is_bidirectional)."""
-    out: dict[str, list[tuple[int, int, float, bool, bool]]] = {}
-    for charger in site.chargers:
-        rated = charger.rated_power_kw()
-        out[charger.station_id] = [
-            (
-                k.evse_id,
-                k.connector_id,
-                min(rated, k.max_power_kw or rated),
-                charger.kind == "dc",
-                charger.is_bidirectional,
-            )
-            for k in charger.connectors
-        ]
+def _connectors_of(site: SiteSpec) -> dict[str, list[tuple[int, int, float, bool]]]:
+    """Per station: (evse_id, connector_id, connector power limit [kW], is_dc), from the core's arrays."""
+    arrays = compile_site(site)
+    out: dict[str, list[tuple[int, int, float, bool]]] = {}
+    for c, (station, evse_id, connector_id) in enumerate(connector_keys(site)):
+        limit_kw = float(arrays.connector_max_kw[c])
+        out.setdefault(station, []).append((evse_id, connector_id, limit_kw, bool(arrays.is_connector_dc[c])))
     return out
 
 
@@ -404,16 +429,17 @@ def _finish_sessions(
         if not candidates:
             report.n_turned_away += 1
             continue
-        station, evse_id, connector_id, power_kw, is_dc, _ = candidates[int(rng.integers(len(candidates)))]
+        station, evse_id, connector_id, power_kw, is_dc = candidates[int(rng.integers(len(candidates)))]
         busy.setdefault((station, evse_id), []).append((arrival, departure))
         ev_limit_kw = model.max_dc_charge_kw if is_dc else model.max_ac_charge_kw
         capacity = model.battery_capacity_kwh
         charging_h = max(0, end_step(grid, departure) - first_full_step(grid, arrival)) * grid.step_h
         deliverable = MAX_ENERGY_OF_STAY_FRAC * min(power_kw, ev_limit_kw) * charging_h
         energy = min(item.energy_kwh, MAX_ENERGY_OF_BATTERY_FRAC * capacity, deliverable)
-        report.n_energy_capped += int(energy < item.energy_kwh)
         arrival_soc = max(0.05, final_soc - energy / capacity)
         energy_wanted = max(0.0, min(energy, (final_soc - arrival_soc) * capacity))
+        report.n_energy_capped += int(energy_wanted < item.energy_kwh - 1e-9)
+        discharge_kw = model.max_dc_discharge_kw if is_dc else model.max_ac_discharge_kw
         day_key = arrival.astimezone(ZoneInfo(site.timezone)).strftime("%Y%m%d")
         counters[group.name] = counters.get(group.name, 0) + 1
         session_id = f"{group.name}-{day_key}-{counters[group.name]:04d}"
@@ -431,7 +457,8 @@ def _finish_sessions(
                 "energy_wanted_kwh": round(energy_wanted, 3),
                 "ev_max_ac_kw": model.max_ac_charge_kw,
                 "ev_max_dc_kw": model.max_dc_charge_kw,
-                "allow_v2g": allow_v2g,
+                "ev_max_discharge_kw": discharge_kw,
+                "allow_v2g": allow_v2g and discharge_kw > 0.0,
                 "v2g_min_soc_frac": group.v2g_min_soc_frac,
             }
         )

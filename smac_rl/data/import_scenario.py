@@ -7,6 +7,7 @@ validated row by row first (``smac_rl.data.importers``), so nothing is produced 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -15,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from smac_rl.core.arraytypes import FloatArray
+from smac_rl.core.errors import FieldProblem, ScenarioError
 from smac_rl.core.specs import ScenarioSpec, TimeGridSpec
-from smac_rl.core.timegrid import step_starts_utc
 from smac_rl.data.generator import (
     GenerationReport,
     GeneratorError,
@@ -24,7 +25,8 @@ from smac_rl.data.generator import (
     local_days_grid,
     scenario_from_sessions,
 )
-from smac_rl.data.importers import read_caltech_sessions_csv, read_plain_sessions_csv, read_prices_csv
+from smac_rl.data.importers import read_caltech_sessions_csv, read_plain_sessions_lines, read_prices_csv
+from smac_rl.data.loaders import average_onto_grid
 from smac_rl.data.template_spec import SiteTemplate
 
 SessionLayout = Literal["plain", "caltech"]
@@ -65,17 +67,26 @@ def import_scenario(
         GeneratorError: For a span or prices that do not cover the grid.
         ScenarioError: When the sessions do not fit the site (unknown station, overlap...).
     """
+    if seed < 0:
+        raise GeneratorError(f"seed: got {seed}; expected a whole number >= 0")
     tz = ZoneInfo(template.site.timezone)
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
     report = GenerationReport()
+    lines: list[int] = []
     if layout == "plain":
-        specs = read_plain_sessions_csv(sessions_csv)
+        numbered = read_plain_sessions_lines(sessions_csv)
+        lines = [line for line, _ in numbered]
+        specs = [spec for _, spec in numbered]
         spans = [(s.arrival_utc, s.departure_utc) for s in specs]
     else:
         stays = read_caltech_sessions_csv(sessions_csv)
         spans = [(s.arrival_utc, s.departure_utc) for s in stays]
     start_day = first_day or min(a for a, _ in spans).astimezone(tz).date()
-    days = n_days or ((max(d for _, d in spans).astimezone(tz).date() - start_day).days + 1)
+    days = (
+        n_days
+        if n_days is not None
+        else (max(d for _, d in spans).astimezone(tz).date() - start_day).days + 1
+    )
     if not 1 <= days <= MAX_IMPORT_DAYS:
         raise GeneratorError(
             f"days: got {days}; expected 1 to {MAX_IMPORT_DAYS} (the sessions' span or --days)"
@@ -101,12 +112,32 @@ def import_scenario(
         f"{template.template_id!r}; prices from {Path(prices_csv).name if prices_csv else 'the bundle'}; "
         f"seed {seed}."
     )
-    spec = scenario_from_sessions(template, grid, sessions, streams, name, description, None, prices)
+    try:
+        spec = scenario_from_sessions(template, grid, sessions, streams, name, description, None, prices)
+    except ScenarioError as exc:
+        if not lines:
+            raise
+        raise ScenarioError([_at_line(p, lines) for p in exc.problems], str(sessions_csv)) from None
     return spec, report
 
 
+def _at_line(problem: FieldProblem, lines: list[int]) -> FieldProblem:
+    """Name a session problem by the CSV line and column it came from."""
+    match = re.match(r"^sessions\[(\d+)\](?:\.(\w+))?", problem.path)
+    if match is None:
+        return problem
+    column = match.group(2) or "(row)"
+    return FieldProblem(
+        f"line {lines[int(match.group(1))]}, column {column}", problem.value, problem.expectation
+    )
+
+
+MAX_PRICE_STEP_MIN = 60
+"""Longest price interval accepted from a user's file [min] (day-ahead markets use 15 to 60)."""
+
+
 def prices_on_grid(prices: pd.Series, grid: TimeGridSpec) -> FloatArray:
-    """Hold a regular price series onto a grid: each step takes the price in force at its start.
+    """A user's regular price series on a grid (overlap-weighted, as the bundled prices).
 
     Args:
         prices: Prices [EUR/kWh] indexed by UTC start times (regular, sorted).
@@ -116,10 +147,14 @@ def prices_on_grid(prices: pd.Series, grid: TimeGridSpec) -> FloatArray:
         Price per step [EUR/kWh].
 
     Raises:
-        GeneratorError: When the prices do not cover the grid.
+        GeneratorError: When the interval is longer than an hour or the prices do not cover the grid.
     """
     index = pd.DatetimeIndex(prices.index)
-    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=grid.step_min)
+    step = index[1] - index[0] if len(index) > 1 else pd.Timedelta(minutes=MAX_PRICE_STEP_MIN)
+    if step > pd.Timedelta(minutes=MAX_PRICE_STEP_MIN):
+        raise GeneratorError(
+            f"prices: got one price every {step}; expected intervals of at most {MAX_PRICE_STEP_MIN} min"
+        )
     covered_end = index[-1] + step
     start, end = pd.Timestamp(grid.start_utc), pd.Timestamp(grid.end_utc)
     if index[0] > start or covered_end < end:
@@ -127,5 +162,4 @@ def prices_on_grid(prices: pd.Series, grid: TimeGridSpec) -> FloatArray:
             f"prices: got {index[0].isoformat()} to {covered_end.isoformat()}; "
             f"expected prices covering {start.isoformat()} to {end.isoformat()}"
         )
-    positions = index.searchsorted(pd.DatetimeIndex(step_starts_utc(grid)), side="right") - 1
-    return np.asarray(prices.to_numpy(dtype=float)[positions], dtype=np.float64)
+    return average_onto_grid(prices, grid)

@@ -105,6 +105,11 @@ PLAIN_SESSION_COLUMNS: tuple[CsvColumn, ...] = (
     ),
     CsvColumn("ev_max_ac_kw", False, "The EV's on-board charger limit [kW], > 0; default 11."),
     CsvColumn("ev_max_dc_kw", False, "The EV's DC charging limit [kW], > 0; default 50."),
+    CsvColumn(
+        "ev_max_discharge_kw",
+        False,
+        "The EV's discharging limit on the connector's kind [kW], >= 0; default: its charging limit.",
+    ),
     CsvColumn("allow_v2g", False, "The driver allows discharging: true/false/1/0/yes/no; default false."),
     CsvColumn(
         "v2g_min_soc_frac", False, "V2G never discharges below this state of charge [0..1]; default 0.2."
@@ -207,7 +212,12 @@ class _Table(NamedTuple):
 
 
 def read_plain_sessions_csv(path: str | Path) -> list[SessionSpec]:
-    """Read sessions in the plain layout (:data:`PLAIN_SESSION_COLUMNS`).
+    """Read sessions in the plain layout; :func:`read_plain_sessions_lines` with the lines dropped."""
+    return [session for _, session in read_plain_sessions_lines(path)]
+
+
+def read_plain_sessions_lines(path: str | Path) -> list[tuple[int, SessionSpec]]:
+    """Read sessions in the plain layout (:data:`PLAIN_SESSION_COLUMNS`), with their line numbers.
 
     Each row is validated as a :class:`SessionSpec` (empty cells take the field's default), and
     checked for departure after arrival and for exactly one of ``energy_wanted_kwh`` and
@@ -217,7 +227,7 @@ def read_plain_sessions_csv(path: str | Path) -> list[SessionSpec]:
         path: The CSV file (``.gz`` for gzip).
 
     Returns:
-        One session per data row, in file order.
+        ``(line, session)`` per data row, in file order (line 1 is the header).
 
     Raises:
         CsvImportError: With every problem found (unknown or missing columns, bad cells, no rows,
@@ -266,7 +276,7 @@ def read_caltech_sessions_csv(path: str | Path) -> list[CaltechSession]:
     _raise_header_problems(table, problems, source)
     sessions = _sessions_from_rows(table, _caltech_from_row, problems)
     _raise_row_problems(table, problems, source)
-    return sessions
+    return [session for _, session in sessions]
 
 
 def read_prices_csv(path: str | Path) -> pd.Series[float]:
@@ -331,9 +341,9 @@ def _sessions_from_rows(
     table: _Table,
     parse: Callable[[_Row], tuple[SessionT | None, list[RowProblem]]],
     problems: list[RowProblem],
-) -> list[SessionT]:
+) -> list[tuple[int, SessionT]]:
     """Parse every row, collecting its problems and repeated session ids into ``problems``."""
-    sessions: list[SessionT] = []
+    sessions: list[tuple[int, SessionT]] = []
     first_line_of: dict[str, int] = {}
     for row in table.rows:
         session, row_problems = parse(row)
@@ -341,7 +351,7 @@ def _sessions_from_rows(
         session_id = row.cells.get("session_id", "")
         problems.extend(_duplicate_problem(row.line, "session_id", session_id, session_id, first_line_of))
         if session is not None:
-            sessions.append(session)
+            sessions.append((row.line, session))
     return sessions
 
 

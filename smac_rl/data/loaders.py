@@ -16,15 +16,9 @@ import pandas as pd
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.errors import SmacError
 from smac_rl.core.specs import TimeGridSpec
+from smac_rl.data.periods import CALTECH_PERIODS as CALTECH_PERIODS
 
 BUNDLE_PACKAGE = "smac_rl.data.bundle"
-CALTECH_PERIODS: tuple[str, ...] = (
-    "2019-05-01 2019-08-31",
-    "2019-09-01 2019-12-31",
-    "2020-02-01 2020-05-31",
-    "2021-05-01 2021-08-31",
-)
-"""Caltech ACN periods in the bundle: fit, select, regime-shift stress (COVID), report."""
 
 
 class DataRangeError(SmacError):
@@ -108,8 +102,27 @@ def day_ahead_prices_on_grid(grid: TimeGridSpec) -> FloatArray:
     start = pd.Timestamp(grid.start_utc).tz_convert("UTC")
     end = pd.Timestamp(grid.end_utc).tz_convert("UTC")
     hourly = day_ahead_prices_hourly(start.to_pydatetime(), end.to_pydatetime())["price_eur_per_kwh"]
-    minutes = pd.date_range(start, end, freq="min", inclusive="left")
-    per_minute = hourly.reindex(minutes.floor("h")).to_numpy()
+    return average_onto_grid(hourly, grid)
+
+
+def average_onto_grid(values: pd.Series, grid: TimeGridSpec) -> FloatArray:
+    """Put a step-wise series onto a grid: each grid step takes the overlap-weighted mean.
+
+    Each value holds from its index time until the next one (the last until the grid's end), so a
+    grid step inside one interval takes its value and a longer grid step averages the intervals it
+    covers, minute by minute.
+
+    Args:
+        values: Values indexed by UTC start times, sorted, covering the grid's start.
+        grid: The time grid.
+
+    Returns:
+        One value per grid step, ``(n_steps,)``.
+    """
+    start = pd.Timestamp(grid.start_utc).tz_convert("UTC")
+    minutes = pd.date_range(start, pd.Timestamp(grid.end_utc).tz_convert("UTC"), freq="min", inclusive="left")
+    positions = pd.DatetimeIndex(values.index).searchsorted(minutes, side="right") - 1
+    per_minute = values.to_numpy(dtype=float)[positions]
     return np.asarray(per_minute.reshape(grid.n_steps, grid.step_min).mean(axis=1), dtype=np.float64)
 
 

@@ -110,6 +110,8 @@ def fetch_entsoe_day_ahead_prices(
         ) from None
     except requests.RequestException as exc:
         raise OnlineSourceError(f"ENTSO-E could not be reached ({type(exc).__name__})") from None
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise OnlineSourceError(f"ENTSO-E answered with a document that could not be read ({exc})") from None
     prices = raw.astype(float).tz_convert("UTC") / 1000.0
     prices = prices[(prices.index >= start) & (prices.index < end)]
     prices.index.name, prices.name = "time_utc", "price_eur_per_kwh"
@@ -118,7 +120,7 @@ def fetch_entsoe_day_ahead_prices(
 
 def fetch_acn_sessions(
     token: str, site: str, start_utc: dt.datetime, end_utc: dt.datetime, base_url: str | None = None
-) -> list[CaltechSession]:
+) -> tuple[list[CaltechSession], int]:
     """Charging sessions from ACN-Data (Caltech) whose connection time lies in ``[start, end)``.
 
     Args:
@@ -129,7 +131,9 @@ def fetch_acn_sessions(
         base_url: API root instead of the public one (proxy, mirror, test server), ending in ``/``.
 
     Returns:
-        Sessions in the importer's Caltech form (``requested_energy_kwh`` from the user's input, if any).
+        Sessions in the importer's Caltech form (``requested_energy_kwh`` from the user's input, if
+        any), and the number of sessions left out because they delivered no energy or ended before
+        they started (the importer refuses such rows).
 
     Raises:
         OnlineSourceError: Without a token, for an unknown site, a refused request or a malformed page.
@@ -160,11 +164,15 @@ def fetch_acn_sessions(
                 raise OnlineSourceError(
                     f"ACN-Data refused the request (HTTP {response.status_code}); check the token"
                 )
-            page = response.json()
+            try:
+                page = response.json()
+            except ValueError:
+                raise OnlineSourceError("ACN-Data answered with a page that is not JSON") from None
             sessions.extend(_acn_session(item) for item in page.get("_items", []))
             following = page.get("_links", {}).get("next", {}).get("href")
             url, params = (urljoin(root, following), None) if following else (None, None)
-    return sessions
+    usable = [s for s in sessions if s.delivered_energy_kwh > 0 and s.departure_utc > s.arrival_utc]
+    return usable, len(sessions) - len(usable)
 
 
 def _acn_session(item: dict[str, Any]) -> CaltechSession:
@@ -180,8 +188,10 @@ def _acn_session(item: dict[str, Any]) -> CaltechSession:
             requested_energy_kwh=None if requested is None else float(requested),
             is_claimed=bool(inputs),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise OnlineSourceError(f"ACN-Data: a session without a usable {exc} field") from None
+    except KeyError as exc:
+        raise OnlineSourceError(f"ACN-Data: a session without the field {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise OnlineSourceError(f"ACN-Data: a session that could not be read ({exc})") from None
 
 
 def caltech_sessions_csv(sessions: list[CaltechSession]) -> str:

@@ -12,6 +12,7 @@ from smac_rl.core.errors import FieldProblem, ScenarioError, render_value
 from smac_rl.core.scenario_io import parse_data_text, problems_from_pydantic, read_data_file
 from smac_rl.core.specs import SiteSpec
 from smac_rl.core.specs.base import StrictModel
+from smac_rl.core.validation import check_site
 
 TEMPLATES_PACKAGE = "smac_rl.data.templates"
 
@@ -100,8 +101,16 @@ class SiteTemplate(StrictModel):
 
 
 def check_template(template: SiteTemplate) -> list[FieldProblem]:
-    """Cross-field problems of a template (unknown stations, the 'illustrative' label)."""
-    problems: list[FieldProblem] = []
+    """Cross-field problems of a template: its site's, unknown stations, the 'illustrative' label."""
+    problems: list[FieldProblem] = check_site(template.site)
+    if template.site.tariff.time_of_use is not None:
+        problems.append(
+            FieldProblem(
+                "site.tariff.time_of_use",
+                "time-of-use blocks",
+                "no time-of-use blocks in a template (its prices come from the price rule)",
+            )
+        )
     stations = {c.station_id for c in template.site.chargers}
     for g, group in enumerate(template.session_groups):
         for s, station in enumerate(group.station_ids):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from smac_rl.core.arrays import ScenarioArrays
@@ -35,15 +36,18 @@ class Policy(Protocol):
         ...
 
 
-def run_policy(arrays: ScenarioArrays, policy: Policy) -> tuple[Trace, Kpis]:
+def run_policy(
+    arrays: ScenarioArrays, policy: Policy, on_step: Callable[[int], None] | None = None
+) -> tuple[Trace, Kpis]:
     """Run one episode of a policy and score it.
 
     Args:
         arrays: The compiled scenario.
         policy: The policy.
+        on_step: Called with each finished step's index (progress reporting).
 
     Returns:
         The trace and its KPIs.
     """
-    trace = simulate(arrays, policy.act)
+    trace = simulate(arrays, policy.act, on_step)
     return trace, score(arrays, trace)

@@ -198,6 +198,30 @@ def test_v2g_discharge_stops_at_min_soc_and_earns_export_revenue() -> None:
     assert kpis.unmet_energy_kwh == _approx(0.0)
 
 
+def test_v2g_discharge_bounded_by_the_evs_own_discharge_limit() -> None:
+    # Bidirectional 50 kW DC; the EV charges at up to 50 kW but discharges at most 10 kW:
+    # a -50 kW request becomes -10 kW (plenty of energy above the 20 % floor of 100 kWh at 50 %, and
+    # two more hours at 50 kW after this step keep the departure target of 50 kWh reachable).
+    arrays = _scenario(
+        [_dc("DC1", 50.0, is_bidirectional=True)],
+        [
+            _session(
+                "S1",
+                "DC1",
+                soc=0.5,
+                depart_h=3.0,
+                allow_v2g=True,
+                ev_max_discharge_kw=10.0,
+                energy_wanted_kwh=0.0,
+            )
+        ],
+        n_steps=1,
+    )
+    assert arrays.sessions.max_discharge_kw == _approx([10.0])
+    trace = _replay(arrays, [[-50.0]])
+    assert trace.ev_power_kw == _approx([[-10.0]])
+
+
 def test_v2g_reachability_floor_keeps_departure_target_reachable() -> None:
     arrays = _scenario(
         [_dc("V2G", 50.0, is_bidirectional=True)],

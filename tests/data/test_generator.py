@@ -16,9 +16,10 @@ from smac_rl.data.generator import (
     GeneratorError,
     _inverse_exceedance,
     generate_scenario,
+    local_clock_to_utc,
     local_days_grid,
 )
-from smac_rl.data.loaders import caltech_sessions, elaad_table
+from smac_rl.data.loaders import caltech_sessions, elaad_table, ev_models
 from smac_rl.data.template_spec import SiteTemplate, load_template, template_names
 from smac_rl.policies import make_heuristic, run_policy
 
@@ -207,4 +208,65 @@ def test_a_template_with_an_unknown_station_is_refused(tmp_path: Path) -> None:
     file = tmp_path / "bad.yaml"
     file.write_text(text.replace("station_ids: [ROM-01,", "station_ids: [ROM-99,"))
     with pytest.raises(ScenarioError, match=r"session_groups\[0\].station_ids\[0\]: got 'ROM-99'"):
+        load_template(file)
+
+
+def test_clock_changes_drop_skipped_times_and_split_repeated_ones() -> None:
+    tz = ZoneInfo("Europe/Budapest")
+    rng = np.random.default_rng(0)
+    # 2024-03-31: 02:00-03:00 local does not exist.
+    assert local_clock_to_utc(dt.date(2024, 3, 31), dt.timedelta(hours=2, minutes=30), tz, rng) is None
+    assert local_clock_to_utc(dt.date(2024, 3, 31), dt.timedelta(hours=3), tz, rng) == dt.datetime(
+        2024, 3, 31, 1, tzinfo=dt.UTC
+    )
+    # 2024-10-27: 02:30 local happens twice, at 00:30Z and 01:30Z; both are used.
+    seen = {
+        local_clock_to_utc(dt.date(2024, 10, 27), dt.timedelta(hours=2, minutes=30), tz, rng)
+        for _ in range(50)
+    }
+    assert seen == {
+        dt.datetime(2024, 10, 27, 0, 30, tzinfo=dt.UTC),
+        dt.datetime(2024, 10, 27, 1, 30, tzinfo=dt.UTC),
+    }
+
+
+def test_no_arrival_in_the_skipped_hour_of_spring_forward() -> None:
+    template = _ample_template("private", 300.0)
+    spec, _ = generate_scenario(template, dt.date(2024, 3, 31), 1, seed=9)
+    tz = ZoneInfo("Europe/Amsterdam")
+    hours = [s.arrival_utc.astimezone(tz).hour for s in spec.sessions]
+    # Private arrivals at 02:00-04:00 are rare but not zero; 02:xx does not exist on this day, and 03:xx
+    # keeps its own share only (before the fix, 02:xx arrivals piled onto 03:xx).
+    assert 2 not in hours
+    share_3 = hours.count(3) / len(hours)
+    source = elaad_table("arrivals_weekend")["private_frac"].to_numpy().reshape(24, 4).sum(axis=1)
+    assert share_3 <= source[3] + 4 * np.sqrt(source[3] / len(hours))
+
+
+def test_v2g_only_for_models_that_discharge_and_at_their_limit() -> None:
+    spec, _ = generate_scenario(load_template("rome_v2g_fleet"), dt.date(2024, 6, 12), 3, seed=4)
+    models = {m.model: m for m in ev_models("v2g_2024")}
+    assert spec.sessions
+    for session in spec.sessions:
+        assert session.ev_max_discharge_kw is not None
+        assert session.ev_max_discharge_kw in {m.max_dc_discharge_kw for m in models.values()}
+        assert session.allow_v2g == (session.ev_max_discharge_kw > 0)
+
+
+def test_template_site_problems_are_reported_at_load(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "smac_rl/data/templates/rome_v2g_fleet.yaml").read_text()
+    file = tmp_path / "bad.yaml"
+    file.write_text(text.replace("station_id: ROM-02,", "station_id: ROM-01,"))
+    with pytest.raises(
+        ScenarioError, match=r"site.chargers\[1\].station_id: got 'ROM-01'; expected a station_id unique"
+    ):
+        load_template(file)
+    file.write_text(
+        text.replace(
+            "tariff: {demand_charge_eur_per_kw: 0.4}",
+            "tariff: {demand_charge_eur_per_kw: 0.4, "
+            "time_of_use: [{start_local: '07:00', import_price_eur_per_kwh: 0.3}]}",
+        )
+    )
+    with pytest.raises(ScenarioError, match="expected no time-of-use blocks in a template"):
         load_template(file)

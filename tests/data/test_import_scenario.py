@@ -107,9 +107,21 @@ def test_cli_names_an_unknown_station(tmp_path: Path) -> None:
         app, ["scenario", "import", "--site", "berlin_residential_garage", "--sessions", str(sessions)]
     )
     assert result.exit_code == 1
-    assert "sessions[1].station_id: got 'XX-02'" in result.output
+    assert (
+        "s.csv: line 3, column station_id: got 'XX-02'; expected a station_id of site.chargers"
+        in result.output
+    )
 
 
 def test_format_doc_is_in_step_with_the_code() -> None:
     doc = Path(__file__).parents[2] / "docs" / "DATA_FORMATS.md"
     assert doc.read_text() == formats_markdown()
+
+
+def test_price_intervals_longer_than_an_hour_are_refused(tmp_path: Path) -> None:
+    sessions = tmp_path / "s.csv"
+    sessions.write_text(PLAIN)
+    prices = tmp_path / "p.csv"
+    prices.write_text("time_utc,price_eur_per_kwh\n2024-10-25T22:00:00Z,0.1\n2024-10-27T21:00:00Z,0.2\n")
+    with pytest.raises(GeneratorError, match="expected intervals of at most 60 min"):
+        import_scenario(load_template("berlin_residential_garage"), sessions, "plain", prices)

@@ -101,8 +101,8 @@ def test_good_file_gives_the_expected_sessions(tmp_path: Path) -> None:
     path = sessions_file(
         tmp_path,
         "a1,CS-1,2,3,tx-9,2024-05-01T08:00:00+02:00,2024-05-01T17:30:00+02:00,75,0.25,,0.8,"
-        "7.4,100,yes,0.3,0.92,0.95,0.8",
-        "a2,CS-2,1,,,2024-05-01T06:00:00Z,2024-05-01T09:00:00Z,40.5,0.5,12.5,,,,,,,,",
+        "7.4,100,7,yes,0.3,0.92,0.95,0.8",
+        "a2,CS-2,1,,,2024-05-01T06:00:00Z,2024-05-01T09:00:00Z,40.5,0.5,12.5,,,,,,,,,",
         header=header,
     )
     sessions = read_plain_sessions_csv(path)
@@ -120,6 +120,7 @@ def test_good_file_gives_the_expected_sessions(tmp_path: Path) -> None:
             target_soc_frac=0.8,
             ev_max_ac_kw=7.4,
             ev_max_dc_kw=100.0,
+            ev_max_discharge_kw=7.0,
             allow_v2g=True,
             v2g_min_soc_frac=0.3,
             charge_efficiency_frac=0.92,

@@ -64,6 +64,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             page = query.get("page", ["1"])[0]
             self._send(200, (RECORDED / f"acn_caltech_page{page}.json").read_bytes(), "application/json")
+        elif url.path.startswith("/garbled"):
+            self._send(200, b"<html><body>maintenance</body></html>", "text/html")
         else:
             self._send(404, b"", "text/plain")
 
@@ -104,7 +106,8 @@ def test_entsoe_refusal_and_bad_input_are_clear(server: str) -> None:
 
 def test_acn_sessions_follow_pages_and_round_trip_through_the_importer(server: str, tmp_path: Path) -> None:
     start, end = dt.datetime(2019, 5, 1, tzinfo=UTC), dt.datetime(2019, 5, 2, tzinfo=UTC)
-    sessions = fetch_acn_sessions(TOKEN, "caltech", start, end, base_url=f"{server}/acn/")
+    sessions, n_dropped = fetch_acn_sessions(TOKEN, "caltech", start, end, base_url=f"{server}/acn/")
+    assert n_dropped == 0
     assert [s.station_id for s in sessions] == ["2-39-131-30", "2-39-88-24"]
     first, second = sessions
     assert first.arrival_utc == dt.datetime(2019, 5, 1, 8, 18, 45, tzinfo=UTC)
@@ -155,3 +158,11 @@ def test_cli_verifies_the_bundle() -> None:
     result = CliRunner().invoke(app, ["data", "verify"])
     assert result.exit_code == 0, result.output
     assert "bundle intact: 10 files match PROVENANCE.json" in result.output
+
+
+def test_a_garbled_answer_is_a_clear_error(server: str) -> None:
+    start, end = dt.datetime(2024, 4, 30, 22, tzinfo=UTC), dt.datetime(2024, 5, 1, 22, tzinfo=UTC)
+    with pytest.raises(OnlineSourceError, match="ENTSO-E"):
+        fetch_entsoe_day_ahead_prices(TOKEN, "NL", start, end, base_url=f"{server}/garbled")
+    with pytest.raises(OnlineSourceError, match="ACN-Data answered with a page that is not JSON"):
+        fetch_acn_sessions(TOKEN, "caltech", start, end, base_url=f"{server}/garbled/")

@@ -10,8 +10,8 @@ from smac_rl.core.specs.base import StrictModel
 class SessionSpec(StrictModel):
     """One EV charging session at one connector.
 
-    Energies are battery-side: ``energy_wanted_kwh`` is what the battery should gain. With the
-    default efficiencies of 1.0, battery-side equals the connector meter.
+    Energies are battery-side: ``energy_wanted_kwh`` is what the battery should gain (capped at a
+    full battery). With the default efficiencies of 1.0, battery-side equals the connector meter.
 
     Attributes:
         session_id: Unique id of the session in the scenario.
@@ -27,6 +27,8 @@ class SessionSpec(StrictModel):
         target_soc_frac: State of charge wanted at departure [0..1]; give this or ``energy_wanted_kwh``.
         ev_max_ac_kw: The EV's on-board charger limit [kW].
         ev_max_dc_kw: The EV's DC charging limit [kW].
+        ev_max_discharge_kw: The EV's discharging limit on this connector's kind [kW]; None: equal to
+            its charging limit there.
         allow_v2g: The driver allows discharging (effective only on a bidirectional charger).
         v2g_min_soc_frac: V2G never discharges the battery below this state of charge [0..1].
         charge_efficiency_frac: Battery energy gained per energy at the connector [0..1].
@@ -48,6 +50,7 @@ class SessionSpec(StrictModel):
     target_soc_frac: float | None = Field(default=None, ge=0, le=1)
     ev_max_ac_kw: float = Field(default=11.0, gt=0)
     ev_max_dc_kw: float = Field(default=50.0, gt=0)
+    ev_max_discharge_kw: float | None = Field(default=None, ge=0)
     allow_v2g: bool = False
     v2g_min_soc_frac: float = Field(default=0.2, ge=0, le=1)
     charge_efficiency_frac: float = Field(default=1.0, gt=0, le=1)
