@@ -154,6 +154,7 @@ class ScenarioArrays:
 
     Attributes:
         name: Scenario name.
+        timezone: IANA time zone of the site.
         start_utc: Start of the first step.
         step_h: Step length [h].
         n_steps: Number of steps ``T``.
@@ -165,6 +166,7 @@ class ScenarioArrays:
     """
 
     name: str
+    timezone: str
     start_utc: dt.datetime
     step_h: float
     n_steps: int
@@ -193,6 +195,7 @@ def compile_scenario(spec: ScenarioSpec) -> ScenarioArrays:
         occupancy[first:end, sessions.connector_index[s]] = s
     return ScenarioArrays(
         name=spec.name,
+        timezone=spec.site.timezone,
         start_utc=grid.start_utc.astimezone(dt.UTC),
         step_h=grid.step_h,
         n_steps=grid.n_steps,

@@ -1,0 +1,209 @@
+"""The one observation and action layout: site features plus a per-connector block padded to C_max.
+
+The env, the exporter and the service all build observations and read actions through this
+module, so a policy trained on one site serves any site with up to ``c_max`` connectors.
+
+Observation: ``[site features..., connector 0 block..., connector C_max-1 block...]``, raw values
+in the units their names carry; padded connectors are all zeros (``is_present`` 0 is the mask).
+``scale`` gives each feature's normalisation divisor (the exported graph divides by it).
+
+Action: ``C_max + 1`` values in ``[-1, 1]``, one per connector, then the storage. ``a >= 0`` asks
+``a * upper_kw`` (charging), ``a < 0`` asks ``-a * lower_kw`` (discharging) of the step's box
+(:func:`smac_rl.core.projection.ev_power_bounds`); the projection then applies every other limit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt_module
+import math
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from smac_rl.core.arrays import ScenarioArrays
+from smac_rl.core.arraytypes import FloatArray
+from smac_rl.core.projection import ev_power_bounds, storage_power_bounds
+from smac_rl.core.state import Setpoints, StepContext
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One observation feature.
+
+    Attributes:
+        name: Feature name (unit suffix as in DESIGN.md section 3; ``_sin``/``_cos`` are unitless).
+        unit: Unit in words, for tables and metadata.
+        scale: Divisor that brings typical values to order 1.
+        description: What the value is.
+    """
+
+    name: str
+    unit: str
+    scale: float
+    description: str
+
+
+SITE_FEATURES: tuple[Feature, ...] = (
+    Feature("time_of_day_sin", "1", 1.0, "sin(2 pi * local hour of the step start / 24)"),
+    Feature("time_of_day_cos", "1", 1.0, "cos(2 pi * local hour of the step start / 24)"),
+    Feature("episode_elapsed_frac", "0..1", 1.0, "share of the episode's steps already done"),
+    Feature("import_price_eur_per_kwh", "EUR/kWh", 0.3, "import price of the step"),
+    Feature("export_price_eur_per_kwh", "EUR/kWh", 0.3, "export price of the step"),
+    Feature("import_price_next_4h_eur_per_kwh", "EUR/kWh", 0.3, "mean import price over the next 4 h"),
+    Feature("import_price_next_12h_eur_per_kwh", "EUR/kWh", 0.3, "mean import price over the next 12 h"),
+    Feature("base_load_kw", "kW", 100.0, "base load of the step"),
+    Feature("pv_available_kw", "kW", 100.0, "PV power available in the step"),
+    Feature("import_limit_kw", "kW", 100.0, "import limit of the step"),
+    Feature("headroom_kw", "kW", 100.0, "import limit - base load + PV available"),
+    Feature("peak_so_far_kw", "kW", 100.0, "highest import of the episode so far (billing peak included)"),
+    Feature("demand_charge_eur_per_kw", "EUR/kW", 1.0, "demand charge rate"),
+    Feature("storage_soc_frac", "0..1", 1.0, "storage state of charge (0 without storage)"),
+    Feature("storage_upper_kw", "kW", 100.0, "storage charging bound of the step"),
+    Feature("storage_lower_kw", "kW", 100.0, "storage discharging bound of the step (<= 0)"),
+)
+"""Site-level features, in order."""
+
+CONNECTOR_FEATURES: tuple[Feature, ...] = (
+    Feature("is_present", "0/1", 1.0, "an EV is plugged in (the mask)"),
+    Feature("soc_frac", "0..1", 1.0, "EV state of charge"),
+    Feature("energy_needed_kwh", "kWh", 50.0, "battery energy still wanted"),
+    Feature("hours_to_departure_h", "h", 12.0, "time left before departure"),
+    Feature("laxity_h", "h", 12.0, "hours to departure - energy needed / (max charge * efficiency)"),
+    Feature("upper_kw", "kW", 50.0, "charging bound of the step's box"),
+    Feature("lower_kw", "kW", 50.0, "discharging bound of the step's box (<= 0)"),
+    Feature("max_charge_kw", "kW", 50.0, "EV and connector charging limit"),
+)
+"""Per-connector features, in order; repeated ``c_max`` times."""
+
+
+@dataclass(frozen=True)
+class ObservationLayout:
+    """The ordered observation and action layout for sites of up to ``c_max`` connectors.
+
+    Attributes:
+        c_max: Connectors the layout has room for.
+    """
+
+    c_max: int
+
+    @property
+    def n_site_features(self) -> int:
+        """Number of site features."""
+        return len(SITE_FEATURES)
+
+    @property
+    def size(self) -> int:
+        """Length of the observation vector."""
+        return len(SITE_FEATURES) + self.c_max * len(CONNECTOR_FEATURES)
+
+    @property
+    def action_size(self) -> int:
+        """Length of the action vector (connectors, then storage)."""
+        return self.c_max + 1
+
+    def names(self) -> list[str]:
+        """Every observation entry's name, in order (``c03.upper_kw`` for connector blocks)."""
+        return [f.name for f in SITE_FEATURES] + [
+            f"c{c:02d}.{f.name}" for c in range(self.c_max) for f in CONNECTOR_FEATURES
+        ]
+
+    def scales(self) -> FloatArray:
+        """Every observation entry's normalisation divisor, in order."""
+        site = [f.scale for f in SITE_FEATURES]
+        block = [f.scale for f in CONNECTOR_FEATURES]
+        return np.asarray(site + block * self.c_max, dtype=np.float64)
+
+    def observe(self, arrays: ScenarioArrays, context: StepContext, peak_so_far_kw: FloatArray) -> FloatArray:
+        """Raw observations of a step, ``(B, size)``.
+
+        Args:
+            arrays: The compiled scenario (for the price outlook).
+            context: State at the step's start.
+            peak_so_far_kw: Highest import so far per batch element [kW], ``(B,)``.
+
+        Returns:
+            The observation rows.
+
+        Raises:
+            ValueError: When the site has more connectors than ``c_max``.
+        """
+        site, ev, exo, dt = context.site, context.ev, context.exo, context.step_h
+        n_connectors = site.n_connectors
+        if n_connectors > self.c_max:
+            raise ValueError(f"connectors: got {n_connectors}; expected at most c_max = {self.c_max}")
+        batch, t = context.batch_size, context.step_index
+        local = (arrays.start_utc + dt_module.timedelta(hours=t * dt)).astimezone(ZoneInfo(arrays.timezone))
+        angle = 2.0 * math.pi * (local.hour + local.minute / 60.0) / 24.0
+        prices = arrays.series.import_price_eur_per_kwh
+
+        def ahead(hours: float) -> float:
+            return float(prices[t : t + max(1, round(hours / dt))].mean())
+
+        s_lower, s_upper = storage_power_bounds(context)
+        soc = context.storage_energy_kwh / site.storage_capacity_kwh if site.storage_capacity_kwh > 0 else 0.0
+        site_values = np.column_stack(
+            [
+                np.full(batch, math.sin(angle)),
+                np.full(batch, math.cos(angle)),
+                np.full(batch, t / arrays.n_steps),
+                exo.import_price_eur_per_kwh,
+                exo.export_price_eur_per_kwh,
+                np.full(batch, ahead(4.0)),
+                np.full(batch, ahead(12.0)),
+                exo.base_load_kw,
+                exo.pv_available_kw,
+                exo.import_limit_kw,
+                exo.import_limit_kw - exo.base_load_kw + exo.pv_available_kw,
+                peak_so_far_kw,
+                np.full(batch, site.demand_charge_eur_per_kw),
+                np.broadcast_to(soc, (batch,)),
+                s_upper,
+                s_lower,
+            ]
+        )
+        lower, upper = ev_power_bounds(context)
+        need = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
+        hours = ev.n_steps_to_departure * dt
+        rate = ev.max_charge_kw * ev.charge_efficiency_frac
+        laxity = hours - need / np.where(rate > 0, rate, 1.0)
+        present = ev.is_present.astype(np.float64)
+        blocks = (
+            np.stack(
+                [
+                    present,
+                    ev.energy_kwh / ev.capacity_kwh,
+                    need,
+                    hours,
+                    laxity,
+                    upper,
+                    lower,
+                    ev.max_charge_kw,
+                ],
+                axis=2,
+            )
+            * present[:, :, None]
+        )
+        padded = np.zeros((batch, self.c_max, len(CONNECTOR_FEATURES)))
+        padded[:, :n_connectors] = blocks
+        return np.concatenate([site_values, padded.reshape(batch, -1)], axis=1)
+
+    def setpoints(self, context: StepContext, action: FloatArray) -> Setpoints:
+        """Setpoints asked by normalised actions (before the projection).
+
+        Args:
+            context: State at the step's start.
+            action: Actions in ``[-1, 1]``, ``(B, action_size)``; values outside are clipped.
+
+        Returns:
+            The requested setpoints.
+        """
+        a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64), nan=0.0), -1.0, 1.0)
+        n_connectors = context.site.n_connectors
+        lower, upper = ev_power_bounds(context)
+        ev_a = a[:, :n_connectors]
+        ev_kw = np.where(ev_a >= 0.0, ev_a * upper, -ev_a * lower)
+        s_lower, s_upper = storage_power_bounds(context)
+        s_a = a[:, self.c_max]
+        storage_kw = np.where(s_a >= 0.0, s_a * s_upper, -s_a * s_lower)
+        return Setpoints(ev_power_kw=ev_kw, storage_power_kw=storage_kw)
