@@ -38,14 +38,14 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
 
         ## Observation space
         ``Box(-1e6, 1e6, (n,))`` with the layout of :mod:`smac_rl.core.observation`: site features,
-        then ``c_max`` connector blocks (zeros where no connector or no EV):
+        then ``n_connectors_max`` connector blocks (zeros where no connector or no EV):
 
         | name | unit | meaning |
         |---|---|---|
     {features}
 
         ## Action space
-        ``Box(-1, 1, (c_max + 1,))``: per connector then storage, the share of the step's charging
+        ``Box(-1, 1, (n_connectors_max + 1,))``: per connector then storage, the share of the step's charging
         (``> 0``) or discharging (``< 0``) bound; the safety projection applies every other limit, and
         ``info["projected_away_kwh"]`` says how much it removed.
 
@@ -67,7 +67,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         template: str = "budapest_workplace",
         first_day: dt.date = dt.date(2023, 1, 1),
         last_day: dt.date = dt.date(2023, 12, 31),
-        c_max: int = DEFAULT_C_MAX,
+        n_connectors_max: int = DEFAULT_C_MAX,
     ) -> None:
         """Create the env.
 
@@ -76,15 +76,16 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
             template: Pilot template name or YAML file for generated episodes.
             first_day: First local day generated episodes may start on.
             last_day: Last local day generated episodes may start on.
-            c_max: Connectors the observation and action have room for.
+            n_connectors_max: Connectors the observation and action have room for.
         """
-        self.layout = ObservationLayout(c_max)
+        self.layout = ObservationLayout(n_connectors_max)
         self._fixed = None if scenario is None else compile_scenario(scenario)
         self._template = load_template(template)
         self._first_day, self._n_days = first_day, (last_day - first_day).days + 1
-        if self._fixed is not None and self._fixed.site.n_connectors > c_max:
+        if self._fixed is not None and self._fixed.site.n_connectors > n_connectors_max:
             raise ValueError(
-                f"c_max: got {c_max}; expected at least the site's {self._fixed.site.n_connectors} connectors"
+                f"n_connectors_max: got {n_connectors_max}; "
+                f"expected at least the site's {self._fixed.site.n_connectors} connectors"
             )
         self.observation_space = spaces.Box(
             -OBSERVATION_BOUND, OBSERVATION_BOUND, (self.layout.size,), np.float64
@@ -154,9 +155,10 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         day = self._first_day + dt.timedelta(days=int(self.np_random.integers(self._n_days)))
         spec, _ = generate_scenario(self._template, day, 1, seed=int(self.np_random.integers(2**31)))
         arrays = compile_scenario(spec)
-        if arrays.site.n_connectors > self.layout.c_max:
+        if arrays.site.n_connectors > self.layout.n_connectors_max:
             raise ValueError(
-                f"c_max: got {self.layout.c_max}; the template has {arrays.site.n_connectors} connectors"
+                f"n_connectors_max: got {self.layout.n_connectors_max}; "
+                f"expected at least the template's {arrays.site.n_connectors} connectors"
             )
         return arrays
 

@@ -1,7 +1,7 @@
 """The one observation and action layout: site features plus a per-connector block padded to C_max.
 
 The env, the exporter and the service all build observations and read actions through this
-module, so a policy trained on one site serves any site with up to ``c_max`` connectors.
+module, so a policy trained on one site serves any site with up to ``n_connectors_max`` connectors.
 
 Observation: ``[site features..., connector 0 block..., connector C_max-1 block...]``, raw values
 in the units their names carry; padded connectors are all zeros (``is_present`` 0 is the mask).
@@ -74,18 +74,18 @@ CONNECTOR_FEATURES: tuple[Feature, ...] = (
     Feature("lower_kw", "kW", 50.0, "discharging bound of the step's box (<= 0)"),
     Feature("max_charge_kw", "kW", 50.0, "EV and connector charging limit"),
 )
-"""Per-connector features, in order; repeated ``c_max`` times."""
+"""Per-connector features, in order; repeated ``n_connectors_max`` times."""
 
 
 @dataclass(frozen=True)
 class ObservationLayout:
-    """The ordered observation and action layout for sites of up to ``c_max`` connectors.
+    """The ordered observation and action layout for sites of up to ``n_connectors_max`` connectors.
 
     Attributes:
-        c_max: Connectors the layout has room for.
+        n_connectors_max: Connectors the layout has room for.
     """
 
-    c_max: int
+    n_connectors_max: int
 
     @property
     def n_site_features(self) -> int:
@@ -95,24 +95,24 @@ class ObservationLayout:
     @property
     def size(self) -> int:
         """Length of the observation vector."""
-        return len(SITE_FEATURES) + self.c_max * len(CONNECTOR_FEATURES)
+        return len(SITE_FEATURES) + self.n_connectors_max * len(CONNECTOR_FEATURES)
 
     @property
     def action_size(self) -> int:
         """Length of the action vector (connectors, then storage)."""
-        return self.c_max + 1
+        return self.n_connectors_max + 1
 
     def names(self) -> list[str]:
         """Every observation entry's name, in order (``c03.upper_kw`` for connector blocks)."""
         return [f.name for f in SITE_FEATURES] + [
-            f"c{c:02d}.{f.name}" for c in range(self.c_max) for f in CONNECTOR_FEATURES
+            f"c{c:02d}.{f.name}" for c in range(self.n_connectors_max) for f in CONNECTOR_FEATURES
         ]
 
     def scales(self) -> FloatArray:
         """Every observation entry's normalisation divisor, in order."""
         site = [f.scale for f in SITE_FEATURES]
         block = [f.scale for f in CONNECTOR_FEATURES]
-        return np.asarray(site + block * self.c_max, dtype=np.float64)
+        return np.asarray(site + block * self.n_connectors_max, dtype=np.float64)
 
     def observe(self, arrays: ScenarioArrays, context: StepContext, peak_so_far_kw: FloatArray) -> FloatArray:
         """Raw observations of a step, ``(B, size)``.
@@ -126,12 +126,14 @@ class ObservationLayout:
             The observation rows.
 
         Raises:
-            ValueError: When the site has more connectors than ``c_max``.
+            ValueError: When the site has more connectors than ``n_connectors_max``.
         """
         site, ev, exo, dt = context.site, context.ev, context.exo, context.step_h
         n_connectors = site.n_connectors
-        if n_connectors > self.c_max:
-            raise ValueError(f"connectors: got {n_connectors}; expected at most c_max = {self.c_max}")
+        if n_connectors > self.n_connectors_max:
+            raise ValueError(
+                f"connectors: got {n_connectors}; expected at most n_connectors_max = {self.n_connectors_max}"
+            )
         batch, t = context.batch_size, context.step_index
         local = (arrays.start_utc + dt_module.timedelta(hours=t * dt)).astimezone(ZoneInfo(arrays.timezone))
         angle = 2.0 * math.pi * (local.hour + local.minute / 60.0) / 24.0
@@ -184,7 +186,7 @@ class ObservationLayout:
             )
             * present[:, :, None]
         )
-        padded = np.zeros((batch, self.c_max, len(CONNECTOR_FEATURES)))
+        padded = np.zeros((batch, self.n_connectors_max, len(CONNECTOR_FEATURES)))
         padded[:, :n_connectors] = blocks
         return np.concatenate([site_values, padded.reshape(batch, -1)], axis=1)
 
@@ -204,6 +206,6 @@ class ObservationLayout:
         ev_a = a[:, :n_connectors]
         ev_kw = np.where(ev_a >= 0.0, ev_a * upper, -ev_a * lower)
         s_lower, s_upper = storage_power_bounds(context)
-        s_a = a[:, self.c_max]
+        s_a = a[:, self.n_connectors_max]
         storage_kw = np.where(s_a >= 0.0, s_a * s_upper, -s_a * s_lower)
         return Setpoints(ev_power_kw=ev_kw, storage_power_kw=storage_kw)

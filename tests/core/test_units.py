@@ -15,8 +15,9 @@ import smac_rl.core
 from smac_rl.core.scoring import Kpis
 from smac_rl.core.units import SIGN_CONVENTION, UNIT_SUFFIXES, has_unit_suffix, is_exempt_name
 
-# Generic containers whose unit is the one of the field that holds them.
-CONTAINER_FIELDS = {"HeldSeries.values"}
+# Generic containers whose unit is the one of the field that holds them, and a feature's
+# normalisation divisor, which carries the unit of that feature.
+CONTAINER_FIELDS = {"HeldSeries.values", "Feature.scale"}
 NUMERIC_MARKERS = ("float", "int", "FloatArray", "IntArray", "SeriesValue", "ndarray")
 
 

@@ -72,7 +72,7 @@ def test_rewards_sum_to_minus_the_scorer_total_cost(template: str) -> None:
 
 def test_full_charging_action_matches_the_uncontrolled_heuristic() -> None:
     # Action +1 everywhere asks each connector's charging bound, exactly what Uncontrolled asks.
-    env = SiteChargingEnv(scenario=tiny_scenario(), c_max=4)
+    env = SiteChargingEnv(scenario=tiny_scenario(), n_connectors_max=4)
     env.reset(seed=0)
     action = np.zeros(env.layout.action_size)
     action[:4] = 1.0
@@ -85,7 +85,7 @@ def test_full_charging_action_matches_the_uncontrolled_heuristic() -> None:
 
 
 def test_observation_layout_and_padding() -> None:
-    env = SiteChargingEnv(scenario=tiny_scenario(), c_max=4)
+    env = SiteChargingEnv(scenario=tiny_scenario(), n_connectors_max=4)
     observation, _ = env.reset(seed=0)
     names = env.layout.names()
     assert len(names) == observation.shape[0] == env.layout.size
@@ -101,5 +101,7 @@ def test_observation_layout_and_padding() -> None:
 
 
 def test_too_many_connectors_for_c_max_is_refused() -> None:
-    with pytest.raises(ValueError, match="c_max: got 1; expected at least the site's 2 connectors"):
-        SiteChargingEnv(scenario=tiny_scenario(), c_max=1)
+    with pytest.raises(
+        ValueError, match="n_connectors_max: got 1; expected at least the site's 2 connectors"
+    ):
+        SiteChargingEnv(scenario=tiny_scenario(), n_connectors_max=1)
