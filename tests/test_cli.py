@@ -149,3 +149,16 @@ def test_generate_errors_are_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "expected a non-empty range within 2015-01-01" in result.output
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_evaluate_with_the_optimum_reports_savings_capture(tmp_path: Path) -> None:
+    file = _write(tmp_path, tiny_data())
+    args = ["evaluate", "--scenario", str(file), "--policy", "uncontrolled", "--policy", "llf"]
+    result = runner.invoke(app, [*args, "--policy", "optimal", "--json"])
+    assert result.exit_code == 0, result.output
+    capture = json.loads(result.output)["savings_capture_frac"]
+    # Costs 46.6 (uncontrolled), 42.8 (LLF), 94/3 (optimum, tests/optimal): LLF captures
+    # (46.6 - 42.8) / (46.6 - 94/3) = 3.8 / 15.2667 = 0.2489.
+    assert capture["uncontrolled"] == 0.0
+    assert abs(capture["least_laxity_first"] - 3.8 / (46.6 - 94 / 3)) < 1e-6
+    assert abs(capture["optimal"] - 1.0) < 1e-9

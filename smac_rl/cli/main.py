@@ -355,29 +355,74 @@ def evaluate(
     policy: Annotated[
         list[str] | None,
         typer.Option(
-            help=f"Policy to evaluate, repeatable: {', '.join(HEURISTICS)} (alias llf). Default: all."
+            help=f"Policy to evaluate, repeatable: {', '.join(HEURISTICS)} (alias llf) or optimal "
+            "(perfect-foresight optimum, needs [milp]). Default: the heuristics."
         ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the KPIs as JSON instead of a table.")
     ] = False,
 ) -> None:
-    """Run policies on a scenario and print their KPIs from the one scorer."""
+    """Run policies on a scenario and print their KPIs from the one scorer.
+
+    With ``optimal`` among them, savings capture is reported against uncontrolled charging.
+    """
+    names = policy or list(HEURISTICS)
     try:
         spec = _resolve_scenario(scenario, builtin)
-        policies = [make_heuristic(name) for name in (policy or list(HEURISTICS))]
+        policies = [make_heuristic(name) for name in names if name != "optimal"]
     except ScenarioError as exc:
         raise _fail_problems(exc) from None
     except SmacError as exc:
         raise _fail(str(exc)) from None
     arrays = compile_scenario(spec)
     results = _run_with_progress(arrays, policies)
+    if "optimal" in names:
+        results.append(("optimal", _optimum_kpis(arrays)))
+    capture = _savings_capture(arrays, results)
     if as_json:
-        console.print_json(json.dumps({"scenario": spec.name, "kpis": {n: k.as_dict() for n, k in results}}))
+        payload = {
+            "scenario": spec.name,
+            "kpis": {n: k.as_dict() for n, k in results},
+            "savings_capture_frac": capture,
+        }
+        console.print_json(json.dumps(payload))
         return
     from smac_rl.cli.render import kpi_table
 
-    console.print(kpi_table(results, title=f"KPIs on {spec.name}"))
+    console.print(kpi_table(results, title=f"KPIs on {spec.name}", savings_capture=capture))
+
+
+def _optimum_kpis(arrays: ScenarioArrays) -> Kpis:
+    try:
+        from smac_rl.optimal.solve import solve_optimal
+    except ImportError as exc:
+        raise _fail(
+            f"policy optimal needs the [milp] extra ({exc.name} is missing): "
+            "pip install -c constraints.txt -e '.[milp]'"
+        ) from None
+    try:
+        with console.status("solving the perfect-foresight optimum (HiGHS)"):
+            return solve_optimal(arrays).kpis
+    except SmacError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _savings_capture(
+    arrays: ScenarioArrays, results: list[tuple[str, Kpis]]
+) -> dict[str, float | None] | None:
+    """Savings capture of every policy when the optimum is among the results (needs uncontrolled too)."""
+    from smac_rl.core.scoring import savings_capture_frac
+
+    by_name = dict(results)
+    if "optimal" not in by_name:
+        return None
+    uncontrolled = by_name.get("uncontrolled") or run_policy(arrays, make_heuristic("uncontrolled"))[1]
+    oracle = by_name["optimal"].total_cost_eur
+    return {
+        name: savings_capture_frac(uncontrolled.total_cost_eur, kpis.total_cost_eur, oracle)
+        for name, kpis in results
+    }
 
 
 @app.command("demo")

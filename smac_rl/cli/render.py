@@ -31,8 +31,10 @@ KPI_COLUMNS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def kpi_table(rows: Sequence[tuple[str, Kpis]], title: str) -> Table:
-    """A table with one row per KPI and one column per policy."""
+def kpi_table(
+    rows: Sequence[tuple[str, Kpis]], title: str, savings_capture: dict[str, float | None] | None = None
+) -> Table:
+    """A table with one row per KPI and one column per policy (savings capture last, when given)."""
     table = Table(title=title)
     table.add_column("KPI", style="bold")
     for name, _ in rows:
@@ -40,6 +42,11 @@ def kpi_table(rows: Sequence[tuple[str, Kpis]], title: str) -> Table:
     values = [kpis.as_dict() for _, kpis in rows]
     for key, header, fmt in KPI_COLUMNS:
         table.add_row(escape(header), *[("n/a" if v[key] is None else fmt.format(v[key])) for v in values])
+    if savings_capture is not None:
+        cells = [savings_capture.get(name) for name, _ in rows]
+        table.add_row(
+            "savings capture", *["n/a (< 1 EUR to save)" if c is None else f"{c:.0%}" for c in cells]
+        )
     return table
 
 

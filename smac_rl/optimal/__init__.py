@@ -1,1 +1,1 @@
-"""Perfect-foresight optimum and MPC in pyomo + HiGHS (thin-path and optimal-baselines issues)."""
+"""Perfect-foresight optimum in pyomo + HiGHS: the core physics and projection written for a solver."""

@@ -1,0 +1,325 @@
+"""The perfect-foresight optimum: the core physics and projection written for a solver (pyomo + HiGHS).
+
+Symbols (``dt`` step [h]; ``t`` steps; ``s`` sessions; ``k`` chargers; ``ph`` feeder phases):
+
+====================  ===========================================================================
+``pc[s,t], pd[s,t]``  charging / discharging power of session ``s`` at its connector [kW], >= 0
+``e[s,t]``            stored energy of session ``s`` at the start of step ``t`` [kWh]
+``z[s,t]``            1 when V2G session ``s`` is in discharge mode at ``t`` (binary, V2G only)
+``sc[t], sd[t]``      storage charging / discharging power [kW]; ``E[t]`` stored energy [kWh]
+``zs[t]``             1 when the storage is in discharge mode (binary, only with self-discharge)
+``imp[t], exp[t]``    grid import / export [kW]; ``pv[t]`` PV used [kW]
+``vi[t], ve[t]``      import / export above the limits [kW] (penalised slack)
+``peak``              highest import [kW]; ``u[s]`` unmet energy [kWh]
+====================  ===========================================================================
+
+Each constraint family is one ``define_*`` function with its equation; together they are the
+projection's feasible set (:mod:`smac_rl.core.projection`) and the physics
+(:mod:`smac_rl.core.physics`), so the optimum's profile replays through them unchanged.
+
+Not modelled yet (refused with :class:`OptimalError`): the minimum-current option on AC
+connectors, which needs binaries with the final top-up rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyomo.environ as pyo
+
+from smac_rl.core.arrays import ScenarioArrays
+from smac_rl.core.errors import SmacError
+
+LIMIT_VIOLATION_PENALTY_EUR_PER_KWH = 1000.0
+"""Price of each kWh above an import or export limit in the objective [EUR/kWh]: violations only
+where base load alone breaks a limit; reported by the scorer as ``limit_violation_kwh``."""
+
+
+class OptimalError(SmacError):
+    """A scenario the optimum cannot model, or a solver failure."""
+
+
+def _windows(arrays: ScenarioArrays) -> list[range]:
+    """Steps each session is plugged in for, within the horizon."""
+    sessions = arrays.sessions
+    return [
+        range(int(sessions.first_step[s]), min(int(sessions.end_step[s]), arrays.n_steps))
+        for s in range(sessions.n_sessions)
+    ]
+
+
+def build_model(arrays: ScenarioArrays) -> pyo.ConcreteModel:
+    """Build the optimum's model for a compiled scenario.
+
+    Raises:
+        OptimalError: When the scenario uses an option the model does not cover.
+    """
+    site = arrays.site
+    if np.any(site.connector_min_charge_kw > 0):
+        raise OptimalError(
+            "site.min_current_a: the optimum does not model the minimum-current option yet; "
+            "expected a site without it"
+        )
+    m = pyo.ConcreteModel(name=arrays.name)
+    m.T = pyo.RangeSet(0, arrays.n_steps - 1)
+    m.T1 = pyo.RangeSet(0, arrays.n_steps)
+    windows = _windows(arrays)
+    m.SP = pyo.Set(dimen=2, initialize=[(s, t) for s, w in enumerate(windows) for t in w])
+    m.SE = pyo.Set(
+        dimen=2, initialize=[(s, t) for s, w in enumerate(windows) for t in [*w, w.stop] if len(w)]
+    )
+    v2g = [s for s in range(arrays.sessions.n_sessions) if arrays.sessions.max_discharge_kw[s] > 0]
+    m.SV = pyo.Set(dimen=2, initialize=[(s, t) for s in v2g for t in windows[s]])
+    define_variables(m, arrays)
+    define_session_energy(m, arrays, windows)
+    define_session_box(m, arrays)
+    define_v2g_modes(m, arrays)
+    define_sharing(m, arrays)
+    define_storage(m, arrays)
+    define_bus(m, arrays)
+    define_peak_and_unmet(m, arrays, windows)
+    define_objective(m, arrays)
+    return m
+
+
+def define_variables(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
+    """Variables with their simple bounds (symbol table in the module docstring)."""
+    sessions, site, series = arrays.sessions, arrays.site, arrays.series
+    m.pc = pyo.Var(m.SP, bounds=lambda _m, s, _t: (0.0, float(sessions.max_charge_kw[s])))
+    m.pd = pyo.Var(m.SP, bounds=lambda _m, s, _t: (0.0, float(sessions.max_discharge_kw[s])))
+    m.e = pyo.Var(m.SE, bounds=lambda _m, s, _t: (0.0, float(sessions.capacity_kwh[s])))
+    m.z = pyo.Var(m.SV, domain=pyo.Binary)
+    m.sc = pyo.Var(m.T, bounds=(0.0, site.storage_max_charge_kw))
+    m.sd = pyo.Var(m.T, bounds=(0.0, site.storage_max_discharge_kw))
+    m.E = pyo.Var(m.T1, bounds=(0.0, max(site.storage_capacity_kwh, 0.0)))
+    m.imp = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+    m.exp = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+    m.pv = pyo.Var(m.T, bounds=lambda _m, t: (0.0, float(series.pv_available_kw[t])))
+    m.vi = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+    m.ve = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+    m.peak = pyo.Var(domain=pyo.NonNegativeReals)
+    m.u = pyo.Var(range(sessions.n_sessions), domain=pyo.NonNegativeReals)
+
+
+def define_session_energy(m: pyo.ConcreteModel, arrays: ScenarioArrays, windows: list[range]) -> None:
+    """``e[s,first] = arrival``; ``e[s,t+1] = e[s,t] + dt * (eta_c * pc[s,t] - pd[s,t] / eta_d)``."""
+    sessions, dt = arrays.sessions, arrays.step_h
+    m.e_start = pyo.Constraint(
+        [s for s, w in enumerate(windows) if len(w)],
+        rule=lambda m, s: m.e[s, windows[s].start] == float(sessions.arrival_energy_kwh[s]),
+    )
+
+    def balance(m: pyo.ConcreteModel, s: int, t: int) -> pyo.Expression:
+        eta_c, eta_d = float(sessions.charge_efficiency_frac[s]), float(sessions.discharge_efficiency_frac[s])
+        return m.e[s, t + 1] == m.e[s, t] + dt * (eta_c * m.pc[s, t] - m.pd[s, t] / eta_d)
+
+    m.e_balance = pyo.Constraint(m.SP, rule=balance)
+
+
+def define_session_box(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
+    """The projection's box for charging.
+
+    ``pc <= ev_max * (cap - e) / (cap * (1 - s0))`` (CC-CV taper, when ``s0 < 1``) and
+    ``e + eta_c * pc * dt <= target`` (no charging past the energy wanted; for V2G sessions only in
+    charge mode, ``+ M * z``); sessions that arrive at or above their target never charge.
+    """
+    sessions, dt = arrays.sessions, arrays.step_h
+
+    def taper(m: pyo.ConcreteModel, s: int, t: int) -> pyo.Expression:
+        s0 = float(sessions.taper_start_soc_frac[s])
+        if s0 >= 1.0:
+            return pyo.Constraint.Skip
+        cap = float(sessions.capacity_kwh[s])
+        return m.pc[s, t] * cap * (1.0 - s0) <= float(sessions.ev_max_power_kw[s]) * (cap - m.e[s, t])
+
+    m.taper = pyo.Constraint(m.SP, rule=taper)
+
+    def headroom(m: pyo.ConcreteModel, s: int, t: int) -> pyo.Expression:
+        target, arrival = float(sessions.target_energy_kwh[s]), float(sessions.arrival_energy_kwh[s])
+        eta_c = float(sessions.charge_efficiency_frac[s])
+        if (s, t) in m.SV:
+            big_m = float(sessions.capacity_kwh[s]) + eta_c * float(sessions.max_charge_kw[s]) * dt
+            return m.e[s, t] + eta_c * m.pc[s, t] * dt <= target + big_m * m.z[s, t]
+        if arrival >= target:
+            return m.pc[s, t] == 0.0
+        return m.e[s, t] + eta_c * m.pc[s, t] * dt <= target
+
+    m.headroom = pyo.Constraint(m.SP, rule=headroom)
+
+
+def define_v2g_modes(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
+    """V2G sessions are in charge mode (``z = 0``) or discharge mode (``z = 1``).
+
+    ``pc <= max_charge * (1 - z)``; ``pd <= max_discharge * z``; in discharge mode
+    ``e - pd * dt / eta_d >= floor_t`` with ``floor_t = max(v2g floor, target - max_charge * eta_c *
+    dt * (steps left after t))``, the projection's V2G floor.
+    """
+    sessions, dt = arrays.sessions, arrays.step_h
+    m.v2g_charge_mode = pyo.Constraint(
+        m.SV, rule=lambda m, s, t: m.pc[s, t] <= float(sessions.max_charge_kw[s]) * (1 - m.z[s, t])
+    )
+    m.v2g_discharge_mode = pyo.Constraint(
+        m.SV, rule=lambda m, s, t: m.pd[s, t] <= float(sessions.max_discharge_kw[s]) * m.z[s, t]
+    )
+
+    def floor(m: pyo.ConcreteModel, s: int, t: int) -> pyo.Expression:
+        steps_after = max(int(sessions.end_step[s]) - t - 1, 0)
+        reachable = (
+            float(sessions.target_energy_kwh[s])
+            - float(sessions.max_charge_kw[s] * sessions.charge_efficiency_frac[s]) * dt * steps_after
+        )
+        floor_kwh = max(float(sessions.floor_energy_kwh[s]), reachable)
+        big_m = float(sessions.capacity_kwh[s]) + floor_kwh
+        eta_d = float(sessions.discharge_efficiency_frac[s])
+        return m.e[s, t] - m.pd[s, t] * dt / eta_d >= floor_kwh - big_m * (1 - m.z[s, t])
+
+    m.v2g_floor = pyo.Constraint(m.SV, rule=floor)
+    no_v2g = [(s, t) for (s, t) in m.SP if (s, t) not in m.SV]
+    for s, t in no_v2g:
+        m.pd[s, t].fix(0.0)
+
+
+def define_sharing(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
+    """Charger ratings and feeder phase currents.
+
+    ``sum_{s at k} (pc + pd) <= charger_max[k]``; ``sum_s (pc + pd) * a_per_kw[c(s), ph] <= phase limit``.
+    """
+    site, sessions = arrays.site, arrays.sessions
+    at_step: dict[int, list[int]] = {}
+    for s, t in m.SP:
+        at_step.setdefault(t, []).append(s)
+    charger_rows = [
+        (k, t)
+        for t, ss in at_step.items()
+        for k in {int(site.connector_charger_index[sessions.connector_index[s]]) for s in ss}
+    ]
+
+    def charger(m: pyo.ConcreteModel, k: int, t: int) -> pyo.Expression:
+        members = [s for s in at_step[t] if site.connector_charger_index[sessions.connector_index[s]] == k]
+        return sum(m.pc[s, t] + m.pd[s, t] for s in members) <= float(site.charger_max_kw[k])
+
+    m.charger_rating = pyo.Constraint(charger_rows, rule=charger)
+    if np.isfinite(site.charging_phase_current_limit_a):
+        phase_rows = [(ph, t) for t in at_step for ph in range(3)]
+
+        def phase(m: pyo.ConcreteModel, ph: int, t: int) -> pyo.Expression:
+            terms = [
+                (m.pc[s, t] + m.pd[s, t])
+                * float(site.connector_phase_a_per_kw[sessions.connector_index[s], ph])
+                for s in at_step[t]
+                if site.connector_phase_a_per_kw[sessions.connector_index[s], ph] > 0
+            ]
+            if not terms:
+                return pyo.Constraint.Skip
+            return sum(terms) <= site.charging_phase_current_limit_a
+
+        m.phase_current = pyo.Constraint(phase_rows, rule=phase)
+
+
+def define_storage(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
+    """Site storage.
+
+    ``E[0] = initial``; ``E[t+1] = E[t] * (1 - sd_h) ** dt + dt * (eta_c * sc - sd / eta_d)``;
+    ``E[t] * keep + eta_c * sc * dt <= E_max``; ``E[t] * keep - sd * dt / eta_d >= E_min`` (only in
+    discharge mode when there is self-discharge, which can take the storage below ``E_min``).
+    """
+    site, dt = arrays.site, arrays.step_h
+    keep = float((1.0 - site.storage_self_discharge_per_h_frac) ** dt)
+    eta_c, eta_d = site.storage_charge_efficiency_frac, site.storage_discharge_efficiency_frac
+    m.E[0].fix(site.storage_initial_energy_kwh)
+    m.storage_balance = pyo.Constraint(
+        m.T, rule=lambda m, t: m.E[t + 1] == m.E[t] * keep + dt * (eta_c * m.sc[t] - m.sd[t] / eta_d)
+    )
+    m.storage_upper = pyo.Constraint(
+        m.T, rule=lambda m, t: m.E[t] * keep + eta_c * m.sc[t] * dt <= site.storage_max_energy_kwh
+    )
+    if keep < 1.0:
+        m.zs = pyo.Var(m.T, domain=pyo.Binary)
+        m.storage_modes = pyo.Constraint(
+            m.T, rule=lambda m, t: m.sd[t] <= site.storage_max_discharge_kw * m.zs[t]
+        )
+        m.storage_charge_mode = pyo.Constraint(
+            m.T, rule=lambda m, t: m.sc[t] <= site.storage_max_charge_kw * (1 - m.zs[t])
+        )
+        big_m = site.storage_capacity_kwh
+        m.storage_lower = pyo.Constraint(
+            m.T,
+            rule=lambda m, t: (
+                m.E[t] * keep - m.sd[t] * dt / eta_d >= site.storage_min_energy_kwh - big_m * (1 - m.zs[t])
+            ),
+        )
+    else:
+        m.storage_lower = pyo.Constraint(
+            m.T, rule=lambda m, t: m.E[t] - m.sd[t] * dt / eta_d >= site.storage_min_energy_kwh
+        )
+
+
+def define_bus(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
+    """The site bus and the grid limits.
+
+    ``imp - exp = base + sum_s (pc - pd) + sc - sd - pv``; ``imp <= import_limit + vi``;
+    ``exp <= export_limit + ve``; no PV exported at a negative export price
+    (``exp <= ...`` with ``pv`` curtailed first, as the physics does).
+    """
+    series = arrays.series
+    at_step: dict[int, list[int]] = {}
+    for s, t in m.SP:
+        at_step.setdefault(t, []).append(s)
+
+    def balance(m: pyo.ConcreteModel, t: int) -> pyo.Expression:
+        ev = sum(m.pc[s, t] - m.pd[s, t] for s in at_step.get(t, []))
+        return m.imp[t] - m.exp[t] == float(series.base_load_kw[t]) + ev + m.sc[t] - m.sd[t] - m.pv[t]
+
+    m.bus = pyo.Constraint(m.T, rule=balance)
+    m.import_limit = pyo.Constraint(
+        m.T, rule=lambda m, t: m.imp[t] <= float(series.import_limit_kw[t]) + m.vi[t]
+    )
+    m.export_limit = pyo.Constraint(
+        m.T, rule=lambda m, t: m.exp[t] <= float(series.export_limit_kw[t]) + m.ve[t]
+    )
+
+
+def define_peak_and_unmet(m: pyo.ConcreteModel, arrays: ScenarioArrays, windows: list[range]) -> None:
+    """Peak import and unmet energy.
+
+    ``peak >= imp[t]``; ``u[s] >= target - e[s, departure] - max_charge * eta_c * dt * steps after the
+    horizon`` (the scorer's rule; sessions without a step in the horizon keep their arrival energy).
+    """
+    sessions, dt, n_steps = arrays.sessions, arrays.step_h, arrays.n_steps
+    m.peak_def = pyo.Constraint(m.T, rule=lambda m, t: m.peak >= m.imp[t])
+
+    def unmet(m: pyo.ConcreteModel, s: int) -> pyo.Expression:
+        steps_left = max(int(sessions.end_step[s]) - n_steps, 0)
+        possible = float(sessions.max_charge_kw[s] * sessions.charge_efficiency_frac[s]) * dt * steps_left
+        final = m.e[s, windows[s].stop] if len(windows[s]) else float(sessions.arrival_energy_kwh[s])
+        return m.u[s] >= float(sessions.target_energy_kwh[s]) - final - possible
+
+    m.unmet_def = pyo.Constraint(range(sessions.n_sessions), rule=unmet)
+
+
+def define_objective(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
+    """Minimise the scorer's total cost plus the penalised limit slack.
+
+    ``sum_t dt * (imp * p_imp - exp * p_exp) + demand_rate * max(peak - billing_peak, 0)
+    + v2g_deg * dt * sum pd + storage_deg * dt * sum (sc + sd) + penalty * sum u
+    + 1000 * dt * sum (vi + ve)``.
+    """
+    site, series, dt = arrays.site, arrays.series, arrays.step_h
+    m.demand = pyo.Var(domain=pyo.NonNegativeReals)
+    m.demand_def = pyo.Constraint(expr=m.demand >= m.peak - site.billing_peak_start_kw)
+    energy = sum(
+        dt
+        * (
+            m.imp[t] * float(series.import_price_eur_per_kwh[t])
+            - m.exp[t] * float(series.export_price_eur_per_kwh[t])
+        )
+        for t in m.T
+    )
+    degradation = site.v2g_degradation_cost_eur_per_kwh * dt * sum(m.pd[s, t] for s, t in m.SP) + (
+        site.storage_degradation_cost_eur_per_kwh * dt * sum(m.sc[t] + m.sd[t] for t in m.T)
+    )
+    unmet = arrays.unmet_energy_penalty_eur_per_kwh * sum(m.u[s] for s in m.u)
+    slack = LIMIT_VIOLATION_PENALTY_EUR_PER_KWH * dt * sum(m.vi[t] + m.ve[t] for t in m.T)
+    m.cost = pyo.Objective(
+        expr=energy + site.demand_charge_eur_per_kw * m.demand + degradation + unmet + slack,
+        sense=pyo.minimize,
+    )

@@ -1,0 +1,122 @@
+"""Solving the optimum with HiGHS, and its result scored by the one scorer."""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyomo.environ as pyo
+from pyomo.contrib.appsi.base import TerminationCondition
+from pyomo.contrib.appsi.solvers import Highs
+
+from smac_rl.core.arrays import ScenarioArrays
+from smac_rl.core.arraytypes import FloatArray
+from smac_rl.core.scoring import Kpis, score
+from smac_rl.core.simulate import Trace, replay
+from smac_rl.optimal.model import OptimalError, build_model
+
+
+class SolverStatus(enum.Enum):
+    """How the solve ended."""
+
+    OPTIMAL = "optimal"
+    """Proven optimal within the MIP gap."""
+    TIME_LIMIT = "time_limit"
+    """Stopped at the time limit with a feasible solution (see ``mip_gap``)."""
+
+
+@dataclass(frozen=True)
+class OptimalResult:
+    """The optimum of one scenario.
+
+    Attributes:
+        ev_power_kw: Connector setpoints [kW], ``(T, C)``.
+        storage_power_kw: Storage setpoints [kW], ``(T,)``.
+        objective_eur: The solver's objective: total cost plus penalised limit slack [EUR].
+        status: How the solve ended.
+        mip_gap_frac: Relative gap between the solution and the bound (0 for a pure LP).
+        n_binaries: Binary variables in the model (V2G modes, storage modes).
+        build_s: Time to build the model [s].
+        solve_s: Time to solve it [s].
+        trace: The profile replayed through the projection and the physics.
+        kpis: The scorer's KPIs of that replay.
+    """
+
+    ev_power_kw: FloatArray
+    storage_power_kw: FloatArray
+    objective_eur: float
+    status: SolverStatus
+    mip_gap_frac: float
+    n_binaries: int
+    build_s: float
+    solve_s: float
+    trace: Trace
+    kpis: Kpis
+
+
+def solve_optimal(
+    arrays: ScenarioArrays, time_limit_s: float = 120.0, mip_gap_frac: float = 1e-6, n_threads: int = 1
+) -> OptimalResult:
+    """Solve the perfect-foresight optimum of a scenario and score its profile.
+
+    Args:
+        arrays: The compiled scenario.
+        time_limit_s: Solver time limit [s].
+        mip_gap_frac: Relative MIP gap at which the solver stops.
+        n_threads: Solver threads.
+
+    Returns:
+        The result, replayed and scored.
+
+    Raises:
+        OptimalError: For options the model does not cover, or when no solution was found.
+    """
+    started = time.perf_counter()
+    model = build_model(arrays)
+    built = time.perf_counter()
+    solver = Highs()
+    solver.config.time_limit = time_limit_s
+    solver.config.mip_gap = mip_gap_frac
+    solver.config.load_solution = False
+    solver.highs_options = {"threads": n_threads, "random_seed": 0}
+    results = solver.solve(model)
+    solved = time.perf_counter()
+    condition = results.termination_condition
+    if condition == TerminationCondition.optimal:
+        status = SolverStatus.OPTIMAL
+    elif condition == TerminationCondition.maxTimeLimit and results.best_feasible_objective is not None:
+        status = SolverStatus.TIME_LIMIT
+    else:
+        raise OptimalError(
+            f"optimum of {arrays.name}: the solver ended with {condition.name} and no solution"
+        )
+    results.solution_loader.load_vars()
+    ev_power, storage_power = _profile(model, arrays)
+    objective = float(pyo.value(model.cost))
+    bound = results.best_objective_bound
+    gap = 0.0 if bound is None else abs(objective - bound) / max(abs(objective), 1e-9)
+    trace = replay(arrays, ev_power, storage_power)
+    n_binaries = sum(1 for v in model.component_data_objects(pyo.Var) if v.is_binary())
+    return OptimalResult(
+        ev_power_kw=ev_power,
+        storage_power_kw=storage_power,
+        objective_eur=objective,
+        status=status,
+        mip_gap_frac=gap,
+        n_binaries=n_binaries,
+        build_s=built - started,
+        solve_s=solved - built,
+        trace=trace,
+        kpis=score(arrays, trace),
+    )
+
+
+def _profile(model: pyo.ConcreteModel, arrays: ScenarioArrays) -> tuple[FloatArray, FloatArray]:
+    ev_power = np.zeros((arrays.n_steps, arrays.site.n_connectors))
+    for s, t in model.SP:
+        c = int(arrays.sessions.connector_index[s])
+        ev_power[t, c] = float(pyo.value(model.pc[s, t])) - float(pyo.value(model.pd[s, t]))
+    storage = np.asarray([float(pyo.value(model.sc[t])) - float(pyo.value(model.sd[t])) for t in model.T])
+    return ev_power, storage
