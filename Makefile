@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP_INSTALL) -e ".[data,envs,milp,dev]"
+	$(PIP_INSTALL) -e ".[all,dev]"
 	touch $@ $(VENV)/.installed
 
 setup: $(VENV)/.installed          ## create .venv and install the package

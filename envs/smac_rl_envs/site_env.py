@@ -110,7 +110,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
     def step(self, action: FloatArray) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
         """Apply one step of actions."""
         arrays = self._episode()
-        context = context_at(arrays, self._t, self._session_energy, self._storage_energy)
+        context = context_at(arrays, self._t, self._session_energy, self._storage_energy, self._peak_so_far())
         requested = self.layout.setpoints(context, np.asarray(action, dtype=np.float64)[None, :])
         applied = project(context, requested)
         outcome = physics_step(context, applied)
@@ -162,6 +162,9 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
             )
         return arrays
 
+    def _peak_so_far(self) -> FloatArray:
+        return np.maximum(self._peak_seen_kw, self._episode().site.billing_peak_start_kw)
+
     def _episode(self) -> ScenarioArrays:
         if self.arrays is None:
             raise RuntimeError("SiteChargingEnv: call reset() before step()")
@@ -169,11 +172,9 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
 
     def _observe(self) -> FloatArray:
         arrays = self._episode()
-        context = context_at(
-            arrays, min(self._t, arrays.n_steps - 1), self._session_energy, self._storage_energy
-        )
-        peak_so_far = np.maximum(self._peak_seen_kw, arrays.site.billing_peak_start_kw)
-        observation = self.layout.observe(arrays, context, peak_so_far)[0]
+        t = min(self._t, arrays.n_steps - 1)
+        context = context_at(arrays, t, self._session_energy, self._storage_energy, self._peak_so_far())
+        observation = self.layout.observe(arrays, context)[0]
         return np.asarray(np.clip(observation, -OBSERVATION_BOUND, OBSERVATION_BOUND), dtype=np.float64)
 
     def _unmet_due(self, step: int) -> float:

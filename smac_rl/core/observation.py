@@ -114,13 +114,12 @@ class ObservationLayout:
         block = [f.scale for f in CONNECTOR_FEATURES]
         return np.asarray(site + block * self.n_connectors_max, dtype=np.float64)
 
-    def observe(self, arrays: ScenarioArrays, context: StepContext, peak_so_far_kw: FloatArray) -> FloatArray:
+    def observe(self, arrays: ScenarioArrays, context: StepContext) -> FloatArray:
         """Raw observations of a step, ``(B, size)``.
 
         Args:
-            arrays: The compiled scenario (for the price outlook).
+            arrays: The compiled scenario (for the price outlook and the local time).
             context: State at the step's start.
-            peak_so_far_kw: Highest import so far per batch element [kW], ``(B,)``.
 
         Returns:
             The observation rows.
@@ -157,7 +156,7 @@ class ObservationLayout:
                 exo.pv_available_kw,
                 exo.import_limit_kw,
                 exo.import_limit_kw - exo.base_load_kw + exo.pv_available_kw,
-                peak_so_far_kw,
+                context.peak_import_kw,
                 np.full(batch, site.demand_charge_eur_per_kw),
                 np.broadcast_to(soc, (batch,)),
                 s_upper,

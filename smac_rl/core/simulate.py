@@ -68,8 +68,9 @@ def simulate(arrays: ScenarioArrays, decide: Decide, on_step: Callable[[int], No
     storage_energy[0] = arrays.site.storage_initial_energy_kwh
     columns = {name: np.zeros(n_steps) for name in _STEP_SERIES}
     requested_ev, applied_ev = np.zeros((n_steps, n_connectors)), np.zeros((n_steps, n_connectors))
+    peak = np.asarray([arrays.site.billing_peak_start_kw])
     for t in range(n_steps):
-        context = context_at(arrays, t, session_energy[t][None, :], storage_energy[t : t + 1])
+        context = context_at(arrays, t, session_energy[t][None, :], storage_energy[t : t + 1], peak)
         requested = decide(context)
         applied = project(context, requested)
         outcome = physics_step(context, applied)
@@ -82,6 +83,7 @@ def simulate(arrays: ScenarioArrays, decide: Decide, on_step: Callable[[int], No
         present = context.ev.is_present[0]
         session_energy[t + 1, context.ev.session_index[0][present]] = outcome.ev_energy_kwh[0][present]
         storage_energy[t + 1] = outcome.storage_energy_kwh[0]
+        peak = np.maximum(peak, outcome.grid_import_kw)
         if on_step is not None:
             on_step(t)
     return Trace(

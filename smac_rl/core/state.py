@@ -81,6 +81,8 @@ class StepContext:
         storage_energy_kwh: Stored energy of the site storage at the step's start [kWh], ``(B,)``.
         step_h: Step length [h].
         step_index: Index of the step on the time grid.
+        peak_import_kw: Highest import so far in the billing period (episode and billing peak
+            carried in) [kW], ``(B,)``.
     """
 
     site: SiteArrays
@@ -89,6 +91,7 @@ class StepContext:
     storage_energy_kwh: FloatArray
     step_h: float
     step_index: int
+    peak_import_kw: FloatArray
 
     @property
     def batch_size(self) -> int:
@@ -115,7 +118,11 @@ class Setpoints:
 
 
 def context_at(
-    arrays: ScenarioArrays, step_index: int, session_energy_kwh: FloatArray, storage_energy_kwh: FloatArray
+    arrays: ScenarioArrays,
+    step_index: int,
+    session_energy_kwh: FloatArray,
+    storage_energy_kwh: FloatArray,
+    peak_import_kw: FloatArray | None = None,
 ) -> StepContext:
     """Gather the step context of a scenario from per-session state.
 
@@ -124,6 +131,7 @@ def context_at(
         step_index: Step on the grid.
         session_energy_kwh: Stored energy of every session [kWh], ``(B, S)``.
         storage_energy_kwh: Stored energy of the site storage [kWh], ``(B,)``.
+        peak_import_kw: Highest import so far [kW], ``(B,)``; None: the billing peak carried in.
 
     Returns:
         The context of that step, batch size ``B``.
@@ -175,4 +183,5 @@ def context_at(
         import_price_eur_per_kwh=at(series.import_price_eur_per_kwh),
         export_price_eur_per_kwh=at(series.export_price_eur_per_kwh),
     )
-    return StepContext(arrays.site, ev, exo, storage_energy_kwh, arrays.step_h, step_index)
+    peak = np.full(batch, arrays.site.billing_peak_start_kw) if peak_import_kw is None else peak_import_kw
+    return StepContext(arrays.site, ev, exo, storage_energy_kwh, arrays.step_h, step_index, peak)

@@ -36,6 +36,15 @@ class Policy(Protocol):
         ...
 
 
+@runtime_checkable
+class EpisodePolicy(Policy, Protocol):
+    """A policy that needs the scenario before the first step (price outlook, local time...)."""
+
+    def begin_episode(self, arrays: ScenarioArrays) -> None:
+        """Prepare for an episode of ``arrays``."""
+        ...
+
+
 def run_policy(
     arrays: ScenarioArrays, policy: Policy, on_step: Callable[[int], None] | None = None
 ) -> tuple[Trace, Kpis]:
@@ -49,5 +58,7 @@ def run_policy(
     Returns:
         The trace and its KPIs.
     """
+    if isinstance(policy, EpisodePolicy):
+        policy.begin_episode(arrays)
     trace = simulate(arrays, policy.act, on_step)
     return trace, score(arrays, trace)

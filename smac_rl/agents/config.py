@@ -1,0 +1,48 @@
+"""Typed training configuration (YAML or CLI), validated like every other input."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import Field
+
+from smac_rl.core.specs.base import StrictModel
+
+
+class TrainConfig(StrictModel):
+    """A PPO training run on generated days of one pilot template.
+
+    Attributes:
+        template: Pilot template name or template YAML file.
+        first_day: First local day episodes may start on (training split).
+        last_day: Last local day episodes may start on.
+        total_timesteps: Environment steps to train for.
+        seed: Seed of the environments and of PPO.
+        n_envs: Parallel environments (in one process).
+        n_connectors_max: Connectors the policy has room for.
+        learning_rate: PPO learning rate.
+        n_steps: Steps per environment between updates.
+        batch_size: Minibatch size.
+        n_epochs: Passes over each rollout.
+        gamma: Discount factor.
+        reward_scale_eur: Rewards are divided by this [EUR] to keep them near 1.
+        net_arch: Hidden layer sizes of the policy and value networks.
+        algorithm: Only PPO in the thin path.
+    """
+
+    template: str = "turku_ultrafast_hub"
+    first_day: dt.date = dt.date(2023, 1, 1)
+    last_day: dt.date = dt.date(2023, 12, 31)
+    total_timesteps: int = Field(default=20_000, ge=1, le=100_000_000)
+    seed: int = Field(default=0, ge=0)
+    n_envs: int = Field(default=4, ge=1, le=64)
+    n_connectors_max: int = Field(default=16, ge=1, le=512)
+    learning_rate: float = Field(default=3e-4, gt=0, le=1)
+    n_steps: int = Field(default=256, ge=8)
+    batch_size: int = Field(default=256, ge=8)
+    n_epochs: int = Field(default=5, ge=1, le=100)
+    gamma: float = Field(default=0.99, gt=0, le=1)
+    reward_scale_eur: float = Field(default=10.0, gt=0)
+    net_arch: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
+    algorithm: Literal["ppo"] = "ppo"

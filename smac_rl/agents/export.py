@@ -1,0 +1,108 @@
+"""Export a trained SB3 policy to ONNX: normalisation and action scaling inside the graph."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+
+from smac_rl.agents.tracking import git_sha
+from smac_rl.core.artifacts import PolicyMetadata, action_names, layout_entries
+from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
+
+OPSET = 18
+
+
+class _SetpointGraph(torch.nn.Module):
+    """Raw observation -> normalise -> actor mean -> clip to [-1, 1] -> setpoints [kW] of the step's box."""
+
+    def __init__(self, model: PPO, layout: ObservationLayout) -> None:
+        super().__init__()
+        self.policy = model.policy
+        self.scales = torch.nn.Buffer(torch.as_tensor(layout.scales(), dtype=torch.float32))
+        n_site, n_block = len(SITE_FEATURES), len(CONNECTOR_FEATURES)
+        names = [f.name for f in CONNECTOR_FEATURES]
+        site_names = [f.name for f in SITE_FEATURES]
+        blocks = n_site + n_block * np.arange(layout.n_connectors_max)
+        self.upper_index = torch.nn.Buffer(torch.as_tensor(blocks + names.index("upper_kw")))
+        self.lower_index = torch.nn.Buffer(torch.as_tensor(blocks + names.index("lower_kw")))
+        self.storage_upper_index = site_names.index("storage_upper_kw")
+        self.storage_lower_index = site_names.index("storage_lower_kw")
+        self.n_connectors_max = layout.n_connectors_max
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        normalised = observation / self.scales
+        features = self.policy.extract_features(normalised, self.policy.pi_features_extractor)
+        latent = self.policy.mlp_extractor.forward_actor(features)  # type: ignore[arg-type]
+        action = torch.clamp(self.policy.action_net(latent), -1.0, 1.0)
+        upper = torch.cat(
+            [
+                observation[:, self.upper_index],
+                observation[:, self.storage_upper_index : self.storage_upper_index + 1],
+            ],
+            1,
+        )
+        lower = torch.cat(
+            [
+                observation[:, self.lower_index],
+                observation[:, self.storage_lower_index : self.storage_lower_index + 1],
+            ],
+            1,
+        )
+        return torch.where(action >= 0, action * upper, -action * lower)
+
+
+def export_policy(
+    model: PPO,
+    layout: ObservationLayout,
+    out_dir: Path,
+    mlflow_run_id: str,
+    template: str,
+    step_min: int,
+    horizon_steps: int,
+) -> PolicyMetadata:
+    """Write ``policy.onnx`` and ``metadata.json`` to ``out_dir``.
+
+    Args:
+        model: The trained PPO model (observations normalised by ``layout.scales()``).
+        layout: Its observation and action layout.
+        out_dir: Folder to write to (created).
+        mlflow_run_id: The training run.
+        template: Template trained on.
+        step_min: Step length trained on [min].
+        horizon_steps: Episode length trained on [steps].
+
+    Returns:
+        The metadata written.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    graph = _SetpointGraph(model, layout).eval()
+    onnx_path = out_dir / "policy.onnx"
+    example = torch.zeros((1, layout.size), dtype=torch.float32)
+    torch.onnx.export(
+        graph,
+        (example,),
+        str(onnx_path),
+        input_names=["observation"],
+        output_names=["setpoints_kw"],
+        dynamic_axes={"observation": {0: "batch"}, "setpoints_kw": {0: "batch"}},
+        opset_version=OPSET,
+        dynamo=False,
+    )
+    metadata = PolicyMetadata(
+        n_connectors_max=layout.n_connectors_max,
+        observation=layout_entries(layout),
+        action=action_names(layout),
+        step_min=step_min,
+        horizon_steps=horizon_steps,
+        onnx_sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        opset=OPSET,
+        mlflow_run_id=mlflow_run_id,
+        git_sha=git_sha(),
+        template=template,
+    )
+    (out_dir / "metadata.json").write_text(metadata.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    return metadata

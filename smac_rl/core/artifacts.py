@@ -1,0 +1,72 @@
+"""Metadata of an exported policy: what the service checks before it serves a model."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
+from smac_rl.core.specs.base import StrictModel
+from smac_rl.core.units import SIGN_CONVENTION
+
+POLICY_SCHEMA_VERSION = 1
+
+
+class FeatureEntry(StrictModel):
+    """One observation entry as recorded in the metadata."""
+
+    name: str
+    unit: str
+    scale: float
+
+
+class PolicyMetadata(StrictModel):
+    """``metadata.json`` beside ``policy.onnx``.
+
+    Attributes:
+        schema_version: Version of this format.
+        kind: What the ONNX graph maps: raw observations to setpoints in kW.
+        n_connectors_max: Connectors the policy has room for.
+        observation: Ordered observation entries (name, unit, normalisation divisor).
+        action: Ordered output names (connector setpoints, then storage) [kW].
+        step_min: Step length the policy was trained on [min].
+        horizon_steps: Episode length it was trained on [steps].
+        sign_convention: The project's sign convention.
+        input_name: ONNX input name; output_name: ONNX output name.
+        onnx_sha256: sha256 of ``policy.onnx``.
+        opset: ONNX opset.
+        mlflow_run_id: The training run.
+        git_sha: Commit the policy was trained from.
+        template: Template it was trained on.
+    """
+
+    schema_version: Literal[1] = 1
+    kind: Literal["observation_to_setpoints_kw"] = "observation_to_setpoints_kw"
+    n_connectors_max: int = Field(ge=1)
+    observation: list[FeatureEntry]
+    action: list[str]
+    step_min: int
+    horizon_steps: int
+    sign_convention: str = SIGN_CONVENTION
+    input_name: str = "observation"
+    output_name: str = "setpoints_kw"
+    onnx_sha256: str
+    opset: int
+    mlflow_run_id: str
+    git_sha: str
+    template: str
+
+
+def layout_entries(layout: ObservationLayout) -> list[FeatureEntry]:
+    """The layout's observation entries for the metadata."""
+    units = [f.unit for f in SITE_FEATURES] + [f.unit for f in CONNECTOR_FEATURES] * layout.n_connectors_max
+    return [
+        FeatureEntry(name=name, unit=unit, scale=float(scale))
+        for name, unit, scale in zip(layout.names(), units, layout.scales(), strict=True)
+    ]
+
+
+def action_names(layout: ObservationLayout) -> list[str]:
+    """Output names: ``c00.power_kw`` ... then ``storage.power_kw``."""
+    return [f"c{c:02d}.power_kw" for c in range(layout.n_connectors_max)] + ["storage.power_kw"]

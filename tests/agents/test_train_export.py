@@ -1,0 +1,86 @@
+"""PPO training tracked in MLflow (SQLite), ONNX export, and parity between ONNX and the SB3 policy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from smac_rl.agents.config import TrainConfig
+from smac_rl.agents.export import export_policy
+from smac_rl.agents.policy import Sb3Policy
+from smac_rl.agents.train import TrainResult, train
+from smac_rl.core.artifacts import PolicyMetadata
+from smac_rl.core.state import context_at
+from smac_rl.policies import run_policy
+from smac_rl_envs.site_env import SiteChargingEnv
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path]:
+    root = tmp_path_factory.mktemp("train")
+    config = TrainConfig(
+        total_timesteps=512, n_envs=2, n_steps=128, batch_size=128, n_epochs=1, n_connectors_max=8
+    )
+    result = train(config, root / "run", tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    return result, root
+
+
+def test_the_run_is_tracked_with_provenance_and_metrics(trained: tuple[TrainResult, Path]) -> None:
+    result, root = trained
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    run = client.get_run(result.run_id)
+    assert run.data.params["template"] == "turku_ultrafast_hub"
+    assert run.data.params["total_timesteps"] == "512"
+    for tag in ("git_sha", "data_bundle_sha256", "command", "version.torch"):
+        assert run.data.tags[tag]
+    assert run.data.tags["version.torch"] == "2.13.0+cpu"
+    history = client.get_metric_history(result.run_id, "train.value_loss")
+    assert len(history) >= 1
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"model.zip", "train_config.yaml"} <= artifacts
+
+
+def test_onnx_setpoints_match_the_sb3_policy(trained: tuple[TrainResult, Path]) -> None:
+    result, root = trained
+    metadata = export_policy(
+        result.model, result.layout, root / "export", result.run_id, "turku_ultrafast_hub", 15, 96
+    )
+    assert PolicyMetadata.model_validate_json((root / "export" / "metadata.json").read_text()) == metadata
+    session = ort.InferenceSession(str(root / "export" / "policy.onnx"))
+    env = SiteChargingEnv(template="turku_ultrafast_hub", n_connectors_max=8)
+    env.reset(seed=5)
+    arrays = env.arrays
+    assert arrays is not None
+    policy = Sb3Policy(result.model, result.layout)
+    policy.begin_episode(arrays)
+    energy = arrays.sessions.arrival_energy_kwh[None, :]
+    rng = np.random.default_rng(1)
+    for t in range(0, arrays.n_steps, 7):
+        # Vary the state so that bounds and presence differ from step to step.
+        energy = energy + rng.uniform(0, 5, energy.shape)
+        energy = np.minimum(energy, arrays.sessions.capacity_kwh)
+        storage = np.asarray(
+            [rng.uniform(arrays.site.storage_min_energy_kwh, arrays.site.storage_max_energy_kwh)]
+        )
+        context = context_at(arrays, t, energy, storage)
+        expected = policy.act(context)
+        observation = result.layout.observe(arrays, context).astype(np.float32)
+        onnx_kw = session.run(None, {"observation": observation})[0][0]
+        n_connectors = arrays.site.n_connectors
+        np.testing.assert_allclose(onnx_kw[:n_connectors], expected.ev_power_kw[0], rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(onnx_kw[-1], expected.storage_power_kw[0], rtol=1e-4, atol=1e-3)
+        assert np.all(onnx_kw[n_connectors:-1] == 0.0)  # padded connectors ask nothing
+
+
+def test_the_trained_policy_runs_through_the_scorer(trained: tuple[TrainResult, Path]) -> None:
+    result, _ = trained
+    env = SiteChargingEnv(template="turku_ultrafast_hub", n_connectors_max=8)
+    env.reset(seed=9)
+    assert env.arrays is not None
+    _, kpis = run_policy(env.arrays, Sb3Policy(result.model, result.layout))
+    assert np.isfinite(kpis.total_cost_eur)
+    assert kpis.limit_violation_kwh == pytest.approx(0.0, abs=1e-9)
