@@ -99,7 +99,7 @@ def export_policy(
         step_min=step_min,
         horizon_steps=horizon_steps,
         onnx_sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        opset=OPSET,
+        onnx_opset_version=OPSET,
         mlflow_run_id=mlflow_run_id,
         git_sha=git_sha(),
         template=template,

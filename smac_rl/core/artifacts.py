@@ -35,7 +35,7 @@ class PolicyMetadata(StrictModel):
         sign_convention: The project's sign convention.
         input_name: ONNX input name; output_name: ONNX output name.
         onnx_sha256: sha256 of ``policy.onnx``.
-        opset: ONNX opset.
+        onnx_opset_version: ONNX opset.
         mlflow_run_id: The training run.
         git_sha: Commit the policy was trained from.
         template: Template it was trained on.
@@ -52,7 +52,7 @@ class PolicyMetadata(StrictModel):
     input_name: str = "observation"
     output_name: str = "setpoints_kw"
     onnx_sha256: str
-    opset: int
+    onnx_opset_version: int
     mlflow_run_id: str
     git_sha: str
     template: str

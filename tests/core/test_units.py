@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import importlib
 import pkgutil
 import typing
@@ -17,7 +18,7 @@ from smac_rl.core.units import SIGN_CONVENTION, UNIT_SUFFIXES, has_unit_suffix, 
 
 # Generic containers whose unit is the one of the field that holds them, and a feature's
 # normalisation divisor, which carries the unit of that feature.
-CONTAINER_FIELDS = {"HeldSeries.values", "Feature.scale"}
+CONTAINER_FIELDS = {"HeldSeries.values", "Feature.scale", "FeatureEntry.scale"}
 NUMERIC_MARKERS = ("float", "int", "FloatArray", "IntArray", "SeriesValue", "ndarray")
 
 
@@ -48,7 +49,7 @@ def name_problems(cls: type) -> list[str]:
         if is_flag:
             if not name.startswith(("is_", "allow_")):
                 problems.append(f"{cls.__name__}.{name}: a flag must start with is_ or allow_")
-        elif any(marker in annotation for marker in NUMERIC_MARKERS) and not (
+        elif any(re.search(rf"\b{marker}\b", annotation) for marker in NUMERIC_MARKERS) and not (
             has_unit_suffix(name) or is_exempt_name(name)
         ):
             problems.append(f"{cls.__name__}.{name}: no unit suffix ({annotation})")
