@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import importlib
 import pkgutil
+import re
 import typing
 from collections.abc import Iterator
 
