@@ -1,0 +1,148 @@
+"""The profile service over real HTTP: uvicorn on loopback, OCPP output checked with the ocpp schemas."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from ocpp.messages import get_validator
+
+from smac_rl.core.scenario_io import load_builtin_scenario
+from smac_rl_serve.app import create_app
+from smac_rl_serve.model import ModelError
+from smac_rl_serve.settings import DEFAULT_MODEL_DIR, Settings
+from tests.core.tiny import tiny_data
+
+CALL = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(Settings()), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[int, str]:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.status, response.read().decode()
+
+
+def test_healthz_and_model(base_url: str) -> None:
+    assert _get(f"{base_url}/healthz") == (200, '{"status":"ok"}')
+    status, text = _get(f"{base_url}/v1/model")
+    assert status == 200
+    assert json.loads(text)["n_connectors_max"] == 16
+
+
+def test_profiles_are_valid_ocpp_201_and_respect_the_grid(base_url: str) -> None:
+    scenario = load_builtin_scenario("demo_workplace").model_dump(mode="json")
+    status, text = _post(f"{base_url}/v1/profiles", {"scenario": scenario, "format": "ocpp201"})
+    assert status == 200, text
+    body = json.loads(text, parse_float=Decimal)
+    assert body["policy"] == "onnx"
+    assert body["kpis"]["limit_violation_kwh"] == 0
+    validator = get_validator(CALL, "SetChargingProfile", "2.0.1", parse_float=Decimal)
+    assert len(body["profiles"]) == 14
+    for entry in body["profiles"]:
+        payload = entry["set_charging_profile_request"]
+        validator.validate(payload)
+        profile = payload["chargingProfile"]
+        assert profile["chargingProfilePurpose"] == "TxProfile"
+        assert profile["transactionId"] == f"tx-{entry['session_id']}"
+        assert all(p["limit"] >= 0 for p in profile["chargingSchedule"][0]["chargingSchedulePeriod"])
+
+
+def test_json_format_and_fallback_beyond_c_max(base_url: str) -> None:
+    data = tiny_data()
+    chargers = [
+        {
+            "station_id": f"X{i:02d}",
+            "kind": "ac",
+            "n_phases": 3,
+            "max_current_a": 16.0,
+            "connectors": [{"evse_id": 1}],
+        }
+        for i in range(17)
+    ]
+    data["site"]["chargers"] = data["site"]["chargers"] + chargers
+    status, text = _post(f"{base_url}/v1/profiles", {"scenario": data, "format": "json"})
+    assert status == 200, text
+    body = json.loads(text)
+    assert body["policy"] == "least_laxity_first"
+    assert "19 connectors" in body["fallback_reason"]
+    # LLF on the tiny scenario: S1 14 kW then 16 kW, S2 10 kW (tests/policies).
+    periods = {p["session_id"]: p["periods"] for p in body["profiles"]}
+    assert periods["S1"] == [
+        {"start_offset_s": 0, "power_kw": 14.0},
+        {"start_offset_s": 3600, "power_kw": 16.0},
+        {"start_offset_s": 7200, "power_kw": 0.0},
+    ]
+    assert periods["S2"] == [{"start_offset_s": 0, "power_kw": 10.0}]
+
+
+def test_bad_bodies_get_422_naming_the_field(base_url: str) -> None:
+    data = tiny_data()
+    data["sessions"][0]["arrival_soc_frac"] = 1.4
+    status, text = _post(f"{base_url}/v1/profiles", {"scenario": data})
+    assert status == 422
+    detail = json.loads(text)["detail"]
+    assert detail[0]["loc"] == ["body", "scenario", "sessions", 0, "arrival_soc_frac"]
+    data = tiny_data()
+    data["sessions"][0]["station_id"] = "NOPE"
+    status, text = _post(f"{base_url}/v1/profiles", {"scenario": data, "format": "json"})
+    assert status == 422
+    assert json.loads(text)["detail"][0]["field"] == "sessions[0].station_id"
+    status, text = _post(f"{base_url}/v1/profiles", {"scenario": tiny_data(), "format": "ocpp201"})
+    assert status == 422  # the tiny sessions have no transaction ids
+    assert json.loads(text)["detail"][0]["field"] == "scenario.sessions[0].transaction_id"
+
+
+def test_an_altered_model_is_refused(tmp_path: Path) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, copy)
+    with (copy / "policy.onnx").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelError, match=r"has sha256 .*; metadata\.json expects"):
+        create_app(Settings(model_dir=copy))
+    with pytest.raises(ModelError, match="is missing"):
+        create_app(Settings(model_dir=tmp_path / "nowhere"))
