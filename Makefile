@@ -11,14 +11,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP_INSTALL) -e .
+	$(PIP_INSTALL) -e ".[all]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml constraints.txt | $(BIN)/python
 	$(PIP_INSTALL) -e ".[all,dev]"
 	touch $@ $(VENV)/.installed
 
-setup: $(VENV)/.installed          ## create .venv and install the package
+setup: $(VENV)/.installed          ## create .venv and install the package with every component
 
 setup-dev: $(VENV)/.installed-dev  ## create .venv and install the package with the dev tools
 

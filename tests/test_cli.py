@@ -84,11 +84,26 @@ def test_evaluate_rejects_both_sources(tmp_path: Path) -> None:
     assert "got both; expected one of them" in result.output
 
 
-def test_demo_runs_every_heuristic_on_the_builtin_scenario() -> None:
-    result = runner.invoke(app, ["demo"], terminal_width=200)
+def test_demo_runs_every_component_and_leaves_models_alone(tmp_path: Path) -> None:
+    models = Path(__file__).parents[1] / "models" / "policies" / "default" / "v1" / "policy.onnx"
+    before = models.read_bytes()
+    args = ["demo", "--timesteps", "256", "--run-dir", str(tmp_path / "demo")]
+    result = runner.invoke(
+        app, [*args, "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"], terminal_width=200
+    )
     assert result.exit_code == 0, result.output
-    for fragment in ("Scenario demo_workplace", "uncontrolled", "least_laxity_first", "total cost [EUR]"):
+    for fragment in (
+        "uncontrolled",
+        "least_laxity_first",
+        "optimal",
+        "ppo",
+        "total cost [EUR]",
+        "savings capture",
+    ):
         assert fragment in result.output
+    assert (tmp_path / "demo" / "export" / "policy.onnx").is_file()
+    assert (tmp_path / "demo" / "scenario.yaml").is_file()
+    assert models.read_bytes() == before
 
 
 def test_console_script_is_installed() -> None:
@@ -162,3 +177,42 @@ def test_evaluate_with_the_optimum_reports_savings_capture(tmp_path: Path) -> No
     assert capture["uncontrolled"] == 0.0
     assert abs(capture["least_laxity_first"] - 3.8 / (46.6 - 94 / 3)) < 1e-6
     assert abs(capture["optimal"] - 1.0) < 1e-9
+
+
+def test_train_then_export(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    config = tmp_path / "train.yaml"
+    config.write_text("n_envs: 1\nn_steps: 64\nbatch_size: 64\nn_epochs: 1\nn_connectors_max: 8\n")
+    args = ["train", "--config", str(config), "--timesteps", "128", "--template", "rome_v2g_fleet"]
+    result = runner.invoke(
+        app, [*args, "--run-dir", str(run_dir), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]
+    )
+    assert result.exit_code == 0, result.output
+    exported = runner.invoke(app, ["export", "--run-dir", str(run_dir)])
+    assert exported.exit_code == 0, exported.output
+    assert (run_dir / "export" / "metadata.json").is_file()
+
+
+def test_train_rejects_an_unknown_config_key(tmp_path: Path) -> None:
+    config = tmp_path / "train.yaml"
+    config.write_text("learning_rat: 0.1\n")
+    result = runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "learning_rat: got 0.1; expected no such key (unknown keys are rejected" in result.output
+
+
+def test_serve_refuses_a_missing_model(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--model", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "is missing; expected policy.onnx and metadata.json" in result.output
+
+
+def test_train_refuses_a_layout_too_small_for_the_template(tmp_path: Path) -> None:
+    config = tmp_path / "small.yaml"
+    config.write_text("n_connectors_max: 1\n")
+    result = runner.invoke(app, ["train", "--config", str(config), "--run-dir", str(tmp_path / "s")])
+    assert result.exit_code == 1
+    assert (
+        "n_connectors_max: got 1; expected at least the 2 connectors of turku_ultrafast_hub" in result.output
+    )
+    assert not (tmp_path / "s").exists()

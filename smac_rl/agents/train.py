@@ -14,7 +14,9 @@ from stable_baselines3.common.logger import Logger
 from smac_rl.agents.config import TrainConfig
 from smac_rl.agents.envs import env_factory
 from smac_rl.agents.tracking import DEFAULT_TRACKING_URI, MlflowWriter, provenance_tags
+from smac_rl.core.errors import SmacError
 from smac_rl.core.observation import ObservationLayout
+from smac_rl.data.template_spec import load_template
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,16 @@ def train(
 
     Returns:
         The trained model and where it was saved.
+
+    Raises:
+        SmacError: When the template has more connectors than ``n_connectors_max`` (or is unknown).
     """
+    n_connectors = sum(len(c.connectors) for c in load_template(config.template).site.chargers)
+    if n_connectors > config.n_connectors_max:
+        raise SmacError(
+            f"n_connectors_max: got {config.n_connectors_max}; expected at least the {n_connectors} "
+            f"connectors of {config.template}"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "train_config.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
