@@ -6,6 +6,7 @@ Symbols (``dt`` step [h]; ``t`` steps; ``s`` sessions; ``k`` chargers; ``ph`` fe
 ``pc[s,t], pd[s,t]``  charging / discharging power of session ``s`` at its connector [kW], >= 0
 ``e[s,t]``            stored energy of session ``s`` at the start of step ``t`` [kWh]
 ``z[s,t]``            1 when V2G session ``s`` is in discharge mode at ``t`` (binary, V2G only)
+``y_min, w_top``      minimum-current modes: at least the minimum / final top-up (binaries)
 ``sc[t], sd[t]``      storage charging / discharging power [kW]; ``E[t]`` stored energy [kWh]
 ``zs[t]``             1 when the storage is in discharge mode (binary, only with self-discharge)
 ``imp[t], exp[t]``    grid import / export [kW]; ``pv[t]`` PV used [kW]
@@ -17,8 +18,9 @@ Each constraint family is one ``define_*`` function with its equation; together 
 projection's feasible set (:mod:`smac_rl.core.projection`) and the physics
 (:mod:`smac_rl.core.physics`), so the optimum's profile replays through them unchanged.
 
-Not modelled yet (refused with :class:`OptimalError`): the minimum-current option on AC
-connectors, which needs binaries with the final top-up rule.
+Binaries appear only where the projection's rules are not convex: V2G charge/discharge modes,
+storage modes when there is self-discharge, and the minimum-current option (off, at least the
+minimum, or the final top-up).
 """
 
 from __future__ import annotations
@@ -53,12 +55,6 @@ def build_model(arrays: ScenarioArrays) -> pyo.ConcreteModel:
     Raises:
         OptimalError: When the scenario uses an option the model does not cover.
     """
-    site = arrays.site
-    if np.any(site.connector_min_charge_kw > 0):
-        raise OptimalError(
-            "site.min_current_a: the optimum does not model the minimum-current option yet; "
-            "expected a site without it"
-        )
     m = pyo.ConcreteModel(name=arrays.name)
     m.T = pyo.RangeSet(0, arrays.n_steps - 1)
     m.T1 = pyo.RangeSet(0, arrays.n_steps)
@@ -73,6 +69,7 @@ def build_model(arrays: ScenarioArrays) -> pyo.ConcreteModel:
     define_session_energy(m, arrays, windows)
     define_session_box(m, arrays)
     define_v2g_modes(m, arrays)
+    define_minimum_current(m, arrays)
     define_sharing(m, arrays)
     define_storage(m, arrays)
     define_bus(m, arrays)
@@ -176,6 +173,40 @@ def define_v2g_modes(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
     no_v2g = [(s, t) for (s, t) in m.SP if (s, t) not in m.SV]
     for s, t in no_v2g:
         m.pd[s, t].fix(0.0)
+
+
+def define_minimum_current(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
+    """The minimum-current option (IEC 61851) on AC connectors, as the projection applies it.
+
+    Charging is off, at least ``p_min``, or the final top-up that completes the energy wanted:
+    ``pc <= max_charge * (y + w)``; ``pc >= p_min * y``; ``y + w <= 1``;
+    ``e + eta_c * pc * dt >= target - M * (1 - w)`` (with the headroom constraint: ``= target``).
+    ``y`` and ``w`` are binaries, only for sessions on connectors with a minimum.
+    """
+    sessions, site, dt = arrays.sessions, arrays.site, arrays.step_h
+    rows = [(s, t) for s, t in m.SP if site.connector_min_charge_kw[sessions.connector_index[s]] > 0]
+    m.SM = pyo.Set(dimen=2, initialize=rows)
+    m.y_min = pyo.Var(m.SM, domain=pyo.Binary)
+    m.w_top = pyo.Var(m.SM, domain=pyo.Binary)
+
+    def p_min(s: int) -> float:
+        return float(site.connector_min_charge_kw[sessions.connector_index[s]])
+
+    m.min_on = pyo.Constraint(
+        m.SM,
+        rule=lambda m, s, t: m.pc[s, t] <= float(sessions.max_charge_kw[s]) * (m.y_min[s, t] + m.w_top[s, t]),
+    )
+    m.min_level = pyo.Constraint(m.SM, rule=lambda m, s, t: m.pc[s, t] >= p_min(s) * m.y_min[s, t])
+    m.min_modes = pyo.Constraint(m.SM, rule=lambda m, s, t: m.y_min[s, t] + m.w_top[s, t] <= 1)
+
+    def top_up(m: pyo.ConcreteModel, s: int, t: int) -> pyo.Expression:
+        eta_c = float(sessions.charge_efficiency_frac[s])
+        big_m = float(sessions.capacity_kwh[s])
+        return m.e[s, t] + eta_c * m.pc[s, t] * dt >= float(sessions.target_energy_kwh[s]) - big_m * (
+            1 - m.w_top[s, t]
+        )
+
+    m.min_top_up = pyo.Constraint(m.SM, rule=top_up)
 
 
 def define_sharing(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:

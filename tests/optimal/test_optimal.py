@@ -11,7 +11,6 @@ from smac_rl.core.arrays import ScenarioArrays, compile_scenario
 from smac_rl.core.scenario_io import parse_scenario
 from smac_rl.data.generator import generate_scenario
 from smac_rl.data.template_spec import load_template
-from smac_rl.optimal.model import OptimalError
 from smac_rl.optimal.solve import SolverStatus, solve_optimal
 from smac_rl.policies import HEURISTICS, make_heuristic, run_policy
 from tests.core.tiny import tiny_data, tiny_scenario
@@ -45,6 +44,8 @@ def _generated(template: str, seed: int, import_limit_kw: float | None = None) -
 
 
 CASES = [
+    ("budapest_workplace", 5, None),  # minimum current (binaries with the final top-up), PV
+    ("berlin_residential_garage", 6, None),  # minimum current, a tight connection, feeder phases
     ("turku_ultrafast_hub", 1, None),  # storage with self-discharge (binaries), PV, demand charge
     ("turku_ultrafast_hub", 2, 150.0),  # a tight connection
     ("rome_v2g_fleet", 3, None),  # V2G with discharge floors (binaries)
@@ -70,8 +71,25 @@ def test_replayed_optimum_reproduces_its_objective_and_beats_every_heuristic(
         assert kpis.total_cost_eur <= heuristic.total_cost_eur + 1e-6
 
 
-def test_minimum_current_is_refused_until_modelled() -> None:
+def test_minimum_current_forbids_a_small_cheap_charge() -> None:
+    # AC three-phase 16 A: minimum 3 * 230 * 6 / 1000 = 4.14 kW. One EV wants 6 kWh over two 1-h
+    # steps; base load leaves 3 kW of headroom in step 0 (0.10 EUR/kWh), plenty in step 1 (0.30).
+    # Without the option: 3 kW then 3 kW = 0.3 + 0.9 = 1.2 EUR of EV energy. With it, 3 kW is below
+    # the minimum and not a top-up (6 kWh are wanted): 0 then 6 kW = 1.8 EUR.
     data = tiny_data()
+    data["site"]["chargers"] = [data["site"]["chargers"][1]]
+    data["site"]["grid"]["import_limit_kw"] = 20.0
+    data["time_grid"]["n_steps"] = 2
+    data["series"] = {"import_price_eur_per_kwh": [0.10, 0.30], "base_load_kw": [17.0, 5.0]}
+    data["site"]["tariff"]["demand_charge_eur_per_kw"] = 0.0
+    session = dict(data["sessions"][1], departure_utc="2024-05-01T02:00:00Z", energy_wanted_kwh=6.0)
+    data["sessions"] = [session]
+    without = solve_optimal(compile_scenario(parse_scenario(data)))
+    np.testing.assert_allclose(without.ev_power_kw[:, 0], [3.0, 3.0], atol=1e-6)
     data["site"]["min_current_a"] = 6.0
-    with pytest.raises(OptimalError, match=r"site\.min_current_a: the optimum does not model"):
-        solve_optimal(compile_scenario(parse_scenario(data)))
+    with_minimum = solve_optimal(compile_scenario(parse_scenario(data)))
+    np.testing.assert_allclose(with_minimum.ev_power_kw[:, 0], [0.0, 6.0], atol=1e-6)
+    # Base load 17 * 0.10 + 5 * 0.30 = 3.2 EUR in both.
+    assert without.kpis.energy_cost_eur == pytest.approx(3.2 + 1.2)
+    assert with_minimum.kpis.energy_cost_eur == pytest.approx(3.2 + 1.8)
+    assert with_minimum.kpis.projection_adjustment_kwh == pytest.approx(0.0, abs=1e-6)
