@@ -146,3 +146,29 @@ def test_an_altered_model_is_refused(tmp_path: Path) -> None:
         create_app(Settings(model_dir=copy))
     with pytest.raises(ModelError, match="is missing"):
         create_app(Settings(model_dir=tmp_path / "nowhere"))
+
+
+def test_smac_serve_command_answers_on_loopback() -> None:
+    import subprocess
+    import sys
+
+    port = _free_port()
+    smac = Path(sys.executable).with_name("smac")
+    process = subprocess.Popen(
+        [str(smac), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert _get(f"http://127.0.0.1:{port}/healthz") == (200, '{"status":"ok"}')
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
