@@ -21,6 +21,9 @@ Rules (stated once, in DATA_SOURCES.md terms):
   controls, limits and the DC taper);
   the driver's final SoC is uniform in [0.8, 1.0] and the arrival SoC is what that implies
   (at least 0.05).
+* **Overnight**: the day before the first day is sampled as well; its sessions still plugged in at
+  the grid's start are kept, with their arrival SoC as the SoC at the start (no charging is
+  simulated before the grid).
 * **Connectors**: each session takes a uniformly drawn connector of its group's chargers whose
   EVSE is free for the whole stay; when none is free the EV is turned away (counted).
 * **Prices**: bundled Dutch day-ahead prices on the grid plus the template's retail adder; exports
@@ -182,7 +185,8 @@ def generate_scenario(
         day_ahead = day_ahead_prices_on_grid(grid)
     except SmacError as exc:
         raise GeneratorError(str(exc)) from None
-    days = [first_day + dt.timedelta(days=k) for k in range(n_days)]
+    # The day before is sampled too, so that EVs plugged in overnight are there at the start.
+    days = [first_day + dt.timedelta(days=k) for k in range(-1, n_days)]
     if session_source == "elaad":
         raw = _elaad_sessions(template, days, streams[0])
     else:
@@ -418,6 +422,8 @@ def _finish_sessions(
         dwell_h = max(MIN_DWELL_H, min(item.dwell_h, group.max_dwell_h or item.dwell_h))
         arrival = item.arrival_utc.replace(microsecond=0)
         departure = arrival + dt.timedelta(seconds=round(dwell_h * 3600))
+        if departure <= grid.start_utc:
+            continue
         candidates = [
             (station, *outlet)
             for station in group.station_ids

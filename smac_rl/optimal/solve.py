@@ -57,7 +57,7 @@ class OptimalResult:
 
 
 def solve_optimal(
-    arrays: ScenarioArrays, time_limit_s: float = 120.0, mip_gap_frac: float = 1e-6, n_threads: int = 1
+    arrays: ScenarioArrays, time_limit_s: float = 120.0, mip_gap_frac: float = 1e-4, n_threads: int = 1
 ) -> OptimalResult:
     """Solve the perfect-foresight optimum of a scenario and score its profile.
 

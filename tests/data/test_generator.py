@@ -144,7 +144,8 @@ def test_arrivals_follow_the_elaad_weekday_distribution() -> None:
     for k, day in enumerate(days):
         spec, report = generate_scenario(template, day, 1, seed=100 + k)
         assert report.n_turned_away == 0
-        hours.extend(s.arrival_utc.astimezone(tz).hour for s in spec.sessions)
+        local = [s.arrival_utc.astimezone(tz) for s in spec.sessions]
+        hours.extend(t.hour for t in local if t.date() == day)  # not the overnight EVs of the day before
     observed = np.bincount(hours, minlength=24) / len(hours)
     source = elaad_table("arrivals_weekday")["public_frac"].to_numpy().reshape(24, 4).sum(axis=1)
     # Tolerance: total variation distance <= 0.05. With n ~ 2000 over 24 bins the sampling noise of
@@ -270,3 +271,11 @@ def test_template_site_problems_are_reported_at_load(tmp_path: Path) -> None:
     )
     with pytest.raises(ScenarioError, match="expected no time-of-use blocks in a template"):
         load_template(file)
+
+
+def test_evs_plugged_in_overnight_are_there_at_the_start() -> None:
+    spec, _ = generate_scenario(load_template("berlin_residential_garage"), dt.date(2024, 1, 16), 1, seed=2)
+    start = spec.time_grid.start_utc
+    overnight = [s for s in spec.sessions if s.arrival_utc < start < s.departure_utc]
+    assert overnight, "residents who came home the evening before should still be plugged in"
+    assert all(s.session_id.split("-")[1] == "20240115" for s in overnight)
