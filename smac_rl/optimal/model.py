@@ -307,6 +307,67 @@ def define_bus(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
     m.export_limit = pyo.Constraint(
         m.T, rule=lambda m, t: m.exp[t] <= float(series.export_limit_kw[t]) + m.ve[t]
     )
+    define_physics_rules(m, arrays, at_step)
+
+
+def define_physics_rules(m: pyo.ConcreteModel, arrays: ScenarioArrays, at_step: dict[int, list[int]]) -> None:
+    """What the physics decides by itself, forced on the solver where prices would tempt it otherwise.
+
+    * Never import and export at once (``imp <= M * d``, ``exp <= M * (1 - d)``): only where the
+      export price exceeds the import price.
+    * PV is curtailed only to keep export at the allowed level (the export limit, or 0 at a negative
+      export price) and never while importing: ``pv_available - pv <= pv_available * c``,
+      ``imp <= M * (1 - c)``, ``exp >= allowed * c``; only on steps with PV where a
+      price is not positive or the export limit is below the PV available.
+    * Storage does not charge and discharge at once (``sc <= max * (1 - zq)``, ``sd <= max * zq``):
+      only where a price is negative (burning energy could pay); with self-discharge the storage
+      modes already exist.
+    """
+    site, series, sessions = arrays.site, arrays.series, arrays.sessions
+    pi, pe = series.import_price_eur_per_kwh, series.export_price_eur_per_kwh
+    pv_kw = series.pv_available_kw
+
+    def big_import(t: int) -> float:
+        ev = sum(float(sessions.max_charge_kw[s]) for s in at_step.get(t, []))
+        return float(series.base_load_kw[t]) + ev + site.storage_max_charge_kw + 1.0
+
+    def big_export(t: int) -> float:
+        ev = sum(float(sessions.max_discharge_kw[s]) for s in at_step.get(t, []))
+        return float(pv_kw[t]) + ev + site.storage_max_discharge_kw + 1.0
+
+    both = [t for t in range(arrays.n_steps) if pe[t] > pi[t]]
+    m.d_imp = pyo.Var(both, domain=pyo.Binary)
+    m.one_way_import = pyo.Constraint(both, rule=lambda m, t: m.imp[t] <= big_import(t) * m.d_imp[t])
+    m.one_way_export = pyo.Constraint(both, rule=lambda m, t: m.exp[t] <= big_export(t) * (1 - m.d_imp[t]))
+    curtail = [
+        t
+        for t in range(arrays.n_steps)
+        if pv_kw[t] > 0 and (pi[t] <= 0 or pe[t] <= 0 or series.export_limit_kw[t] < pv_kw[t])
+    ]
+    m.c_pv = pyo.Var(curtail, domain=pyo.Binary)
+    m.curtail_on = pyo.Constraint(
+        curtail, rule=lambda m, t: float(pv_kw[t]) - m.pv[t] <= float(pv_kw[t]) * m.c_pv[t]
+    )
+    m.curtail_no_import = pyo.Constraint(
+        curtail, rule=lambda m, t: m.imp[t] <= big_import(t) * (1 - m.c_pv[t])
+    )
+
+    def at_allowed(m: pyo.ConcreteModel, t: int) -> pyo.Expression:
+        allowed = 0.0 if pe[t] < 0 else float(series.export_limit_kw[t])
+        if allowed == 0.0:
+            return pyo.Constraint.Skip
+        return m.exp[t] >= allowed * m.c_pv[t]
+
+    m.curtail_at_allowed = pyo.Constraint(curtail, rule=at_allowed)
+    if site.storage_capacity_kwh > 0 and site.storage_self_discharge_per_h_frac == 0.0:
+        negative = [t for t in range(arrays.n_steps) if pi[t] < 0 or pe[t] < 0]
+        m.zq = pyo.Var(negative, domain=pyo.Binary)
+        m.storage_one_way_c = pyo.Constraint(
+            negative, rule=lambda m, t: m.sc[t] <= site.storage_max_charge_kw * (1 - m.zq[t])
+        )
+        m.storage_one_way_d = pyo.Constraint(
+            negative, rule=lambda m, t: m.sd[t] <= site.storage_max_discharge_kw * m.zq[t]
+        )
 
 
 def define_peak_and_unmet(m: pyo.ConcreteModel, arrays: ScenarioArrays, windows: list[range]) -> None:
