@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
 from smac_rl.core.arraytypes import FloatArray, IntArray
-from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
+from smac_rl.core.observation import CONNECTOR_FEATURES, OBSERVATION_BOUND, SITE_FEATURES, ObservationLayout
 from smac_rl.core.physics import physics_step
 from smac_rl.core.projection import project
 from smac_rl.core.specs import ScenarioSpec
@@ -20,7 +20,6 @@ from smac_rl.data.generator import generate_scenario
 from smac_rl.data.template_spec import load_template
 
 DEFAULT_C_MAX = 16
-OBSERVATION_BOUND = 1e6
 
 
 def _feature_table() -> str:

@@ -8,6 +8,7 @@ and physics over the grid, and answers per session with a charging profile.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any, Literal
 
 from fastapi import FastAPI, Request
@@ -15,12 +16,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from smac_rl.core.arrays import compile_scenario
-from smac_rl.core.profiles import ocpp201_set_charging_profile, session_profiles
+from smac_rl.core.profiles import ocpp201_set_charging_profile, session_profiles, stable_profile_id
 from smac_rl.core.scoring import score
 from smac_rl.core.simulate import simulate
 from smac_rl.core.specs import ScenarioSpec
+from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.core.validation import check_scenario
-from smac_rl.policies import LeastLaxityFirst, Policy
+from smac_rl.policies import LeastLaxityFirst
 from smac_rl_serve.model import OnnxPolicy
 from smac_rl_serve.settings import Settings
 
@@ -95,20 +97,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if problems:
             return JSONResponse(status_code=422, content={"detail": problems})
         arrays = compile_scenario(spec)
-        chosen: Policy = policy
         fallback = None
+        decide: Callable[[StepContext], Setpoints]
         if arrays.site.n_connectors > policy.layout.n_connectors_max:
-            chosen = LeastLaxityFirst()
+            heuristic = LeastLaxityFirst()
+            decide, answered_by = heuristic.act, heuristic.name
             fallback = (
                 f"the site has {arrays.site.n_connectors} connectors, the model room for "
                 f"{policy.layout.n_connectors_max}: least laxity first answered"
             )
         else:
-            policy.begin_episode(arrays)
-        trace = simulate(arrays, chosen.act)
+            decide, answered_by = policy.bound(arrays), policy.name
+        trace = simulate(arrays, decide)
         outlets = [(s.station_id, s.evse_id, s.connector_id, s.transaction_id) for s in spec.sessions]
+        phases: dict[str, int | None] = {
+            c.station_id: (int(c.n_phases) if c.kind == "ac" else None) for c in spec.site.chargers
+        }
         rendered = []
-        for k, profile in enumerate(session_profiles(arrays, trace, outlets), start=1):
+        for profile in session_profiles(arrays, trace, outlets, phases):
             entry: dict[str, Any] = {
                 "session_id": profile.session_id,
                 "station_id": profile.station_id,
@@ -116,17 +122,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "connector_id": profile.connector_id,
             }
             if request.format == "ocpp201":
-                entry["set_charging_profile_request"] = ocpp201_set_charging_profile(profile, k)
+                entry["set_charging_profile_request"] = ocpp201_set_charging_profile(
+                    profile, stable_profile_id(profile)
+                )
             else:
                 entry["start_utc"] = profile.start_utc.isoformat()
                 entry["periods"] = [
                     {"start_offset_s": p.start_offset_s, "power_kw": p.power_kw} for p in profile.periods
                 ]
             rendered.append(entry)
-        valid_until = spec.time_grid.start_utc + dt.timedelta(minutes=spec.time_grid.step_min)
+        start = spec.time_grid.start_utc.astimezone(dt.UTC)
+        events = [t for s in spec.sessions for t in (s.arrival_utc, s.departure_utc) if t > start]
+        valid_until = min([start + dt.timedelta(minutes=spec.time_grid.step_min), *events]).astimezone(dt.UTC)
         return JSONResponse(
             content={
-                "policy": chosen.name,
+                "policy": answered_by,
                 "fallback_reason": fallback,
                 "model_onnx_sha256": policy.metadata.onnx_sha256,
                 "valid_until_utc": valid_until.isoformat(),

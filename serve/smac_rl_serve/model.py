@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,18 +60,29 @@ class OnnxPolicy:
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-        self._arrays: ScenarioArrays | None = None
+        self._act: Callable[[StepContext], Setpoints] = self._unbound
+
+    def bound(self, arrays: ScenarioArrays) -> Callable[[StepContext], Setpoints]:
+        """A decide function for one rollout of ``arrays`` (no shared state: safe across threads)."""
+
+        def act(context: StepContext) -> Setpoints:
+            observation = self.layout.observe(arrays, context).astype(np.float32)
+            output = self._session.run([self.metadata.output_name], {self.metadata.input_name: observation})[
+                0
+            ]
+            kw = np.asarray(output, dtype=np.float64)
+            return Setpoints(ev_power_kw=kw[:, : context.site.n_connectors], storage_power_kw=kw[:, -1])
+
+        return act
 
     def begin_episode(self, arrays: ScenarioArrays) -> None:
-        """Remember the scenario being rolled out."""
-        self._arrays = arrays
+        """Bind the policy to one scenario (protocol use in one thread, e.g. evaluation scripts)."""
+        self._act = self.bound(arrays)
 
     def act(self, context: StepContext) -> Setpoints:
-        """Setpoints from the graph (non-finite outputs become 0 in the projection)."""
-        if self._arrays is None:
-            raise RuntimeError("OnnxPolicy: call begin_episode(arrays) first")
-        observation = self.layout.observe(self._arrays, context).astype(np.float32)
-        output = self._session.run([self.metadata.output_name], {self.metadata.input_name: observation})[0]
-        n_connectors = context.site.n_connectors
-        kw = np.asarray(output, dtype=np.float64)
-        return Setpoints(ev_power_kw=kw[:, :n_connectors], storage_power_kw=kw[:, -1])
+        """Setpoints from the graph for the scenario given to :meth:`begin_episode`."""
+        return self._act(context)
+
+    @staticmethod
+    def _unbound(_context: StepContext) -> Setpoints:
+        raise RuntimeError("OnnxPolicy: call begin_episode(arrays) first")

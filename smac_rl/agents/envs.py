@@ -10,7 +10,8 @@ import numpy as np
 from gymnasium.wrappers import TransformObservation, TransformReward
 
 from smac_rl.agents.config import TrainConfig
-from smac_rl_envs.site_env import OBSERVATION_BOUND, SiteChargingEnv
+from smac_rl.core.observation import OBSERVATION_BOUND
+from smac_rl_envs.site_env import SiteChargingEnv
 
 
 def normalised(env: SiteChargingEnv, reward_scale_eur: float) -> gym.Env[Any, Any]:

@@ -26,6 +26,9 @@ from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.projection import ev_power_bounds, storage_power_bounds
 from smac_rl.core.state import Setpoints, StepContext
 
+OBSERVATION_BOUND = 1e6
+"""Observations are clipped to +-this, so that absurd inputs cannot overflow a float32 policy."""
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -187,7 +190,8 @@ class ObservationLayout:
         )
         padded = np.zeros((batch, self.n_connectors_max, len(CONNECTOR_FEATURES)))
         padded[:, :n_connectors] = blocks
-        return np.concatenate([site_values, padded.reshape(batch, -1)], axis=1)
+        observation = np.concatenate([site_values, padded.reshape(batch, -1)], axis=1)
+        return np.asarray(np.clip(observation, -OBSERVATION_BOUND, OBSERVATION_BOUND), dtype=np.float64)
 
     def setpoints(self, context: StepContext, action: FloatArray) -> Setpoints:
         """Setpoints asked by normalised actions (before the projection).

@@ -8,6 +8,7 @@ rounded toward zero so that their sum never exceeds what the projection allowed.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,7 @@ class SessionProfile:
         start_utc: Start of the first period.
         duration_s: Length of the profile [s].
         periods: Periods, merged where consecutive powers are equal.
+        n_phases: AC phases of the charger (OCPP ``numberPhases``); None for DC.
     """
 
     session_id: str
@@ -52,10 +54,14 @@ class SessionProfile:
     start_utc: dt.datetime
     duration_s: int
     periods: tuple[ProfilePeriod, ...]
+    n_phases: int | None = None
 
 
 def session_profiles(
-    arrays: ScenarioArrays, trace: Trace, outlets: list[tuple[str, int, int, str | None]]
+    arrays: ScenarioArrays,
+    trace: Trace,
+    outlets: list[tuple[str, int, int, str | None]],
+    phases_by_station: dict[str, int | None] | None = None,
 ) -> list[SessionProfile]:
     """Profiles of the sessions plugged in during the rollout.
 
@@ -63,6 +69,7 @@ def session_profiles(
         arrays: The compiled scenario.
         trace: Its rollout.
         outlets: ``(station_id, evse_id, connector_id, transaction_id)`` per session, in session order.
+        phases_by_station: AC phases per station (None for DC), rendered as ``numberPhases``.
 
     Returns:
         One profile per session with at least one step in the horizon.
@@ -89,9 +96,19 @@ def session_profiles(
                 start_utc=arrays.start_utc + dt.timedelta(seconds=first * step_s),
                 duration_s=(end - first) * step_s,
                 periods=tuple(periods),
+                n_phases=(phases_by_station or {}).get(station),
             )
         )
     return profiles
+
+
+def stable_profile_id(profile: SessionProfile) -> int:
+    """A profile id that stays the same for a session across requests (station, EVSE, transaction).
+
+    OCPP replaces a profile with the same id, so ids must not shift when other sessions come or go.
+    """
+    key = f"{profile.station_id}|{profile.evse_id}|{profile.transaction_id or profile.session_id}"
+    return 1 + int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 1_000_000_000
 
 
 def watts_toward_zero(power_kw: float) -> int:
@@ -111,14 +128,19 @@ def ocpp201_set_charging_profile(profile: SessionProfile, profile_id: int) -> di
         raise ValueError(f"sessions: {profile.session_id!r} has no transaction_id; a TxProfile needs one")
     if any(p.power_kw < 0 for p in profile.periods):
         raise ValueError(f"sessions: {profile.session_id!r} discharges; OCPP 2.0.1 limits cannot be negative")
+    periods: list[dict[str, Any]] = [
+        {"startPeriod": p.start_offset_s, "limit": watts_toward_zero(p.power_kw)} for p in profile.periods
+    ]
+    if profile.n_phases is not None:
+        for period in periods:
+            period["numberPhases"] = profile.n_phases
+    # No duration: the last period holds until the next profile, so the site stays protected if a
+    # re-request is late.
     schedule = {
         "id": profile_id,
         "startSchedule": profile.start_utc.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
-        "duration": profile.duration_s,
         "chargingRateUnit": "W",
-        "chargingSchedulePeriod": [
-            {"startPeriod": p.start_offset_s, "limit": watts_toward_zero(p.power_kw)} for p in profile.periods
-        ],
+        "chargingSchedulePeriod": periods,
     }
     return {
         "evseId": profile.evse_id,

@@ -34,6 +34,10 @@ from smac_rl.core.state import Setpoints, StepContext
 FEASIBILITY_TOL_KW = 1e-9
 """Excess below which a limit counts as met [kW]; keeps the projection idempotent in floating point."""
 
+TOP_UP_TOL_KW = 1e-4
+"""How far below the exact top-up a setpoint may be and still count as the final top-up [kW]
+(0.1 W: absorbs the float32 rounding of exported policies)."""
+
 
 def ev_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
     """Per-connector power bounds of the box stage.
@@ -78,7 +82,7 @@ def below_minimum_current(context: StepContext, ev_power_kw: FloatArray) -> Bool
         True where a positive setpoint is below the connector's minimum and is not a final top-up.
     """
     too_low = (ev_power_kw > 0.0) & (ev_power_kw < context.site.connector_min_charge_kw - FEASIBILITY_TOL_KW)
-    top_up = ev_power_kw >= energy_headroom_kw(context) - FEASIBILITY_TOL_KW
+    top_up = ev_power_kw >= energy_headroom_kw(context) - TOP_UP_TOL_KW
     return too_low & ~top_up
 
 

@@ -172,3 +172,38 @@ def test_smac_serve_command_answers_on_loopback() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_concurrent_requests_do_not_mix_scenarios(base_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    day = load_builtin_scenario("demo_workplace").model_dump(mode="json")
+    short = load_builtin_scenario("demo_workplace").model_dump(mode="json")
+    short["time_grid"]["n_steps"] = 48
+    for series in ("import_price_eur_per_kwh", "export_price_eur_per_kwh", "base_load_kw", "pv_available_kw"):
+        short["series"][series]["values"] = short["series"][series]["values"][:12]
+    short["sessions"] = [s for s in short["sessions"] if s["arrival_utc"] < "2024-04-17T10:00:00Z"]
+    bodies = [{"scenario": day if k % 2 == 0 else short, "format": "json"} for k in range(8)]
+    expected = [_post(f"{base_url}/v1/profiles", body) for body in bodies[:2]]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda body: _post(f"{base_url}/v1/profiles", body), bodies))
+    for k, answer in enumerate(answers):
+        assert answer == expected[k % 2]
+
+
+def test_phases_and_stable_profile_ids(base_url: str) -> None:
+    scenario = load_builtin_scenario("demo_workplace").model_dump(mode="json")
+    status, text = _post(f"{base_url}/v1/profiles", {"scenario": scenario})
+    assert status == 200, text
+    first = {p["session_id"]: p["set_charging_profile_request"] for p in json.loads(text)["profiles"]}
+    periods = first["W08"]["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"]
+    assert {p["numberPhases"] for p in periods} == {1}  # AC-04 is single-phase
+    dc_periods = first["W11"]["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"]
+    assert all("numberPhases" not in p for p in dc_periods)
+    assert all("duration" not in r["chargingProfile"]["chargingSchedule"][0] for r in first.values())
+    scenario["sessions"] = scenario["sessions"][3:]
+    status, text = _post(f"{base_url}/v1/profiles", {"scenario": scenario})
+    second = {p["session_id"]: p["set_charging_profile_request"] for p in json.loads(text)["profiles"]}
+    for session_id, request in second.items():
+        assert request["chargingProfile"]["id"] == first[session_id]["chargingProfile"]["id"]
+    assert len({r["chargingProfile"]["id"] for r in first.values()}) == len(first)
