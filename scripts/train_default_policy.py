@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     result = train(CONFIG, args.out, tracking_uri=f"sqlite:///{args.out / 'mlflow.db'}")
     export_dir = args.out / "export"
-    export_policy(result.model, result.layout, export_dir, result.run_id, CONFIG.template, 15, 96)
+    export_policy(result.model, result.layout, export_dir, result.run_id, CONFIG.template)
     policy = OnnxPolicy(export_dir)
     template = load_template(CONFIG.template)
     print("day         uncontrolled   llf      onnx     optimal  onnx unmet [kWh]  (total cost [EUR])")

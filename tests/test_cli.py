@@ -190,7 +190,9 @@ def test_train_then_export(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     exported = runner.invoke(app, ["export", "--run-dir", str(run_dir)])
     assert exported.exit_code == 0, exported.output
-    assert (run_dir / "export" / "metadata.json").is_file()
+    metadata = json.loads((run_dir / "export" / "metadata.json").read_text())
+    assert metadata["mlflow_run_id"] == (run_dir / "mlflow_run_id.txt").read_text().strip()
+    assert metadata["template"] == "rome_v2g_fleet"
 
 
 def test_train_rejects_an_unknown_config_key(tmp_path: Path) -> None:

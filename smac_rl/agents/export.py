@@ -12,8 +12,10 @@ from stable_baselines3 import PPO
 from smac_rl.agents.tracking import git_sha
 from smac_rl.core.artifacts import PolicyMetadata, action_names, layout_entries
 from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
+from smac_rl.data.template_spec import load_template
 
 OPSET = 18
+MINUTES_PER_DAY = 1440
 
 
 class _SetpointGraph(torch.nn.Module):
@@ -56,13 +58,7 @@ class _SetpointGraph(torch.nn.Module):
 
 
 def export_policy(
-    model: PPO,
-    layout: ObservationLayout,
-    out_dir: Path,
-    mlflow_run_id: str,
-    template: str,
-    step_min: int,
-    horizon_steps: int,
+    model: PPO, layout: ObservationLayout, out_dir: Path, mlflow_run_id: str, template: str
 ) -> PolicyMetadata:
     """Write ``policy.onnx`` and ``metadata.json`` to ``out_dir``.
 
@@ -71,9 +67,7 @@ def export_policy(
         layout: Its observation and action layout.
         out_dir: Folder to write to (created).
         mlflow_run_id: The training run.
-        template: Template trained on.
-        step_min: Step length trained on [min].
-        horizon_steps: Episode length trained on [steps].
+        template: Template trained on (its step and a one-day horizon go into the metadata).
 
     Returns:
         The metadata written.
@@ -96,8 +90,8 @@ def export_policy(
         n_connectors_max=layout.n_connectors_max,
         observation=layout_entries(layout),
         action=action_names(layout),
-        step_min=step_min,
-        horizon_steps=horizon_steps,
+        step_min=load_template(template).step_min,
+        horizon_steps=MINUTES_PER_DAY // load_template(template).step_min,
         onnx_sha256=hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
         onnx_opset_version=OPSET,
         mlflow_run_id=mlflow_run_id,

@@ -92,6 +92,7 @@ def train(
         )
         model.set_logger(Logger(folder=None, output_formats=[MlflowWriter()]))
         model.learn(total_timesteps=config.total_timesteps, progress_bar=progress_bar)
+        (run_dir / "mlflow_run_id.txt").write_text(run.info.run_id + "\n", encoding="utf-8")
         model_path = run_dir / "model.zip"
         model.save(model_path)
         mlflow.log_artifact(str(model_path))

@@ -73,7 +73,7 @@ def export_command(
     model = PPO.load(model_path, device="cpu")
     target = out or run_dir / "export"
     metadata = export_policy(
-        model, ObservationLayout(config.n_connectors_max), target, "unknown", config.template, 15, 96
+        model, ObservationLayout(config.n_connectors_max), target, _run_id(run_dir), config.template
     )
     console.print(f"wrote {target / 'policy.onnx'} (sha256 {metadata.onnx_sha256[:12]}...) and metadata.json")
 
@@ -97,3 +97,9 @@ def serve_command(
     except ModelError as exc:
         raise fail(str(exc)) from None
     uvicorn.run(application, host=host, port=port)
+
+
+def _run_id(run_dir: Path) -> str:
+    """The MLflow run id that training wrote beside the model, or ``unknown``."""
+    path = run_dir / "mlflow_run_id.txt"
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else "unknown"

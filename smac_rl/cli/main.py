@@ -128,9 +128,7 @@ def demo(
     results += run_with_progress(arrays, [ppo])
     capture = savings_capture(arrays, results)
     console.print(kpi_table(results, title=f"{spec.name}", savings_capture=capture))
-    exported = export_policy(
-        trained.model, trained.layout, run_dir / "export", trained.run_id, site, spec.time_grid.step_min, 96
-    )
+    exported = export_policy(trained.model, trained.layout, run_dir / "export", trained.run_id, site)
     console.print(
         f"Exported the PPO policy to {run_dir / 'export'} (sha256 {exported.onnx_sha256[:12]}...); "
         "models/ is left as it is.\n"

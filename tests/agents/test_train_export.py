@@ -47,8 +47,9 @@ def test_the_run_is_tracked_with_provenance_and_metrics(trained: tuple[TrainResu
 def test_onnx_setpoints_match_the_sb3_policy(trained: tuple[TrainResult, Path]) -> None:
     result, root = trained
     metadata = export_policy(
-        result.model, result.layout, root / "export", result.run_id, "turku_ultrafast_hub", 15, 96
+        result.model, result.layout, root / "export", result.run_id, "turku_ultrafast_hub"
     )
+    assert (metadata.step_min, metadata.horizon_steps, metadata.mlflow_run_id) == (15, 96, result.run_id)
     assert PolicyMetadata.model_validate_json((root / "export" / "metadata.json").read_text()) == metadata
     session = ort.InferenceSession(str(root / "export" / "policy.onnx"))
     env = SiteChargingEnv(template="turku_ultrafast_hub", n_connectors_max=8)
