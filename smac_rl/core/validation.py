@@ -108,6 +108,10 @@ def _check_storage(site: SiteSpec) -> list[FieldProblem]:
 
 
 _NON_NEGATIVE_SERIES = ("base_load_kw", "pv_available_kw", "import_limit_kw", "export_limit_kw")
+MAX_ABS_PRICE_EUR_PER_KWH = 100.0
+"""Largest price magnitude accepted [EUR/kWh] (crisis peaks were about 1; this catches unit slips)."""
+MAX_ABS_POWER_KW = 1e6
+"""Largest power magnitude accepted in a series [kW] (a gigawatt: beyond any charging site)."""
 
 
 def _check_series(spec: ScenarioSpec) -> list[FieldProblem]:
@@ -147,7 +151,13 @@ def _check_series(spec: ScenarioSpec) -> list[FieldProblem]:
         if shape is not None:
             problems.append(FieldProblem(f"series.{name}", render_value(value), shape))
             continue
-        if name in _NON_NEGATIVE_SERIES:
+        bound = MAX_ABS_PRICE_EUR_PER_KWH if name.endswith("_eur_per_kwh") else MAX_ABS_POWER_KW
+        absurd = [v for v in series_values(value) if abs(v) > bound]
+        if absurd:
+            problems.append(
+                FieldProblem(f"series.{name}", render_value(absurd[0]), f"values within +-{bound:g}")
+            )
+        elif name in _NON_NEGATIVE_SERIES:
             negative = [v for v in series_values(value) if v < 0]
             if negative:
                 problems.append(

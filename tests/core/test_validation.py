@@ -128,6 +128,18 @@ CASES: list[tuple[str, Mutation, str, str]] = [
         "series.base_load_kw",
         "a list of one number",
     ),
+    (
+        "price in EUR/MWh by mistake",
+        _set(["series", "import_price_eur_per_kwh"], [300.0, 100.0, 200.0, 400.0]),
+        "series.import_price_eur_per_kwh",
+        "values within +-100",
+    ),
+    (
+        "absurd limit",
+        _set(["series", "import_limit_kw"], 1e300),
+        "series.import_limit_kw",
+        "values within +-1e+06",
+    ),
 ]
 
 
