@@ -109,7 +109,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
     def step(self, action: FloatArray) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
         """Apply one step of actions."""
         arrays = self._episode()
-        context = context_at(arrays, self._t, self._session_energy, self._storage_energy, self._peak_so_far())
+        context = self._context  # built for the observation this action answers
         requested = self.layout.setpoints(context, np.asarray(action, dtype=np.float64)[None, :])
         applied = project(context, requested)
         outcome = physics_step(context, applied)
@@ -172,9 +172,9 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
     def _observe(self) -> FloatArray:
         arrays = self._episode()
         t = min(self._t, arrays.n_steps - 1)
-        context = context_at(arrays, t, self._session_energy, self._storage_energy, self._peak_so_far())
-        observation = self.layout.observe(arrays, context)[0]
-        return np.asarray(np.clip(observation, -OBSERVATION_BOUND, OBSERVATION_BOUND), dtype=np.float64)
+        self._context = context_at(arrays, t, self._session_energy, self._storage_energy, self._peak_so_far())
+        observation: FloatArray = self.layout.observe(arrays, self._context)[0]
+        return observation
 
     def _unmet_due(self, step: int) -> float:
         arrays = self._episode()
