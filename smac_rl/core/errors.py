@@ -69,3 +69,15 @@ def render_value(value: object, max_chars: int = 60) -> str:
     """
     text = repr(value)
     return text if len(text) <= max_chars else text[: max_chars - 3] + "..."
+
+
+def render_path(path: object) -> str:
+    """Render a file path for an error message in full (a cut path names no file).
+
+    Args:
+        path: A path or path-like string.
+
+    Returns:
+        ``repr`` of the path as a string, never shortened.
+    """
+    return repr(str(path))

@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from smac_rl.core.errors import FieldProblem, ScenarioError, render_value
+from smac_rl.core.errors import FieldProblem, ScenarioError, render_path, render_value
 from smac_rl.core.specs.scenario import ScenarioSpec
 from smac_rl.core.validation import check_scenario
 
@@ -81,7 +81,7 @@ def read_data_file(file: Path) -> object:
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise ScenarioError(
-            [FieldProblem("file", render_value(source), f"a readable file ({reason})")]
+            [FieldProblem("file", render_path(source), f"a readable file ({reason})")]
         ) from None
     return parse_data_text(text, file.suffix.lower(), source)
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationError
 
-from smac_rl.core.errors import FieldProblem, ScenarioError, render_value
+from smac_rl.core.errors import FieldProblem, ScenarioError, render_path, render_value
 from smac_rl.core.scenario_io import parse_data_text, problems_from_pydantic, read_data_file
 from smac_rl.core.specs import SiteSpec
 from smac_rl.core.specs.base import StrictModel
@@ -157,7 +157,7 @@ def load_template(source: str | Path) -> SiteTemplate:
                 [
                     FieldProblem(
                         "site",
-                        render_value(str(source)),
+                        render_path(source),
                         f"a template name ({', '.join(names)}) or a YAML file",
                     )
                 ]

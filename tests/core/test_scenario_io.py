@@ -111,3 +111,10 @@ def test_held_series_is_repeated_onto_the_grid() -> None:
     arrays = compile_scenario(parse_scenario(data))
     np.testing.assert_allclose(arrays.series.import_price_eur_per_kwh, [0.3, 0.3, 0.1, 0.1])
     assert arrays.step_h == 0.5
+
+
+def test_missing_file_names_a_long_path_in_full(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 80) / "nope.yaml"
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(deep)
+    assert repr(str(deep)) in str(info.value)
