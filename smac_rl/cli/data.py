@@ -11,7 +11,9 @@ import typer
 from smac_rl.cli.common import console, data_extra_missing, error_console, fail, write_output
 from smac_rl.core.errors import SmacError
 
-data_app = typer.Typer(help="The data bundle and the online sources.", no_args_is_help=True)
+data_app = typer.Typer(
+    rich_markup_mode=None, help="The data bundle and the online sources.", no_args_is_help=True
+)
 
 
 @data_app.command("verify")

@@ -10,23 +10,33 @@ from typing import Annotated
 import typer
 
 from smac_rl.cli.agents import export_command, serve_command, train_command
+from smac_rl.cli.bench import bench_app
 from smac_rl.cli.common import (
     console,
+    data_extra_missing,
+    error_console,
     fail,
     fail_problems,
     optimum_kpis,
+    optimum_run,
+    print_table,
     resolve_scenario,
     run_with_progress,
+    run_with_progress_traces,
     savings_capture,
     write_output,
 )
 from smac_rl.cli.data import data_app
+from smac_rl.cli.policies import policy_option_help, resolve_policy
 from smac_rl.cli.scenario import scenario_app
-from smac_rl.core.arrays import compile_scenario
+from smac_rl.core.arrays import ScenarioArrays, compile_scenario
 from smac_rl.core.errors import ScenarioError, SmacError
+from smac_rl.core.scoring import Kpis
+from smac_rl.core.simulate import Trace
 from smac_rl.policies import HEURISTICS, make_heuristic
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="smac",
     help="SMAC-RL: smart-charging scenarios, policies and KPIs.",
     no_args_is_help=True,
@@ -35,6 +45,7 @@ app = typer.Typer(
 )
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(data_app, name="data")
+app.add_typer(bench_app, name="bench")
 app.command("train")(train_command)
 app.command("export")(export_command)
 app.command("serve")(serve_command)
@@ -48,14 +59,17 @@ def evaluate(
     builtin: Annotated[str | None, typer.Option(help="A built-in scenario instead of a file.")] = None,
     policy: Annotated[
         list[str] | None,
-        typer.Option(
-            help=f"Policy to evaluate, repeatable: {', '.join(HEURISTICS)} (alias llf) or optimal "
-            "(perfect-foresight optimum, needs [milp]). Default: the heuristics."
-        ),
+        typer.Option(help=policy_option_help()),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the KPIs as JSON instead of a table.")
     ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder to write one PNG per policy's episode into, <scenario>__<policy>.png (needs [data])."
+        ),
+    ] = None,
 ) -> None:
     """Run policies on a scenario and print their KPIs from the one scorer.
 
@@ -64,15 +78,18 @@ def evaluate(
     names = policy or list(HEURISTICS)
     try:
         spec = resolve_scenario(scenario, builtin)
-        policies = [make_heuristic(name) for name in names if name != "optimal"]
+        arrays = compile_scenario(spec)
+        policies = [resolve_policy(name, arrays) for name in names if name != "optimal"]
     except ScenarioError as exc:
         raise fail_problems(exc) from None
     except SmacError as exc:
         raise fail(str(exc)) from None
-    arrays = compile_scenario(spec)
-    results = run_with_progress(arrays, policies)
+    runs = run_with_progress_traces(arrays, policies)
     if "optimal" in names:
-        results.append(("optimal", optimum_kpis(arrays)))
+        runs.append(("optimal", *optimum_run(arrays)))
+    results = [(name, kpis) for name, _, kpis in runs]
+    if plot is not None:
+        _write_episode_plots(arrays, runs, plot, as_json)
     capture = savings_capture(arrays, results)
     if as_json:
         payload = {
@@ -84,7 +101,28 @@ def evaluate(
         return
     from smac_rl.cli.render import kpi_table
 
-    console.print(kpi_table(results, title=f"KPIs on {spec.name}", savings_capture=capture))
+    title = f"KPIs on {spec.name} (objective: {spec.objective.name})"
+    print_table(kpi_table(results, title=title, savings_capture=capture))
+
+
+def _write_episode_plots(
+    arrays: ScenarioArrays, runs: list[tuple[str, Trace, Kpis]], directory: Path, as_json: bool
+) -> None:
+    """Write one PNG per policy's episode and say where (on stderr when stdout carries JSON)."""
+    try:
+        from smac_rl.data.episode_plots import plot_episodes
+    except ImportError as exc:
+        raise data_extra_missing(exc) from None
+    try:
+        written = plot_episodes(arrays, runs, directory)
+    except OSError as exc:
+        raise fail(f"plot: got {str(directory)!r}; expected a writable folder ({exc.strerror})") from None
+    out = error_console if as_json else console
+    out.print(
+        f"wrote {len(written)} episode figure(s) to {directory}: {', '.join(p.name for p in written)}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("demo")
@@ -119,7 +157,8 @@ def demo(
     write_output(run_dir / "scenario.yaml", scenario_to_yaml(spec))
     console.print(scenario_summary(spec))
     arrays = compile_scenario(spec)
-    results = run_with_progress(arrays, [make_heuristic(name) for name in HEURISTICS])
+    heuristics = [make_heuristic(name) for name in ("uncontrolled", "least_laxity_first")]
+    results = run_with_progress(arrays, heuristics)
     results.append(("optimal", optimum_kpis(arrays)))
     config = TrainConfig(template=site, total_timesteps=timesteps)
     console.print(f"training PPO for {timesteps} steps on {site} days of 2023 (MLflow: {tracking_uri}) ...")
@@ -127,7 +166,7 @@ def demo(
     ppo = Sb3Policy(trained.model, trained.layout)
     results += run_with_progress(arrays, [ppo])
     capture = savings_capture(arrays, results)
-    console.print(kpi_table(results, title=f"{spec.name}", savings_capture=capture))
+    print_table(kpi_table(results, title=f"{spec.name}", savings_capture=capture))
     exported = export_policy(trained.model, trained.layout, run_dir / "export", trained.run_id, site)
     console.print(
         f"Exported the PPO policy to {run_dir / 'export'} (sha256 {exported.onnx_sha256[:12]}...); "

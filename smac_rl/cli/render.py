@@ -28,6 +28,8 @@ KPI_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("storage_throughput_kwh", "storage [kWh]", "{:.1f}"),
     ("pv_self_consumption_frac", "PV self-use", "{:.0%}"),
     ("projection_adjustment_kwh", "projected away [kWh]", "{:.1f}"),
+    ("setpoint_deviation_kwh", "setpoint deviation [kWh]", "{:.1f}"),
+    ("objective_eur", "objective [EUR]", "{:.2f}"),
 )
 
 

@@ -21,7 +21,9 @@ from smac_rl.core.errors import ProblemsError, ScenarioError, SmacError
 from smac_rl.core.scenario_io import load_scenario
 from smac_rl.data.periods import CALTECH_PERIODS
 
-scenario_app = typer.Typer(help="Validate, inspect, generate and import scenarios.", no_args_is_help=True)
+scenario_app = typer.Typer(
+    rich_markup_mode=None, help="Validate, inspect, generate and import scenarios.", no_args_is_help=True
+)
 
 
 @scenario_app.command("validate")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from smac_rl.core.arraytypes import BoolArray, FloatArray, IntArray
+from smac_rl.core.objectives import ObjectiveWeights, objective_weights
 from smac_rl.core.specs.scenario import ScenarioSpec
 from smac_rl.core.specs.site import DEFAULT_TAPER_START_SOC_FRAC, SiteSpec
 from smac_rl.core.timegrid import end_step, first_full_step, resolve_series, resolve_time_of_use
@@ -86,6 +87,99 @@ class SiteArrays:
 
 
 @dataclass(frozen=True)
+class BatchSiteArrays:
+    """Site parameters of ``B`` sites side by side, padded to ``C`` connectors and ``K`` chargers.
+
+    The fields and their meanings are those of :class:`SiteArrays`, with a leading batch axis:
+    per-connector fields ``(B, C)`` (phases ``(B, C, 3)``), per-charger fields ``(B, K)`` and site
+    values ``(B,)``. Padded connectors and chargers have zero limits and never hold a session. The
+    physics, the projection and the observation accept either kind through :data:`SiteParams`.
+    Rows are written in place (:meth:`assign_row`) when a batched episode is replaced.
+    """
+
+    connector_charger_index: IntArray
+    connector_max_kw: FloatArray
+    is_connector_dc: BoolArray
+    is_connector_bidirectional: BoolArray
+    connector_min_charge_kw: FloatArray
+    connector_taper_start_soc_frac: FloatArray
+    connector_phase_a_per_kw: FloatArray
+    charger_max_kw: FloatArray
+    charging_phase_current_limit_a: FloatArray
+    storage_capacity_kwh: FloatArray
+    storage_min_energy_kwh: FloatArray
+    storage_max_energy_kwh: FloatArray
+    storage_initial_energy_kwh: FloatArray
+    storage_max_charge_kw: FloatArray
+    storage_max_discharge_kw: FloatArray
+    storage_charge_efficiency_frac: FloatArray
+    storage_discharge_efficiency_frac: FloatArray
+    storage_self_discharge_per_h_frac: FloatArray
+    storage_degradation_cost_eur_per_kwh: FloatArray
+    v2g_degradation_cost_eur_per_kwh: FloatArray
+    demand_charge_eur_per_kw: FloatArray
+    billing_peak_start_kw: FloatArray
+
+    @staticmethod
+    def empty(batch_size: int, n_connectors_max: int) -> BatchSiteArrays:
+        """Room for ``batch_size`` sites of up to ``n_connectors_max`` connectors, all padding."""
+        b, c = batch_size, n_connectors_max
+        values: dict[str, object] = {}
+        for name in _SITE_FIELDS:
+            if name == "connector_charger_index":
+                values[name] = np.zeros((b, c), dtype=np.int64)
+            elif name in {"is_connector_dc", "is_connector_bidirectional"}:
+                values[name] = np.zeros((b, c), dtype=np.bool_)
+            elif name == "connector_phase_a_per_kw":
+                values[name] = np.zeros((b, c, 3))
+            elif name.startswith("connector_") or name == "charger_max_kw":
+                values[name] = np.zeros((b, c))
+            else:
+                values[name] = np.zeros(b)
+        values["storage_charge_efficiency_frac"] = np.ones(b)
+        values["storage_discharge_efficiency_frac"] = np.ones(b)
+        values["connector_taper_start_soc_frac"] = np.ones((b, c))
+        return BatchSiteArrays(**values)  # type: ignore[arg-type]
+
+    def assign_row(self, row: int, site: SiteArrays) -> None:
+        """Write one site into batch row ``row`` (padding the rest of the row).
+
+        Raises:
+            ValueError: When the site has more connectors than the batch has room for.
+        """
+        room = self.n_connectors
+        if site.n_connectors > room:
+            raise ValueError(
+                f"connectors: got {site.n_connectors}; expected at most n_connectors_max = {room}"
+            )
+        for name in _SITE_FIELDS:
+            target = getattr(self, name)
+            value = getattr(site, name)
+            if np.ndim(target) == 1:
+                target[row] = value
+                continue
+            padding = 1.0 if name == "connector_taper_start_soc_frac" else 0
+            target[row] = padding
+            target[row, : np.shape(value)[0]] = value
+
+    @property
+    def n_connectors(self) -> int:
+        """Connectors per row ``C`` (padding included)."""
+        return int(self.connector_max_kw.shape[1])
+
+    @property
+    def n_chargers(self) -> int:
+        """Chargers per row ``K`` (padding included)."""
+        return int(self.charger_max_kw.shape[1])
+
+
+SiteParams = SiteArrays | BatchSiteArrays
+"""Site parameters of one site (broadcast over the batch) or of one site per batch row."""
+
+_SITE_FIELDS = tuple(SiteArrays.__dataclass_fields__)
+
+
+@dataclass(frozen=True)
 class SessionArrays:
     """Sessions as arrays, ``(S,)`` each.
 
@@ -138,6 +232,9 @@ class SeriesArrays:
         pv_available_kw: PV power before curtailment [kW].
         import_limit_kw: Effective import limit (static and signal combined) [kW].
         export_limit_kw: Effective export limit [kW].
+        grid_setpoint_kw: Flexibility setpoint of the net grid exchange, import positive [kW]
+            (zeros when the scenario has none; see ``is_grid_setpoint_given``).
+        is_grid_setpoint_given: The scenario gives a setpoint series.
     """
 
     import_price_eur_per_kwh: FloatArray
@@ -146,6 +243,8 @@ class SeriesArrays:
     pv_available_kw: FloatArray
     import_limit_kw: FloatArray
     export_limit_kw: FloatArray
+    grid_setpoint_kw: FloatArray
+    is_grid_setpoint_given: bool
 
 
 @dataclass(frozen=True)
@@ -163,6 +262,7 @@ class ScenarioArrays:
         series: Exogenous series.
         connector_session_index: Session plugged in at each step and connector, -1 when none, ``(T, C)``.
         unmet_energy_penalty_eur_per_kwh: Penalty per kWh not delivered [EUR/kWh].
+        objective: Weights of the scenario's objective (:mod:`smac_rl.core.objectives`).
     """
 
     name: str
@@ -175,6 +275,7 @@ class ScenarioArrays:
     series: SeriesArrays
     connector_session_index: IntArray
     unmet_energy_penalty_eur_per_kwh: float
+    objective: ObjectiveWeights
 
 
 def compile_scenario(spec: ScenarioSpec) -> ScenarioArrays:
@@ -204,6 +305,7 @@ def compile_scenario(spec: ScenarioSpec) -> ScenarioArrays:
         series=_compile_series(spec),
         connector_session_index=occupancy,
         unmet_energy_penalty_eur_per_kwh=spec.unmet_energy_penalty_eur_per_kwh,
+        objective=objective_weights(spec.objective),
     )
 
 
@@ -360,4 +462,10 @@ def _compile_series(spec: ScenarioSpec) -> SeriesArrays:
         pv_available_kw=pv,
         import_limit_kw=import_limit.astype(np.float64),
         export_limit_kw=export_limit.astype(np.float64),
+        grid_setpoint_kw=(
+            np.zeros(grid.n_steps)
+            if series.grid_setpoint_kw is None
+            else resolve_series(series.grid_setpoint_kw, grid)
+        ),
+        is_grid_setpoint_given=series.grid_setpoint_kw is not None,
     )

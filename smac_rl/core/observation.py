@@ -80,6 +80,38 @@ CONNECTOR_FEATURES: tuple[Feature, ...] = (
 """Per-connector features, in order; repeated ``n_connectors_max`` times."""
 
 
+N_CALENDAR_FEATURES = 5
+"""Site features that depend on the scenario's clock and price outlook only (:func:`calendar_row`):
+``time_of_day_sin``, ``time_of_day_cos``, ``episode_elapsed_frac`` and the two price outlooks."""
+
+
+def calendar_row(arrays: ScenarioArrays, step_index: int) -> FloatArray:
+    """The calendar features of one step: local time of day, episode progress, price outlook.
+
+    Args:
+        arrays: The compiled scenario.
+        step_index: Step on its grid.
+
+    Returns:
+        ``[time_of_day_sin, time_of_day_cos, episode_elapsed_frac, import_price_next_4h_eur_per_kwh,
+        import_price_next_12h_eur_per_kwh]``, ``(N_CALENDAR_FEATURES,)``.
+    """
+    dt, t = arrays.step_h, step_index
+    local = (arrays.start_utc + dt_module.timedelta(hours=t * dt)).astimezone(ZoneInfo(arrays.timezone))
+    angle = 2.0 * math.pi * (local.hour + local.minute / 60.0) / 24.0
+    prices = arrays.series.import_price_eur_per_kwh
+
+    def ahead(hours: float) -> float:
+        return float(prices[t : t + max(1, round(hours / dt))].mean())
+
+    return np.asarray([math.sin(angle), math.cos(angle), t / arrays.n_steps, ahead(4.0), ahead(12.0)])
+
+
+def calendar_table(arrays: ScenarioArrays) -> FloatArray:
+    """:func:`calendar_row` of every step, ``(T, N_CALENDAR_FEATURES)``."""
+    return np.stack([calendar_row(arrays, t) for t in range(arrays.n_steps)]).reshape(-1, N_CALENDAR_FEATURES)
+
+
 @dataclass(frozen=True)
 class ObservationLayout:
     """The ordered observation and action layout for sites of up to ``n_connectors_max`` connectors.
@@ -118,7 +150,7 @@ class ObservationLayout:
         return np.asarray(site + block * self.n_connectors_max, dtype=np.float64)
 
     def observe(self, arrays: ScenarioArrays, context: StepContext) -> FloatArray:
-        """Raw observations of a step, ``(B, size)``.
+        """Raw observations of a step of one scenario, ``(B, size)``.
 
         Args:
             arrays: The compiled scenario (for the price outlook and the local time).
@@ -130,38 +162,47 @@ class ObservationLayout:
         Raises:
             ValueError: When the site has more connectors than ``n_connectors_max``.
         """
-        site, ev, exo, dt = context.site, context.ev, context.exo, context.step_h
+        calendar = calendar_row(arrays, context.step_index)
+        return self.observe_rows(context, np.broadcast_to(calendar, (context.batch_size, calendar.shape[0])))
+
+    def observe_rows(self, context: StepContext, calendar: FloatArray) -> FloatArray:
+        """Raw observations of a step, each row with its own calendar features.
+
+        Args:
+            context: State at the step's start (one site, or one per row).
+            calendar: The calendar features of each row (:func:`calendar_row`),
+                ``(B, N_CALENDAR_FEATURES)``.
+
+        Returns:
+            The observation rows, ``(B, size)``.
+
+        Raises:
+            ValueError: When the site has more connectors than ``n_connectors_max``.
+        """
+        site, ev, exo = context.site, context.ev, context.exo
+        dt = context.step_h
         n_connectors = site.n_connectors
         if n_connectors > self.n_connectors_max:
             raise ValueError(
                 f"connectors: got {n_connectors}; expected at most n_connectors_max = {self.n_connectors_max}"
             )
-        batch, t = context.batch_size, context.step_index
-        local = (arrays.start_utc + dt_module.timedelta(hours=t * dt)).astimezone(ZoneInfo(arrays.timezone))
-        angle = 2.0 * math.pi * (local.hour + local.minute / 60.0) / 24.0
-        prices = arrays.series.import_price_eur_per_kwh
-
-        def ahead(hours: float) -> float:
-            return float(prices[t : t + max(1, round(hours / dt))].mean())
-
+        batch = context.batch_size
         s_lower, s_upper = storage_power_bounds(context)
-        soc = context.storage_energy_kwh / site.storage_capacity_kwh if site.storage_capacity_kwh > 0 else 0.0
+        capacity = np.broadcast_to(site.storage_capacity_kwh, (batch,))
+        soc = np.divide(context.storage_energy_kwh, capacity, out=np.zeros(batch), where=capacity > 0.0)
         site_values = np.column_stack(
             [
-                np.full(batch, math.sin(angle)),
-                np.full(batch, math.cos(angle)),
-                np.full(batch, t / arrays.n_steps),
+                calendar[:, :3],
                 exo.import_price_eur_per_kwh,
                 exo.export_price_eur_per_kwh,
-                np.full(batch, ahead(4.0)),
-                np.full(batch, ahead(12.0)),
+                calendar[:, 3:],
                 exo.base_load_kw,
                 exo.pv_available_kw,
                 exo.import_limit_kw,
                 exo.import_limit_kw - exo.base_load_kw + exo.pv_available_kw,
                 context.peak_import_kw,
-                np.full(batch, site.demand_charge_eur_per_kw),
-                np.broadcast_to(soc, (batch,)),
+                np.broadcast_to(site.demand_charge_eur_per_kw, (batch,)),
+                soc,
                 s_upper,
                 s_lower,
             ]

@@ -56,8 +56,9 @@ def storage_retained_kwh(context: StepContext) -> FloatArray:
 
     Compounded per hour, ``E * (1 - sd) ** dt``: never negative, whatever the step length.
     """
-    keep_frac = float((1.0 - context.site.storage_self_discharge_per_h_frac) ** context.step_h)
-    return context.storage_energy_kwh * keep_frac
+    keep_frac = (1.0 - context.site.storage_self_discharge_per_h_frac) ** context.step_h
+    retained: FloatArray = context.storage_energy_kwh * keep_frac
+    return retained
 
 
 def physics_step(context: StepContext, setpoints: Setpoints) -> StepOutcome:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from smac_rl.core.arrays import SiteParams
 from smac_rl.core.arraytypes import BoolArray, FloatArray
 from smac_rl.core.physics import storage_retained_kwh
 from smac_rl.core.state import Setpoints, StepContext
@@ -46,8 +47,14 @@ def ev_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
         context: State at the step's start.
 
     Returns:
-        ``(lower_kw, upper_kw)``, ``(B, C)`` each, ``lower_kw <= 0 <= upper_kw``; both 0 where no EV is.
+        ``(lower_kw, upper_kw)``, ``(B, C)`` each, ``lower_kw <= 0 <= upper_kw``; both 0 where no EV is
+        (computed once per context; read-only).
     """
+    lower, upper = context.memo("ev_power_bounds", lambda: _ev_power_bounds(context))
+    return lower, upper
+
+
+def _ev_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
     ev, dt = context.ev, context.step_h
     soc = ev.energy_kwh / ev.capacity_kwh
     taper_span = np.maximum(1.0 - ev.taper_start_soc_frac, 1e-12)
@@ -93,8 +100,14 @@ def storage_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
         context: State at the step's start.
 
     Returns:
-        ``(lower_kw, upper_kw)``, ``(B,)`` each, ``lower_kw <= 0 <= upper_kw``.
+        ``(lower_kw, upper_kw)``, ``(B,)`` each, ``lower_kw <= 0 <= upper_kw`` (computed once per
+        context; read-only).
     """
+    lower, upper = context.memo("storage_power_bounds", lambda: _storage_power_bounds(context))
+    return lower, upper
+
+
+def _storage_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
     site, dt = context.site, context.step_h
     retained = storage_retained_kwh(context)
     upper = np.minimum(
@@ -124,15 +137,13 @@ def project(context: StepContext, setpoints: Setpoints) -> Setpoints:
     p = np.clip(np.nan_to_num(setpoints.ev_power_kw, nan=0.0, posinf=0.0, neginf=0.0), ev_lower, ev_upper)
     s = np.clip(np.nan_to_num(setpoints.storage_power_kw, nan=0.0, posinf=0.0, neginf=0.0), s_lower, s_upper)
 
-    membership = np.eye(site.n_chargers)[site.connector_charger_index]
-    charger_load = np.abs(p) @ membership
-    charger_factor = _shrink_factor(charger_load, site.charger_max_kw)
-    p = p * (charger_factor @ membership.T)
+    p = p * charger_share_factor(site, np.abs(p))
 
-    phase_load_a = np.abs(p) @ site.connector_phase_a_per_kw
-    phase_factor = _shrink_factor(phase_load_a, np.full(3, site.charging_phase_current_limit_a))
-    uses_phase = site.connector_phase_a_per_kw > 0.0
-    p = p * np.where(uses_phase[None, :, :], phase_factor[:, None, :], 1.0).min(axis=2)
+    a_per_kw = site.connector_phase_a_per_kw
+    phase_load_a = (np.abs(p)[:, :, None] * a_per_kw).sum(axis=1)
+    phase_limit_a = np.asarray(site.charging_phase_current_limit_a)[..., None]
+    phase_factor = _shrink_factor(phase_load_a, phase_limit_a)
+    p = p * np.where(a_per_kw > 0.0, phase_factor[:, None, :], 1.0).min(axis=2)
 
     excess_kw = exo.base_load_kw + p.sum(axis=1) + s - exo.pv_available_kw - exo.import_limit_kw
     charging_kw = np.maximum(p, 0.0).sum(axis=1) + np.maximum(s, 0.0)
@@ -148,6 +159,26 @@ def project(context: StepContext, setpoints: Setpoints) -> Setpoints:
     p = np.where(p < 0.0, p * factor[:, None], p)
     s = np.where(s < 0.0, s * factor, s)
     return Setpoints(ev_power_kw=p, storage_power_kw=s)
+
+
+def charger_share_factor(site: SiteParams, load_kw: FloatArray) -> FloatArray:
+    """Per-connector factor in [0, 1] bringing each charger's summed load within its rating.
+
+    Args:
+        site: Site parameters (one site, or one per row).
+        load_kw: Non-negative load of each connector [kW], ``(B, C)``.
+
+    Returns:
+        The factor of each connector's charger, ``(B, C)`` (1 where the charger is within its rating).
+    """
+    batch, n_chargers = load_kw.shape[0], site.n_chargers
+    charger_index = np.broadcast_to(site.connector_charger_index, load_kw.shape)
+    flat_index = charger_index + n_chargers * np.arange(batch)[:, None]
+    charger_load = np.bincount(flat_index.ravel(), load_kw.ravel(), batch * n_chargers).reshape(batch, -1)
+    limit_kw = np.broadcast_to(site.charger_max_kw, charger_load.shape)
+    factor = _shrink_factor(charger_load.astype(np.float64), limit_kw)
+    shared: FloatArray = np.take_along_axis(factor, charger_index, axis=1)
+    return shared
 
 
 def _shrink_factor(load: FloatArray, limit: FloatArray) -> FloatArray:

@@ -24,8 +24,13 @@ Definitions (``dt`` the step [h]; sums over steps ``t``, connectors ``c``, sessi
 * ``projection_adjustment_kwh`` = ``sum dt * |requested - applied|`` over EV and storage setpoints:
   how far the projection had to move the policy's output (0 for a feasible profile); a
   non-finite request counts as 0, as the projection reads it.
-* ``savings_capture_frac`` = ``(cost_uncontrolled - cost_policy) / (cost_uncontrolled - cost_oracle)``,
-  None on days whose denominator is under 1 EUR (:func:`savings_capture_frac`).
+* ``setpoint_deviation_kwh`` = ``sum_t dt * |grid_import - grid_export - grid_setpoint|`` (None
+  without a setpoint series).
+* ``objective_eur`` = the scenario's named objective, a weighted sum of the KPIs above
+  (:mod:`smac_rl.core.objectives`); equal to ``total_cost_eur`` for the default ``cost``.
+* ``savings_capture_frac`` = ``(cost_uncontrolled - cost_policy) / (cost_uncontrolled - cost_oracle)``
+  with each cost the scenario's ``objective_eur``, None on days whose denominator is under 1 EUR
+  (:func:`savings_capture_frac`).
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class Kpis:
     storage_throughput_kwh: float
     pv_self_consumption_frac: float | None
     projection_adjustment_kwh: float
+    setpoint_deviation_kwh: float | None
+    objective_eur: float
 
     def as_dict(self) -> dict[str, float | None]:
         """The KPIs as a name-to-value mapping, in definition order."""
@@ -109,6 +116,14 @@ def score(arrays: ScenarioArrays, trace: Trace) -> Kpis:
         np.abs(_finite(trace.requested_ev_power_kw) - trace.ev_power_kw).sum()
         + np.abs(_finite(trace.requested_storage_power_kw) - trace.storage_power_kw).sum()
     )
+    deviation = (
+        float(dt * np.abs(trace.grid_import_kw - trace.grid_export_kw - arrays.series.grid_setpoint_kw).sum())
+        if arrays.series.is_grid_setpoint_given
+        else None
+    )
+    limit_violation = float(dt * (trace.import_violation_kw + trace.export_violation_kw).sum())
+    terms = (energy_cost, demand_charge, degradation, unmet_cost, peak, limit_violation, deviation or 0.0)
+    objective = float(sum(w * v for w, v in zip(arrays.objective.as_tuple(), terms, strict=True)))
     return Kpis(
         energy_cost_eur=energy_cost,
         demand_charge_eur=demand_charge,
@@ -119,11 +134,13 @@ def score(arrays: ScenarioArrays, trace: Trace) -> Kpis:
         energy_delivered_kwh=float(dt * np.maximum(trace.ev_power_kw, 0.0).sum()),
         unmet_energy_kwh=unmet_kwh,
         sessions_fully_served_frac=float(np.mean(unmet <= SERVED_TOL_KWH)) if unmet.size else None,
-        limit_violation_kwh=float(dt * (trace.import_violation_kw + trace.export_violation_kw).sum()),
+        limit_violation_kwh=limit_violation,
         v2g_discharged_kwh=v2g_kwh,
         storage_throughput_kwh=storage_kwh,
         pv_self_consumption_frac=float(pv_on_site.sum() / pv_available) if pv_available > 0 else None,
         projection_adjustment_kwh=float(dt * adjustment),
+        setpoint_deviation_kwh=deviation,
+        objective_eur=objective,
     )
 
 

@@ -6,11 +6,12 @@ shape ``(C,)`` broadcast against ``(B, C)`` state.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from smac_rl.core.arrays import ScenarioArrays, SiteArrays
+from smac_rl.core.arrays import ScenarioArrays, SiteParams
 from smac_rl.core.arraytypes import BoolArray, FloatArray, IntArray
 
 
@@ -75,17 +76,18 @@ class StepContext:
     """Everything known at the start of one step: the site state a policy acts on.
 
     Attributes:
-        site: Static site parameters.
+        site: Static site parameters, one site for every row or one per row.
         ev: The EVs at the connectors.
         exo: Exogenous values of the step.
         storage_energy_kwh: Stored energy of the site storage at the step's start [kWh], ``(B,)``.
         step_h: Step length [h].
-        step_index: Index of the step on the time grid.
+        step_index: Index of the step on the time grid (in a batch of episodes, that of every row
+            when they are in step, else -1).
         peak_import_kw: Highest import so far in the billing period (episode and billing peak
             carried in) [kW], ``(B,)``.
     """
 
-    site: SiteArrays
+    site: SiteParams
     ev: EvView
     exo: ExogenousStep
     storage_energy_kwh: FloatArray
@@ -97,6 +99,26 @@ class StepContext:
     def batch_size(self) -> int:
         """Number of batch elements ``B``."""
         return int(self.storage_energy_kwh.shape[0])
+
+    def memo(self, key: str, compute: Callable[[], tuple[FloatArray, ...]]) -> tuple[FloatArray, ...]:
+        """A value derived from this context, computed once (a context never changes).
+
+        The arrays are made read-only, so a caller cannot change what the next one reads.
+
+        Args:
+            key: Name of the derived value.
+            compute: Computes it.
+
+        Returns:
+            The (cached) arrays.
+        """
+        store: dict[str, tuple[FloatArray, ...]] = self.__dict__.setdefault("_memo", {})
+        if key not in store:
+            values = compute()
+            for value in values:
+                value.flags.writeable = False
+            store[key] = values
+        return store[key]
 
 
 @dataclass(frozen=True)

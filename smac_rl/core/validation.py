@@ -135,6 +135,14 @@ def _check_series(spec: ScenarioSpec) -> list[FieldProblem]:
                     "site.tariff.time_of_use", render_value(starts), "blocks with distinct start_local"
                 )
             )
+    if spec.objective.name == "setpoint_tracking" and series.grid_setpoint_kw is None:
+        problems.append(
+            FieldProblem(
+                "series.grid_setpoint_kw",
+                "nothing",
+                "a setpoint series for objective.name 'setpoint_tracking'",
+            )
+        )
     if (spec.site.pv is None) != (series.pv_available_kw is None):
         problems.append(
             FieldProblem(

@@ -389,13 +389,17 @@ def define_peak_and_unmet(m: pyo.ConcreteModel, arrays: ScenarioArrays, windows:
 
 
 def define_objective(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
-    """Minimise the scorer's total cost plus the penalised limit slack.
+    """Minimise the scenario's named objective plus the penalised limit slack.
 
-    ``sum_t dt * (imp * p_imp - exp * p_exp) + demand_rate * max(peak - billing_peak, 0)
-    + v2g_deg * dt * sum pd + storage_deg * dt * sum (sc + sd) + penalty * sum u
-    + 1000 * dt * sum (vi + ve)``.
+    With the weights ``w`` of :mod:`smac_rl.core.objectives` (``cost`` by default):
+    ``w_energy * sum_t dt * (imp * p_imp - exp * p_exp) + w_demand * demand_rate * max(peak - billing_peak, 0)
+    + w_degradation * (v2g_deg * dt * sum pd + storage_deg * dt * sum (sc + sd)) + penalty * sum u
+    + w_peak * peak + w_violation * dt * sum (vi + ve) + w_tracking * dt * sum (dev_up + dev_down)
+    + 1000 * dt * sum (vi + ve)``, where ``dev_up - dev_down = imp - exp - setpoint`` (both >= 0)
+    is defined only when the tracking weight is positive. The optimum's replay is scored by the
+    scorer, whose ``objective_eur`` is this objective without the slack penalty.
     """
-    site, series, dt = arrays.site, arrays.series, arrays.step_h
+    site, series, dt, w = arrays.site, arrays.series, arrays.step_h, arrays.objective
     m.demand = pyo.Var(domain=pyo.NonNegativeReals)
     m.demand_def = pyo.Constraint(expr=m.demand >= m.peak - site.billing_peak_start_kw)
     energy = sum(
@@ -410,8 +414,23 @@ def define_objective(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
         site.storage_degradation_cost_eur_per_kwh * dt * sum(m.sc[t] + m.sd[t] for t in m.T)
     )
     unmet = arrays.unmet_energy_penalty_eur_per_kwh * sum(m.u[s] for s in m.u)
-    slack = LIMIT_VIOLATION_PENALTY_EUR_PER_KWH * dt * sum(m.vi[t] + m.ve[t] for t in m.T)
-    m.cost = pyo.Objective(
-        expr=energy + site.demand_charge_eur_per_kw * m.demand + degradation + unmet + slack,
-        sense=pyo.minimize,
+    violation_kwh = dt * sum(m.vi[t] + m.ve[t] for t in m.T)
+    objective = (
+        w.energy_weight_frac * energy
+        + w.demand_charge_weight_frac * site.demand_charge_eur_per_kw * m.demand
+        + w.degradation_weight_frac * degradation
+        + w.unmet_weight_frac * unmet
+        + w.peak_eur_per_kw * m.peak
+        + (w.violation_eur_per_kwh + LIMIT_VIOLATION_PENALTY_EUR_PER_KWH) * violation_kwh
     )
+    if w.tracking_eur_per_kwh > 0.0:
+        m.dev_up = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+        m.dev_down = pyo.Var(m.T, domain=pyo.NonNegativeReals)
+        m.tracking_def = pyo.Constraint(
+            m.T,
+            rule=lambda m, t: (
+                m.dev_up[t] - m.dev_down[t] == m.imp[t] - m.exp[t] - float(series.grid_setpoint_kw[t])
+            ),
+        )
+        objective = objective + w.tracking_eur_per_kwh * dt * sum(m.dev_up[t] + m.dev_down[t] for t in m.T)
+    m.cost = pyo.Objective(expr=objective, sense=pyo.minimize)

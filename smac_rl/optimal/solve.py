@@ -34,7 +34,7 @@ class OptimalResult:
     Attributes:
         ev_power_kw: Connector setpoints [kW], ``(T, C)``.
         storage_power_kw: Storage setpoints [kW], ``(T,)``.
-        objective_eur: The solver's objective: total cost plus penalised limit slack [EUR].
+        objective_eur: The solver's objective: the scenario's objective plus penalised limit slack [EUR].
         status: How the solve ended.
         mip_gap_frac: Relative gap between the solution and the bound (0 for a pure LP).
         n_binaries: Binary variables in the model (V2G modes, storage modes).

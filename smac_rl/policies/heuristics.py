@@ -7,9 +7,11 @@ from collections.abc import Callable
 import numpy as np
 
 from smac_rl.core.errors import SmacError
-from smac_rl.core.projection import below_minimum_current, ev_power_bounds
+from smac_rl.core.projection import ev_power_bounds
 from smac_rl.core.state import Setpoints, StepContext
+from smac_rl.policies.allocation import allocate_in_order, laxity_h, wants_charge
 from smac_rl.policies.protocol import Policy
+from smac_rl.policies.schedulers import EarliestDeadlineFirst, EqualShare, PriceThreshold
 
 
 class Uncontrolled:
@@ -41,47 +43,38 @@ class LeastLaxityFirst:
 
     def act(self, context: StepContext) -> Setpoints:
         """Allocate power in laxity order (see the class docstring)."""
-        ev, site, exo, dt = context.ev, context.site, context.exo, context.step_h
-        batch, n_connectors = ev.energy_kwh.shape
         _, upper = ev_power_bounds(context)
-        need_kwh = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
-        rate_kw = ev.max_charge_kw * ev.charge_efficiency_frac
-        wants = ev.is_present & (need_kwh > 0.0) & (upper > 0.0)
-        laxity_h = np.where(
-            wants, ev.n_steps_to_departure * dt - need_kwh / np.where(rate_kw > 0, rate_kw, 1.0), np.inf
-        )
-        order = np.argsort(laxity_h, axis=1, kind="stable")
-        rows = np.arange(batch)
-        site_headroom = np.maximum(exo.import_limit_kw - exo.base_load_kw + exo.pv_available_kw, 0.0)
-        charger_headroom = np.broadcast_to(site.charger_max_kw, (batch, site.n_chargers)).copy()
-        phase_headroom = np.full((batch, 3), site.charging_phase_current_limit_a)
-        power = np.zeros((batch, n_connectors))
-        for rank in range(n_connectors):
-            c = order[:, rank]
-            k = site.connector_charger_index[c]
-            a_per_kw = site.connector_phase_a_per_kw[c]
-            phase_cap = np.where(
-                a_per_kw > 0, phase_headroom / np.where(a_per_kw > 0, a_per_kw, 1.0), np.inf
-            ).min(axis=1)
-            alloc = np.minimum.reduce([upper[rows, c], site_headroom, charger_headroom[rows, k], phase_cap])
-            alloc = np.where(wants[rows, c], np.maximum(alloc, 0.0), 0.0)
-            power[rows, c] = alloc
-            alloc = np.where(below_minimum_current(context, power)[rows, c], 0.0, alloc)
-            power[rows, c] = alloc
-            site_headroom = site_headroom - alloc
-            charger_headroom[rows, k] -= alloc
-            phase_headroom = phase_headroom - alloc[:, None] * a_per_kw
-        return Setpoints(ev_power_kw=power, storage_power_kw=np.zeros(batch))
+        is_wanting = wants_charge(context, upper)
+        order = np.argsort(laxity_h(context, is_wanting), axis=1, kind="stable")
+        power = allocate_in_order(context, order, np.where(is_wanting, upper, 0.0))
+        return Setpoints(ev_power_kw=power, storage_power_kw=np.zeros(context.batch_size))
 
 
 HEURISTICS: dict[str, Callable[[], Policy]] = {
     Uncontrolled.name: Uncontrolled,
     LeastLaxityFirst.name: LeastLaxityFirst,
+    EqualShare.name: EqualShare,
+    EarliestDeadlineFirst.name: EarliestDeadlineFirst,
+    PriceThreshold.name: PriceThreshold,
 }
 """Heuristics by name."""
 
-ALIASES: dict[str, str] = {"llf": LeastLaxityFirst.name}
+ALIASES: dict[str, str] = {
+    "llf": LeastLaxityFirst.name,
+    "round_robin": EqualShare.name,
+    "edf": EarliestDeadlineFirst.name,
+    "cheapest_hours": PriceThreshold.name,
+}
 """Short names accepted wherever a heuristic name is."""
+
+
+def heuristic_choices() -> list[str]:
+    """Every accepted name, each heuristic followed by its aliases (for help texts and errors)."""
+    return [
+        choice
+        for name in HEURISTICS
+        for choice in (name, *(alias for alias, target in ALIASES.items() if target == name))
+    ]
 
 
 def make_heuristic(name: str) -> Policy:
@@ -98,6 +91,6 @@ def make_heuristic(name: str) -> Policy:
     """
     factory = HEURISTICS.get(ALIASES.get(name, name))
     if factory is None:
-        known = ", ".join([*HEURISTICS, *ALIASES])
+        known = ", ".join(heuristic_choices())
         raise SmacError(f"policy: got {name!r}; expected one of {known}")
     return factory()

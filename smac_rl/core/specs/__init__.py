@@ -1,6 +1,14 @@
 """Pydantic specs of the domain model: site, sessions, scenario."""
 
-from smac_rl.core.specs.scenario import HeldSeries, ScenarioSpec, SeriesSet, SeriesValue, TimeGridSpec
+from smac_rl.core.specs.scenario import (
+    HeldSeries,
+    ObjectiveName,
+    ObjectiveSpec,
+    ScenarioSpec,
+    SeriesSet,
+    SeriesValue,
+    TimeGridSpec,
+)
 from smac_rl.core.specs.session import SessionSpec
 from smac_rl.core.specs.site import (
     ChargerSpec,
@@ -18,6 +26,8 @@ __all__ = [
     "ConnectorSpec",
     "GridSpec",
     "HeldSeries",
+    "ObjectiveName",
+    "ObjectiveSpec",
     "PvSpec",
     "ScenarioSpec",
     "SeriesSet",

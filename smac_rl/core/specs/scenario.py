@@ -42,6 +42,8 @@ class SeriesSet(StrictModel):
         import_limit_kw: Time-varying import limit (DSO capacity signal) [kW]; the effective limit
             is the lower of this and the static one.
         export_limit_kw: Time-varying export limit [kW], combined the same way.
+        grid_setpoint_kw: Flexibility setpoint: the net grid exchange asked of the site, import
+            positive [kW]; required by the ``setpoint_tracking`` objective.
     """
 
     import_price_eur_per_kwh: SeriesValue | None = None
@@ -50,6 +52,28 @@ class SeriesSet(StrictModel):
     pv_available_kw: SeriesValue | None = None
     import_limit_kw: SeriesValue | None = None
     export_limit_kw: SeriesValue | None = None
+    grid_setpoint_kw: SeriesValue | None = None
+
+
+ObjectiveName = Literal["cost", "peak", "load_balancing", "setpoint_tracking", "v2g_profit"]
+"""The named use-case objectives (formulas in :mod:`smac_rl.core.objectives`)."""
+
+
+class ObjectiveSpec(StrictModel):
+    """Which objective policies and the optimum minimise, and its weights.
+
+    Attributes:
+        name: The use case (formulas in :mod:`smac_rl.core.objectives`).
+        peak_penalty_eur_per_kw: Price of the episode's peak import under ``peak`` [EUR/kW].
+        violation_penalty_eur_per_kwh: Price of energy beyond a grid limit under ``load_balancing`` [EUR/kWh].
+        tracking_penalty_eur_per_kwh: Price of energy away from the flexibility setpoint under
+            ``setpoint_tracking`` [EUR/kWh].
+    """
+
+    name: ObjectiveName = "cost"
+    peak_penalty_eur_per_kw: float = Field(default=1.0, ge=0, le=1e4)
+    violation_penalty_eur_per_kwh: float = Field(default=10.0, ge=0, le=1e4)
+    tracking_penalty_eur_per_kwh: float = Field(default=0.5, ge=0, le=1e4)
 
 
 class TimeGridSpec(StrictModel):
@@ -95,6 +119,7 @@ class ScenarioSpec(StrictModel):
         sessions: Charging sessions.
         series: Exogenous series.
         unmet_energy_penalty_eur_per_kwh: Price of each kWh wanted but not delivered by departure [EUR/kWh].
+        objective: The use case policies and the optimum are judged on (``cost`` by default).
     """
 
     schema_version: Literal[1] = 1
@@ -105,3 +130,4 @@ class ScenarioSpec(StrictModel):
     sessions: list[SessionSpec] = Field(default_factory=list)
     series: SeriesSet = SeriesSet()
     unmet_energy_penalty_eur_per_kwh: float = Field(default=2.0, ge=0)
+    objective: ObjectiveSpec = ObjectiveSpec()

@@ -1,0 +1,105 @@
+"""Where episodes come from: a fixed scenario, generated template days, or replayed Caltech days.
+
+One :class:`EpisodeSource` serves the single env and every row of the batched env, so both draw
+the same episodes from the same random generator state. With ``pool_size`` the source keeps a
+pool of that many distinct episodes, built on first use and then shared: a reset costs a copy
+instead of a generation (the batched env resets many rows at once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+import numpy as np
+
+from smac_rl.core.arrays import ScenarioArrays, compile_scenario
+from smac_rl.core.specs import ScenarioSpec
+from smac_rl.data.generator import caltech_days, generate_scenario, replay_caltech_day
+from smac_rl.data.periods import CALTECH_PERIODS
+from smac_rl.data.template_spec import SiteTemplate, load_template
+
+SessionMode = Literal["generated", "caltech_replay"]
+"""``generated``: ElaadNL-sampled sessions on a drawn day; ``caltech_replay``: the real sessions of
+a drawn Caltech day of ``caltech_period``."""
+
+
+class EpisodeSource:
+    """Draws episodes (compiled scenarios) from a random generator (module docstring)."""
+
+    def __init__(
+        self,
+        scenario: ScenarioSpec | None = None,
+        template: str = "budapest_workplace",
+        first_day: dt.date = dt.date(2023, 1, 1),
+        last_day: dt.date = dt.date(2023, 12, 31),
+        sessions: SessionMode = "generated",
+        caltech_period: str = CALTECH_PERIODS[0],
+        pool_size: int | None = None,
+    ) -> None:
+        """Create the source.
+
+        Args:
+            scenario: A fixed scenario for every episode; None: draw days of ``template``.
+            template: Pilot template name or YAML file.
+            first_day: First local day generated episodes may start on.
+            last_day: Last local day generated episodes may start on.
+            sessions: How the sessions of a drawn day are made.
+            caltech_period: The Caltech period replayed days come from (``caltech_replay``).
+            pool_size: Distinct episodes to draw from (built on first use); None: a fresh one each time.
+
+        Raises:
+            ValueError: For an empty day range, an unknown period or a pool size below 1.
+        """
+        self._fixed = None if scenario is None else compile_scenario(scenario)
+        self._template: SiteTemplate = load_template(template)
+        self._sessions = sessions
+        if pool_size is not None and pool_size < 1:
+            raise ValueError(f"pool_size: got {pool_size}; expected at least 1 or None")
+        if sessions == "caltech_replay":
+            if caltech_period not in CALTECH_PERIODS:
+                raise ValueError(
+                    f"caltech_period: got {caltech_period!r}; expected one of {', '.join(CALTECH_PERIODS)}"
+                )
+            self._days = caltech_days(caltech_period)
+        else:
+            n_days = (last_day - first_day).days + 1
+            if n_days < 1:
+                raise ValueError(f"last_day: got {last_day}; expected on or after first_day {first_day}")
+            self._days = [first_day + dt.timedelta(days=k) for k in range(n_days)]
+        self._pool_size = pool_size
+        self._pool: dict[int, ScenarioArrays] = {}
+
+    @property
+    def fixed(self) -> ScenarioArrays | None:
+        """The fixed scenario's arrays, if the source has one."""
+        return self._fixed
+
+    def draw(self, rng: np.random.Generator) -> ScenarioArrays:
+        """The next episode for a generator (same generator state, same episode).
+
+        Args:
+            rng: The env's (or the batch row's) random generator; advanced by the draw.
+
+        Returns:
+            The episode's compiled scenario (shared, never modify it).
+        """
+        if self._fixed is not None:
+            return self._fixed
+        if self._pool_size is None:
+            return self._build(int(rng.integers(len(self._days))), int(rng.integers(2**31)))
+        slot = int(rng.integers(self._pool_size))
+        if slot not in self._pool:
+            slot_rng = np.random.default_rng([self._pool_size, slot])
+            self._pool[slot] = self._build(
+                int(slot_rng.integers(len(self._days))), int(slot_rng.integers(2**31))
+            )
+        return self._pool[slot]
+
+    def _build(self, day_index: int, seed: int) -> ScenarioArrays:
+        day = self._days[day_index]
+        if self._sessions == "caltech_replay":
+            spec, _ = replay_caltech_day(self._template, day, seed)
+        else:
+            spec, _ = generate_scenario(self._template, day, 1, seed=seed)
+        return compile_scenario(spec)

@@ -1,0 +1,1 @@
+"""Benchmarks behind ``smac bench``: each prints ratios against a baseline measured in the same run."""

@@ -1,0 +1,89 @@
+"""``smac bench``: speed benchmarks that measure a baseline in the same run and print ratios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from smac_rl.cli.common import console, fail, print_table, write_output
+from smac_rl.core.errors import SmacError
+
+bench_app = typer.Typer(
+    rich_markup_mode=None,
+    help="Speed benchmarks (ratios against a baseline run in the same process).",
+    no_args_is_help=True,
+)
+
+
+@bench_app.command("env")
+def bench_env(
+    episodes: Annotated[int, typer.Option(min=1, help="Single-env episodes per figure.")] = 20,
+    batch_size: Annotated[int, typer.Option(min=1, help="Rows of the batched env.")] = 1024,
+    batched_episodes: Annotated[int, typer.Option(min=1, help="Episodes per row in the batched run.")] = 2,
+    peer: Annotated[bool, typer.Option(help="Run the EV2Gym peer in the same run.")] = True,
+    peer_python: Annotated[
+        Path, typer.Option(help="Python of the peer's environment (benchmarks/ev2gym_peer/setup.sh).")
+    ] = Path(".bench/ev2gym-venv/bin/python"),
+    peer_script: Annotated[Path, typer.Option(help="The peer's runner.")] = Path(
+        "benchmarks/ev2gym_peer/run_peer.py"
+    ),
+    output: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Single and batched env speed on the 25-connector benchmark site, against EV2Gym 2.0.0."""
+    from smac_rl.bench.env_speed import measure_env, pin_one_core, report, run_peer
+
+    pin_one_core()
+    try:
+        peer_figures = run_peer(peer_python, peer_script, episodes) if peer else None
+    except SmacError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"measuring smac-rl: {episodes} episodes single, B = {batch_size} batched ...")
+    ours = measure_env(episodes, batch_size, batched_episodes)
+    result = report(ours, peer_figures)
+    table = Table(title="Env speed, one core (connector-steps/s = steps/s x connectors)")
+    table.add_column("figure")
+    table.add_column("smac-rl", justify="right")
+    table.add_column("EV2Gym 2.0.0", justify="right")
+    table.add_column("ratio", justify="right")
+    c = ours.n_connectors
+    rows = [
+        (
+            "single env, step only [conn-steps/s]",
+            ours.single_step_only_steps_per_s * c,
+            "step_only_connector_steps_per_s",
+            "single_step_only",
+        ),
+        (
+            "single env, episodes, fixed scenario [conn-steps/s]",
+            ours.single_episode_fixed_steps_per_s * c,
+            "episode_connector_steps_per_s",
+            "single_episode_fixed",
+        ),
+        (
+            "single env, episodes, new day per reset [conn-steps/s]",
+            ours.single_episode_generated_steps_per_s * c,
+            "episode_connector_steps_per_s",
+            "single_episode_generated",
+        ),
+        (
+            f"batched env B={ours.batch_size}, episodes [conn-steps/s]",
+            ours.batched_connector_steps_per_s,
+            "step_only_connector_steps_per_s",
+            "batched",
+        ),
+    ]
+    ratio = result.get("ratios_per_connector_step", {})
+    for label, value, peer_key, ratio_key in rows:
+        peer_value = "" if peer_figures is None else f"{float(peer_figures[peer_key]):,.0f}"
+        shown = "" if not ratio else f"{ratio[ratio_key]:.1f}x"
+        table.add_row(label, f"{value:,.0f}", peer_value, shown)
+    table.add_row("batched memory per site [KB]", f"{ours.batched_bytes_per_site / 1000:.1f}", "", "")
+    print_table(table)
+    text = json.dumps(result, indent=2)
+    console.print_json(text)
+    if output is not None:
+        write_output(output, text + "\n")
