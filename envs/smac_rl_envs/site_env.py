@@ -12,6 +12,7 @@ from gymnasium import spaces
 from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.batch import EpisodeBatch
+from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.observation import CONNECTOR_FEATURES, OBSERVATION_BOUND, SITE_FEATURES, ObservationLayout
 from smac_rl.core.specs import ScenarioSpec
 from smac_rl.data.periods import CALTECH_PERIODS
@@ -72,6 +73,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         sessions: SessionMode = "generated",
         caltech_period: str = CALTECH_PERIODS[0],
         pool_size: int | None = None,
+        forecast: ForecastProvider | None = None,
     ) -> None:
         """Create the env.
 
@@ -84,11 +86,14 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
             sessions: ``generated`` (ElaadNL-sampled) or ``caltech_replay`` (real days of ``caltech_period``).
             caltech_period: Caltech period of replayed days.
             pool_size: Distinct episodes to draw from (built on first use); None: a fresh day each reset.
+            forecast: Source of the observation's price outlook (:mod:`smac_rl.core.forecasts`); None:
+                the true prices.
 
         Raises:
             ValueError: When the fixed scenario has more connectors than ``n_connectors_max``.
         """
         self.layout = ObservationLayout(n_connectors_max)
+        self.forecast = forecast
         self.source = EpisodeSource(
             scenario, template, first_day, last_day, sessions, caltech_period, pool_size
         )
@@ -112,7 +117,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         super().reset(seed=seed)
         arrays = self.source.draw(self.np_random)
         if self._batch is None or abs(self._batch.step_h - arrays.step_h) > 1e-12:
-            self._batch = EpisodeBatch(1, self.layout.n_connectors_max, arrays.step_h)
+            self._batch = EpisodeBatch(1, self.layout.n_connectors_max, arrays.step_h, self.forecast)
         self._batch.load(0, arrays)
         self.arrays = arrays
         observation: FloatArray = self._batch.observe(self.layout)[0]

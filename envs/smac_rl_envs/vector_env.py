@@ -25,6 +25,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 
 from smac_rl.core.arraytypes import BoolArray, FloatArray
 from smac_rl.core.batch import EpisodeBatch
+from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.observation import OBSERVATION_BOUND, ObservationLayout
 from smac_rl.core.specs import ScenarioSpec
 from smac_rl.data.periods import CALTECH_PERIODS
@@ -52,6 +53,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         sessions: SessionMode = "generated",
         caltech_period: str = CALTECH_PERIODS[0],
         pool_size: int | None = None,
+        forecast: ForecastProvider | None = None,
     ) -> None:
         """Create the batched env.
 
@@ -67,6 +69,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
             caltech_period: Caltech period of replayed days.
             pool_size: Distinct episodes per template to draw from (built on first use, shared by
                 the rows); None: a fresh day at every reset.
+            forecast: Source of the observation's price outlook; None: the true prices.
 
         Raises:
             ValueError: For ``num_envs`` below 1 or an empty ``templates``.
@@ -78,6 +81,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
             raise ValueError("templates: got an empty list; expected at least one template name")
         self.num_envs = num_envs
         self.layout = ObservationLayout(n_connectors_max)
+        self.forecast = forecast
         by_name = {
             name: EpisodeSource(scenario, name, first_day, last_day, sessions, caltech_period, pool_size)
             for name in dict.fromkeys(names)
@@ -171,5 +175,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
     def _load_row(self, row: int) -> None:
         arrays = self.sources[row].draw(self._rngs[row])
         if self._batch is None:
-            self._batch = EpisodeBatch(self.num_envs, self.layout.n_connectors_max, arrays.step_h)
+            self._batch = EpisodeBatch(
+                self.num_envs, self.layout.n_connectors_max, arrays.step_h, self.forecast
+            )
         self._batch.load(row, arrays)

@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from smac_rl.core.arrays import BatchSiteArrays, ScenarioArrays
 from smac_rl.core.arraytypes import BoolArray, FloatArray, IntArray
+from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.objectives import OBJECTIVE_TERMS
 from smac_rl.core.observation import N_CALENDAR_FEATURES, ObservationLayout, calendar_table
 from smac_rl.core.physics import StepOutcome, physics_step
@@ -94,14 +95,18 @@ class EpisodeBatch:
     _calendar: FloatArray
     session_energy_kwh: FloatArray
 
-    def __init__(self, batch_size: int, n_connectors_max: int, step_h: float) -> None:
+    def __init__(
+        self, batch_size: int, n_connectors_max: int, step_h: float, forecast: ForecastProvider | None = None
+    ) -> None:
         """Allocate an empty batch; every row must be loaded before the first step.
 
         Args:
             batch_size: Rows ``B``.
             n_connectors_max: Connectors per row ``C``.
             step_h: Step length of every episode [h].
+            forecast: Source of the observation's price outlook; None: the true prices.
         """
+        self.forecast = forecast
         self.batch_size, self.n_connectors_max, self.step_h = batch_size, n_connectors_max, step_h
         self.site = BatchSiteArrays.empty(batch_size, n_connectors_max)
         self.names: list[str] = [""] * batch_size
@@ -197,7 +202,7 @@ class EpisodeBatch:
         if cached is None or cached[0] is not arrays:
             if len(self._calendars) >= CALENDAR_CACHE_SIZE:
                 self._calendars.pop(next(iter(self._calendars)))
-            cached = (arrays, calendar_table(arrays))
+            cached = (arrays, calendar_table(arrays, self.forecast))
             self._calendars[key] = cached
         return cached[1]
 

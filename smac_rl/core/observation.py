@@ -23,6 +23,7 @@ import numpy as np
 
 from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.arraytypes import FloatArray
+from smac_rl.core.forecasts import ForecastProvider, PerfectForecast
 from smac_rl.core.projection import ev_power_bounds, storage_power_bounds
 from smac_rl.core.state import Setpoints, StepContext
 
@@ -85,12 +86,15 @@ N_CALENDAR_FEATURES = 5
 ``time_of_day_sin``, ``time_of_day_cos``, ``episode_elapsed_frac`` and the two price outlooks."""
 
 
-def calendar_row(arrays: ScenarioArrays, step_index: int) -> FloatArray:
+def calendar_row(
+    arrays: ScenarioArrays, step_index: int, forecast: ForecastProvider | None = None
+) -> FloatArray:
     """The calendar features of one step: local time of day, episode progress, price outlook.
 
     Args:
         arrays: The compiled scenario.
         step_index: Step on its grid.
+        forecast: Where the price outlook comes from; None: the true prices (:class:`PerfectForecast`).
 
     Returns:
         ``[time_of_day_sin, time_of_day_cos, episode_elapsed_frac, import_price_next_4h_eur_per_kwh,
@@ -99,17 +103,24 @@ def calendar_row(arrays: ScenarioArrays, step_index: int) -> FloatArray:
     dt, t = arrays.step_h, step_index
     local = (arrays.start_utc + dt_module.timedelta(hours=t * dt)).astimezone(ZoneInfo(arrays.timezone))
     angle = 2.0 * math.pi * (local.hour + local.minute / 60.0) / 24.0
-    prices = arrays.series.import_price_eur_per_kwh
+    n_4h, n_12h = max(1, round(4.0 / dt)), max(1, round(12.0 / dt))
+    provider = PerfectForecast() if forecast is None else forecast
+    prices = provider.forecast(arrays, t, max(n_4h, n_12h)).import_price_eur_per_kwh
+    return np.asarray(
+        [
+            math.sin(angle),
+            math.cos(angle),
+            t / arrays.n_steps,
+            float(prices[:n_4h].mean()),
+            float(prices[:n_12h].mean()),
+        ]
+    )
 
-    def ahead(hours: float) -> float:
-        return float(prices[t : t + max(1, round(hours / dt))].mean())
 
-    return np.asarray([math.sin(angle), math.cos(angle), t / arrays.n_steps, ahead(4.0), ahead(12.0)])
-
-
-def calendar_table(arrays: ScenarioArrays) -> FloatArray:
+def calendar_table(arrays: ScenarioArrays, forecast: ForecastProvider | None = None) -> FloatArray:
     """:func:`calendar_row` of every step, ``(T, N_CALENDAR_FEATURES)``."""
-    return np.stack([calendar_row(arrays, t) for t in range(arrays.n_steps)]).reshape(-1, N_CALENDAR_FEATURES)
+    rows = [calendar_row(arrays, t, forecast) for t in range(arrays.n_steps)]
+    return np.stack(rows).reshape(-1, N_CALENDAR_FEATURES)
 
 
 @dataclass(frozen=True)
