@@ -54,7 +54,7 @@ def test_bad_arguments_are_named() -> None:
         PerfectForecast().forecast(arrays, 4, 1)
     with pytest.raises(ValueError, match="horizon_steps: got 0"):
         PerfectForecast().forecast(arrays, 0, 0)
-    with pytest.raises(ValueError, match="sigma_frac: got -0.1"):
+    with pytest.raises(ValueError, match=r"sigma_frac: got -0\.1"):
         NoisyForecast(-0.1)
 
 
