@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from smac_rl.core.arrays import BatchSiteArrays, ScenarioArrays
+from smac_rl.core.arrays import BatchSiteArrays, ScenarioArrays, SiteArrays, SiteParams
 from smac_rl.core.arraytypes import BoolArray, FloatArray, IntArray
 from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.objectives import OBJECTIVE_TERMS
@@ -110,6 +110,7 @@ class EpisodeBatch:
         self.batch_size, self.n_connectors_max, self.step_h = batch_size, n_connectors_max, step_h
         self.site = BatchSiteArrays.empty(batch_size, n_connectors_max)
         self.names: list[str] = [""] * batch_size
+        self._row_sites: list[SiteArrays | None] = [None] * batch_size
         self.n_steps: IntArray = np.zeros(batch_size, dtype=np.int64)
         self.step_index: IntArray = np.zeros(batch_size, dtype=np.int64)
         self.penalty_eur_per_kwh: FloatArray = np.zeros(batch_size)
@@ -168,6 +169,7 @@ class EpisodeBatch:
                 max(n_steps, self._occupancy.shape[1]), max(n_sessions, self._end_step.shape[1], 1)
             )
         self.site.assign_row(row, arrays.site)
+        self._row_sites[row] = arrays.site
         self._sessions[row] = _SESSION_PADDING
         for k, name in enumerate(_SESSION_FIELDS):
             self._sessions[row, :n_sessions, k] = getattr(sessions, name)
@@ -242,7 +244,7 @@ class EpisodeBatch:
         exo = ExogenousStep(**{name: self._series[name][rows, t] for name in _SERIES_FIELDS[1:]})
         in_step = bool((t == t[0]).all())
         self._context = StepContext(
-            site=self.site,
+            site=self._context_site(),
             ev=ev,
             exo=exo,
             storage_energy_kwh=self.storage_energy_kwh.copy(),
@@ -251,6 +253,14 @@ class EpisodeBatch:
             peak_import_kw=np.maximum(self.peak_seen_kw, self.site.billing_peak_start_kw),
         )
         return self._context
+
+    def _context_site(self) -> SiteParams:
+        """One unpadded row: the scenario's own site parameters (what a policy of one scenario
+        expects); otherwise the batch's per-row arrays."""
+        only = self._row_sites[0]
+        if self.batch_size == 1 and only is not None and only.n_connectors == self.n_connectors_max:
+            return only
+        return self.site
 
     def observe(self, layout: ObservationLayout) -> FloatArray:
         """Raw observations of the current step, ``(B, layout.size)``."""

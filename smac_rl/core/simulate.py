@@ -9,9 +9,7 @@ import numpy as np
 
 from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.arraytypes import FloatArray
-from smac_rl.core.physics import physics_step
-from smac_rl.core.projection import project
-from smac_rl.core.state import Setpoints, StepContext, context_at
+from smac_rl.core.state import Setpoints, StepContext
 
 Decide = Callable[[StepContext], Setpoints]
 """Anything that maps a step's context to setpoints: a policy's ``act``, or a replayed profile."""
@@ -53,6 +51,9 @@ class Trace:
 def simulate(arrays: ScenarioArrays, decide: Decide, on_step: Callable[[int], None] | None = None) -> Trace:
     """Run one episode: at every step, decide, project, apply the physics.
 
+    The steps run on :class:`smac_rl.core.batch.EpisodeBatch` with one row, the engine of both envs,
+    so a policy sees the same contexts here as in the env.
+
     Args:
         arrays: The compiled scenario.
         decide: Maps each step's context (batch size 1) to setpoints.
@@ -61,29 +62,26 @@ def simulate(arrays: ScenarioArrays, decide: Decide, on_step: Callable[[int], No
     Returns:
         The episode's trace.
     """
-    n_steps, n_connectors = arrays.n_steps, arrays.site.n_connectors
-    session_energy = np.empty((n_steps + 1, arrays.sessions.n_sessions))
+    from smac_rl.core.batch import EpisodeBatch
+
+    n_steps, n_connectors, n_sessions = arrays.n_steps, arrays.site.n_connectors, arrays.sessions.n_sessions
+    batch = EpisodeBatch(1, n_connectors, arrays.step_h)
+    batch.load(0, arrays)
+    session_energy = np.empty((n_steps + 1, n_sessions))
     session_energy[0] = arrays.sessions.arrival_energy_kwh
     storage_energy = np.empty(n_steps + 1)
     storage_energy[0] = arrays.site.storage_initial_energy_kwh
     columns = {name: np.zeros(n_steps) for name in _STEP_SERIES}
     requested_ev, applied_ev = np.zeros((n_steps, n_connectors)), np.zeros((n_steps, n_connectors))
-    peak = np.asarray([arrays.site.billing_peak_start_kw])
     for t in range(n_steps):
-        context = context_at(arrays, t, session_energy[t][None, :], storage_energy[t : t + 1], peak)
-        requested = decide(context)
-        applied = project(context, requested)
-        outcome = physics_step(context, applied)
-        requested_ev[t], applied_ev[t] = requested.ev_power_kw[0], applied.ev_power_kw[0]
-        columns["requested_storage_power_kw"][t] = requested.storage_power_kw[0]
-        columns["storage_power_kw"][t] = applied.storage_power_kw[0]
+        result = batch.step(decide(batch.context()))
+        requested_ev[t], applied_ev[t] = result.requested.ev_power_kw[0], result.applied.ev_power_kw[0]
+        columns["requested_storage_power_kw"][t] = result.requested.storage_power_kw[0]
+        columns["storage_power_kw"][t] = result.applied.storage_power_kw[0]
         for name in _OUTCOME_SERIES:
-            columns[name][t] = getattr(outcome, name)[0]
-        session_energy[t + 1] = session_energy[t]
-        present = context.ev.is_present[0]
-        session_energy[t + 1, context.ev.session_index[0][present]] = outcome.ev_energy_kwh[0][present]
-        storage_energy[t + 1] = outcome.storage_energy_kwh[0]
-        peak = np.maximum(peak, outcome.grid_import_kw)
+            columns[name][t] = getattr(result.outcome, name)[0]
+        session_energy[t + 1] = batch.session_energy_kwh[0, :n_sessions]
+        storage_energy[t + 1] = batch.storage_energy_kwh[0]
         if on_step is not None:
             on_step(t)
     return Trace(

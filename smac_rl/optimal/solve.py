@@ -56,26 +56,50 @@ class OptimalResult:
     kpis: Kpis
 
 
-def solve_optimal(
-    arrays: ScenarioArrays, time_limit_s: float = 120.0, mip_gap_frac: float = 1e-4, n_threads: int = 1
-) -> OptimalResult:
-    """Solve the perfect-foresight optimum of a scenario and score its profile.
+@dataclass(frozen=True)
+class ModelSolution:
+    """A built model solved, before any replay: what the MPC applies the first step of.
+
+    Attributes:
+        ev_power_kw: Connector setpoints [kW], ``(T, C)``.
+        storage_power_kw: Storage setpoints [kW], ``(T,)``.
+        objective_eur: The solver's objective [EUR].
+        status: How the solve ended.
+        mip_gap_frac: Relative gap between the solution and the bound (0 for a pure LP).
+        solve_s: Time to solve it, the model's hand-over to HiGHS included [s].
+    """
+
+    ev_power_kw: FloatArray
+    storage_power_kw: FloatArray
+    objective_eur: float
+    status: SolverStatus
+    mip_gap_frac: float
+    solve_s: float
+
+
+def solve_model(
+    model: pyo.ConcreteModel,
+    arrays: ScenarioArrays,
+    time_limit_s: float = 120.0,
+    mip_gap_frac: float = 1e-4,
+    n_threads: int = 1,
+) -> ModelSolution:
+    """Solve a model of :func:`smac_rl.optimal.model.build_model` with HiGHS and read its profile.
 
     Args:
-        arrays: The compiled scenario.
+        model: The model, built from ``arrays`` (a caller may have added constraints).
+        arrays: The scenario it was built from.
         time_limit_s: Solver time limit [s].
         mip_gap_frac: Relative MIP gap at which the solver stops.
         n_threads: Solver threads.
 
     Returns:
-        The result, replayed and scored.
+        The solution, not replayed.
 
     Raises:
-        OptimalError: For options the model does not cover, or when no solution was found.
+        OptimalError: When no solution was found.
     """
     started = time.perf_counter()
-    model = build_model(arrays)
-    built = time.perf_counter()
     solver = Highs()
     solver.config.time_limit = time_limit_s
     solver.config.mip_gap = mip_gap_frac
@@ -97,17 +121,41 @@ def solve_optimal(
     objective = float(pyo.value(model.cost))
     bound = results.best_objective_bound
     gap = 0.0 if bound is None else abs(objective - bound) / max(abs(objective), 1e-9)
-    trace = replay(arrays, ev_power, storage_power)
+    return ModelSolution(ev_power, storage_power, objective, status, gap, solved - started)
+
+
+def solve_optimal(
+    arrays: ScenarioArrays, time_limit_s: float = 120.0, mip_gap_frac: float = 1e-4, n_threads: int = 1
+) -> OptimalResult:
+    """Solve the perfect-foresight optimum of a scenario and score its profile.
+
+    Args:
+        arrays: The compiled scenario.
+        time_limit_s: Solver time limit [s].
+        mip_gap_frac: Relative MIP gap at which the solver stops.
+        n_threads: Solver threads.
+
+    Returns:
+        The result, replayed and scored.
+
+    Raises:
+        OptimalError: For options the model does not cover, or when no solution was found.
+    """
+    started = time.perf_counter()
+    model = build_model(arrays)
+    built = time.perf_counter()
+    solution = solve_model(model, arrays, time_limit_s, mip_gap_frac, n_threads)
+    trace = replay(arrays, solution.ev_power_kw, solution.storage_power_kw)
     n_binaries = sum(1 for v in model.component_data_objects(pyo.Var) if v.is_binary())
     return OptimalResult(
-        ev_power_kw=ev_power,
-        storage_power_kw=storage_power,
-        objective_eur=objective,
-        status=status,
-        mip_gap_frac=gap,
+        ev_power_kw=solution.ev_power_kw,
+        storage_power_kw=solution.storage_power_kw,
+        objective_eur=solution.objective_eur,
+        status=solution.status,
+        mip_gap_frac=solution.mip_gap_frac,
         n_binaries=n_binaries,
         build_s=built - started,
-        solve_s=solved - built,
+        solve_s=solution.solve_s,
         trace=trace,
         kpis=score(arrays, trace),
     )
