@@ -127,7 +127,8 @@ class EpisodeBatch:
         """(Re)allocate the per-step and per-session arrays, keeping what rows already hold."""
         b, c = self.batch_size, self.n_connectors_max
         old = getattr(self, "_sessions", None)
-        sessions = np.broadcast_to(_SESSION_PADDING, (b, n_sessions, len(_SESSION_FIELDS))).copy()
+        # One slot more than sessions: the last is the neutral EV that absent connectors read.
+        sessions = np.broadcast_to(_SESSION_PADDING, (b, n_sessions + 1, len(_SESSION_FIELDS))).copy()
         end = np.zeros((b, n_sessions), dtype=np.int64)
         settle = np.full((b, n_sessions), -1, dtype=np.int64)
         energy = np.zeros((b, n_sessions))
@@ -136,7 +137,7 @@ class EpisodeBatch:
         calendar = np.zeros((b, n_steps, N_CALENDAR_FEATURES))
         if old is not None:
             s_old, t_old = self._end_step.shape[1], self._occupancy.shape[1]
-            sessions[:, :s_old] = old
+            sessions[:, :s_old] = old[:, :s_old]
             end[:, :s_old], settle[:, :s_old] = self._end_step, self._settle_step
             energy[:, :s_old] = self.session_energy_kwh
             occupancy[:, :t_old] = self._occupancy
@@ -222,9 +223,10 @@ class EpisodeBatch:
         index = self._occupancy[rows, t].astype(np.int64)
         present = index >= 0
         safe = np.where(present, index, 0)
+        slot = np.where(present, index, self._end_step.shape[1])  # absent: the neutral slot
 
         row_index = rows[:, None]
-        table = np.where(present[:, :, None], self._sessions[row_index, safe], _SESSION_PADDING)
+        table = self._sessions[row_index, slot]
         column = {name: table[:, :, k] for k, name in enumerate(_SESSION_FIELDS)}
         ev = EvView(
             session_index=index,
@@ -330,7 +332,7 @@ class EpisodeBatch:
     def _unmet_settled_kwh(self, is_last: BoolArray) -> FloatArray:
         """Unmet energy of the sessions settled at the current step, after its physics [kWh], ``(B,)``."""
         energy = self.session_energy_kwh
-        target = self._sessions[:, :, _FIELD_INDEX["target_energy_kwh"]]
+        target = self._sessions[:, :-1, _FIELD_INDEX["target_energy_kwh"]]
         short = np.maximum(target - energy, 0.0)
         settled = self._settle_step == self.step_index[:, None]
         unmet = np.where(settled, short, 0.0).sum(axis=1)
@@ -338,8 +340,8 @@ class EpisodeBatch:
             steps_left = self._end_step - self.n_steps[:, None]
             still_open = (steps_left > 0) & is_last[:, None]
             rate_kw = (
-                self._sessions[:, :, _FIELD_INDEX["max_charge_kw"]]
-                * self._sessions[:, :, _FIELD_INDEX["charge_efficiency_frac"]]
+                self._sessions[:, :-1, _FIELD_INDEX["max_charge_kw"]]
+                * self._sessions[:, :-1, _FIELD_INDEX["charge_efficiency_frac"]]
             )
             open_short = np.maximum(target - energy - rate_kw * self.step_h * steps_left, 0.0)
             unmet = unmet + np.where(still_open, open_short, 0.0).sum(axis=1)

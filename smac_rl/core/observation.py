@@ -224,26 +224,23 @@ class ObservationLayout:
         rate = ev.max_charge_kw * ev.charge_efficiency_frac
         laxity = hours - need / np.where(rate > 0, rate, 1.0)
         present = ev.is_present.astype(np.float64)
-        blocks = (
-            np.stack(
-                [
-                    present,
-                    ev.energy_kwh / ev.capacity_kwh,
-                    need,
-                    hours,
-                    laxity,
-                    upper,
-                    lower,
-                    ev.max_charge_kw,
-                ],
-                axis=2,
-            )
-            * present[:, :, None]
+        features = (
+            present,
+            ev.energy_kwh / ev.capacity_kwh,
+            need,
+            hours,
+            laxity,
+            upper,
+            lower,
+            ev.max_charge_kw,
         )
-        padded = np.zeros((batch, self.n_connectors_max, len(CONNECTOR_FEATURES)))
-        padded[:, :n_connectors] = blocks
-        observation = np.concatenate([site_values, padded.reshape(batch, -1)], axis=1)
-        return np.asarray(np.clip(observation, -OBSERVATION_BOUND, OBSERVATION_BOUND), dtype=np.float64)
+        blocks = np.empty((batch, self.n_connectors_max, len(CONNECTOR_FEATURES)))
+        blocks[:, n_connectors:] = 0.0
+        for k, feature in enumerate(features):
+            np.multiply(feature, present, out=blocks[:, :n_connectors, k])
+        observation = np.concatenate([site_values, blocks.reshape(batch, -1)], axis=1)
+        np.clip(observation, -OBSERVATION_BOUND, OBSERVATION_BOUND, out=observation)
+        return observation
 
     def setpoints(self, context: StepContext, action: FloatArray) -> Setpoints:
         """Setpoints asked by normalised actions (before the projection).
