@@ -257,8 +257,11 @@ class EpisodeBatch:
         return self._context
 
     def _context_site(self) -> SiteParams:
-        """One unpadded row: the scenario's own site parameters (what a policy of one scenario
-        expects); otherwise the batch's per-row arrays."""
+        """The site parameters the contexts carry.
+
+        One unpadded row gets the scenario's own site parameters (what a policy of one scenario
+        expects); otherwise the batch's per-row arrays.
+        """
         only = self._row_sites[0]
         if self.batch_size == 1 and only is not None and only.n_connectors == self.n_connectors_max:
             return only

@@ -133,7 +133,11 @@ def _window_sessions(
     for w, s in enumerate(index.tolist()):
         if s in energy_kwh:
             arrival[w] = energy_kwh[s]
-    values = {field.name: getattr(sessions, field.name)[index] for field in dataclasses.fields(sessions)[1:]}
+    values = {
+        f.name: getattr(sessions, f.name)[index]
+        for f in dataclasses.fields(sessions)
+        if f.name != "session_ids"
+    }
     values["first_step"] = np.maximum(sessions.first_step[index] - t, 0)
     values["end_step"] = sessions.end_step[index] - t
     values["arrival_energy_kwh"] = arrival
