@@ -19,7 +19,9 @@ class TrainConfig(StrictModel):
         last_day: Last local day episodes may start on.
         total_timesteps: Environment steps to train for.
         seed: Seed of the environments and of PPO.
-        n_envs: Parallel environments (in one process).
+        n_envs: Rows of the batched env (sites stepped together in one process).
+        pool_size: Distinct generated days the rows draw episodes from (built on first use);
+            None: a freshly generated day at every reset.
         n_connectors_max: Connectors the policy has room for.
         learning_rate: PPO learning rate.
         n_steps: Steps per environment between updates.
@@ -36,7 +38,8 @@ class TrainConfig(StrictModel):
     last_day: dt.date = dt.date(2023, 12, 31)
     total_timesteps: int = Field(default=20_000, ge=1, le=100_000_000)
     seed: int = Field(default=0, ge=0)
-    n_envs: int = Field(default=4, ge=1, le=64)
+    n_envs: int = Field(default=4, ge=1, le=4096)
+    pool_size: int | None = Field(default=512, ge=1)
     n_connectors_max: int = Field(default=16, ge=1, le=512)
     learning_rate: float = Field(default=3e-4, gt=0, le=1)
     n_steps: int = Field(default=256, ge=8)

@@ -1,4 +1,5 @@
-"""Training environments: the site env with observations normalised by the layout and scaled rewards."""
+"""Training environments: the batched env (or the single env) with observations normalised by the layout
+and scaled rewards."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import numpy as np
 from gymnasium.wrappers import TransformObservation, TransformReward
 
 from smac_rl.agents.config import TrainConfig
+from smac_rl.agents.vec_env import Sb3VectorEnv
 from smac_rl.core.observation import OBSERVATION_BOUND
 from smac_rl_envs.site_env import SiteChargingEnv
+from smac_rl_envs.vector_env import SiteChargingVectorEnv
 
 
 def normalised(env: SiteChargingEnv, reward_scale_eur: float) -> gym.Env[Any, Any]:
@@ -23,6 +26,21 @@ def normalised(env: SiteChargingEnv, reward_scale_eur: float) -> gym.Env[Any, An
     return TransformReward(observed, lambda reward: float(reward) / reward_scale_eur)
 
 
+def training_vec_env(config: TrainConfig) -> Sb3VectorEnv:
+    """The batched env of a training run, as an SB3 ``VecEnv`` (rows seeded ``seed + i``)."""
+    vector = SiteChargingVectorEnv(
+        config.n_envs,
+        template=config.template,
+        first_day=config.first_day,
+        last_day=config.last_day,
+        n_connectors_max=config.n_connectors_max,
+        pool_size=config.pool_size,
+    )
+    venv = Sb3VectorEnv(vector, normalise=True, reward_scale_eur=config.reward_scale_eur)
+    venv.seed(config.seed)
+    return venv
+
+
 def env_factory(config: TrainConfig) -> Callable[[], gym.Env[Any, Any]]:
     """A factory of normalised training envs on the config's template and days."""
 
@@ -32,6 +50,7 @@ def env_factory(config: TrainConfig) -> Callable[[], gym.Env[Any, Any]]:
             first_day=config.first_day,
             last_day=config.last_day,
             n_connectors_max=config.n_connectors_max,
+            pool_size=config.pool_size,
         )
         return normalised(env, config.reward_scale_eur)
 

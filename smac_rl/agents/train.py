@@ -8,11 +8,10 @@ from pathlib import Path
 import mlflow
 import yaml
 from stable_baselines3 import PPO
-from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 
 from smac_rl.agents.config import TrainConfig
-from smac_rl.agents.envs import env_factory
+from smac_rl.agents.envs import training_vec_env
 from smac_rl.agents.tracking import DEFAULT_TRACKING_URI, MlflowWriter, provenance_tags
 from smac_rl.core.errors import SmacError
 from smac_rl.core.observation import ObservationLayout
@@ -76,7 +75,7 @@ def train(
         mlflow.set_tags(provenance_tags())
         mlflow.log_params(config.model_dump(mode="json"))
         mlflow.log_artifact(str(config_path))
-        envs = make_vec_env(env_factory(config), n_envs=config.n_envs, seed=config.seed)
+        envs = training_vec_env(config)
         model = PPO(
             "MlpPolicy",
             envs,

@@ -291,6 +291,11 @@ def _ocpp2_request(
 ) -> dict[str, Any]:
     """The ``SetChargingProfileRequest`` frame OCPP 2.0.1 and 2.1 share around the periods."""
     transaction = _transaction_id(profile)
+    if len(transaction) > OCPP2_TRANSACTION_ID_MAX_CHARS:
+        raise ValueError(
+            f"sessions: {profile.session_id!r} has a transaction_id longer than "
+            f"{OCPP2_TRANSACTION_ID_MAX_CHARS} characters, more than OCPP 2.x accepts"
+        )
     schedule = {
         "id": profile_id,
         "startSchedule": _utc_text(profile.start_utc),
@@ -393,14 +398,16 @@ def ocpi22_charging_profile(profile: SessionProfile, rate_unit: RateUnit = "W") 
 
 
 def json_profile(profile: SessionProfile) -> dict[str, Any]:
-    """The plain JSON rendering: the start and the periods in kW, V2G included (negative)."""
+    """The plain JSON rendering: the start (ISO 8601, ``+00:00``) and the periods in kW, V2G negative."""
     return {
-        "start_utc": _utc_text(profile.start_utc),
+        "start_utc": profile.start_utc.astimezone(dt.UTC).isoformat(),
         "periods": [{"start_offset_s": p.start_offset_s, "power_kw": p.power_kw} for p in profile.periods],
     }
 
 
-def format_problems(spec: ScenarioSpec, profile_format: ProfileFormat, rate_unit: RateUnit) -> list[FieldProblem]:
+def format_problems(
+    spec: ScenarioSpec, profile_format: ProfileFormat, rate_unit: RateUnit
+) -> list[FieldProblem]:
     """What a profile request cannot get in its format and unit, before any rollout.
 
     Paths are relative to the request body ``{scenario, format, rate_unit}``. Sessions at unknown
@@ -424,7 +431,9 @@ def format_problems(spec: ScenarioSpec, profile_format: ProfileFormat, rate_unit
         if profile_format.startswith("ocpp"):
             if transaction is None:
                 problems.append(
-                    FieldProblem(f"{path}.transaction_id", "nothing", "a transaction id (OCPP TxProfile needs it)")
+                    FieldProblem(
+                        f"{path}.transaction_id", "nothing", "a transaction id (OCPP TxProfile needs it)"
+                    )
                 )
             elif profile_format == "ocpp16" and not _INTEGER.fullmatch(transaction):
                 problems.append(

@@ -4,88 +4,42 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
+import subprocess
+import sys
 import time
 import urllib.error
-import urllib.request
-from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
-from ocpp.messages import get_validator
 
 from smac_rl.core.scenario_io import load_builtin_scenario
 from smac_rl_serve.app import create_app
 from smac_rl_serve.model import ModelError
 from smac_rl_serve.settings import DEFAULT_MODEL_DIR, Settings
 from tests.core.tiny import tiny_data
-
-CALL = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(Settings()), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _post(url: str, body: dict[str, Any]) -> tuple[int, str]:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
-def _get(url: str) -> tuple[int, str]:
-    with urllib.request.urlopen(url, timeout=30) as response:
-        return response.status, response.read().decode()
+from tests.serve.support import free_port, get, post, validate_ocpp, with_idle_chargers
 
 
 def test_healthz_and_model(base_url: str) -> None:
-    assert _get(f"{base_url}/healthz") == (200, '{"status":"ok"}')
-    status, text = _get(f"{base_url}/v1/model")
+    assert get(f"{base_url}/healthz") == (200, '{"status":"ok"}')
+    status, text = get(f"{base_url}/v1/model")
     assert status == 200
     assert json.loads(text)["n_connectors_max"] == 16
 
 
 def test_profiles_are_valid_ocpp_201_and_respect_the_grid(base_url: str) -> None:
     scenario = load_builtin_scenario("demo_workplace").model_dump(mode="json")
-    status, text = _post(f"{base_url}/v1/profiles", {"scenario": scenario, "format": "ocpp201"})
+    status, text = post(f"{base_url}/v1/profiles", {"scenario": scenario, "format": "ocpp201"})
     assert status == 200, text
     body = json.loads(text, parse_float=Decimal)
     assert body["policy"] == "onnx"
     assert body["kpis"]["limit_violation_kwh"] == 0
-    validator = get_validator(CALL, "SetChargingProfile", "2.0.1", parse_float=Decimal)
     assert len(body["profiles"]) == 14
     for entry in body["profiles"]:
         payload = entry["set_charging_profile_request"]
-        validator.validate(payload)
+        validate_ocpp(payload, "2.0.1")
         profile = payload["chargingProfile"]
         assert profile["chargingProfilePurpose"] == "TxProfile"
         assert profile["transactionId"] == f"tx-{entry['session_id']}"
@@ -93,19 +47,8 @@ def test_profiles_are_valid_ocpp_201_and_respect_the_grid(base_url: str) -> None
 
 
 def test_json_format_and_fallback_beyond_c_max(base_url: str) -> None:
-    data = tiny_data()
-    chargers = [
-        {
-            "station_id": f"X{i:02d}",
-            "kind": "ac",
-            "n_phases": 3,
-            "max_current_a": 16.0,
-            "connectors": [{"evse_id": 1}],
-        }
-        for i in range(17)
-    ]
-    data["site"]["chargers"] = data["site"]["chargers"] + chargers
-    status, text = _post(f"{base_url}/v1/profiles", {"scenario": data, "format": "json"})
+    data = with_idle_chargers(tiny_data())
+    status, text = post(f"{base_url}/v1/profiles", {"scenario": data, "format": "json"})
     assert status == 200, text
     body = json.loads(text)
     assert body["policy"] == "least_laxity_first"
@@ -123,16 +66,16 @@ def test_json_format_and_fallback_beyond_c_max(base_url: str) -> None:
 def test_bad_bodies_get_422_naming_the_field(base_url: str) -> None:
     data = tiny_data()
     data["sessions"][0]["arrival_soc_frac"] = 1.4
-    status, text = _post(f"{base_url}/v1/profiles", {"scenario": data})
+    status, text = post(f"{base_url}/v1/profiles", {"scenario": data})
     assert status == 422
     detail = json.loads(text)["detail"]
     assert detail[0]["loc"] == ["body", "scenario", "sessions", 0, "arrival_soc_frac"]
     data = tiny_data()
     data["sessions"][0]["station_id"] = "NOPE"
-    status, text = _post(f"{base_url}/v1/profiles", {"scenario": data, "format": "json"})
+    status, text = post(f"{base_url}/v1/profiles", {"scenario": data, "format": "json"})
     assert status == 422
     assert json.loads(text)["detail"][0]["field"] == "sessions[0].station_id"
-    status, text = _post(f"{base_url}/v1/profiles", {"scenario": tiny_data(), "format": "ocpp201"})
+    status, text = post(f"{base_url}/v1/profiles", {"scenario": tiny_data(), "format": "ocpp201"})
     assert status == 422  # the tiny sessions have no transaction ids
     assert json.loads(text)["detail"][0]["field"] == "scenario.sessions[0].transaction_id"
 
@@ -149,10 +92,7 @@ def test_an_altered_model_is_refused(tmp_path: Path) -> None:
 
 
 def test_smac_serve_command_answers_on_loopback() -> None:
-    import subprocess
-    import sys
-
-    port = _free_port()
+    port = free_port()
     smac = Path(sys.executable).with_name("smac")
     process = subprocess.Popen(
         [str(smac), "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -163,7 +103,7 @@ def test_smac_serve_command_answers_on_loopback() -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                assert _get(f"http://127.0.0.1:{port}/healthz") == (200, '{"status":"ok"}')
+                assert get(f"http://127.0.0.1:{port}/healthz") == (200, '{"status":"ok"}')
                 break
             except (urllib.error.URLError, ConnectionError):
                 if time.monotonic() > deadline or process.poll() is not None:
@@ -175,8 +115,6 @@ def test_smac_serve_command_answers_on_loopback() -> None:
 
 
 def test_concurrent_requests_do_not_mix_scenarios(base_url: str) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     day = load_builtin_scenario("demo_workplace").model_dump(mode="json")
     short = load_builtin_scenario("demo_workplace").model_dump(mode="json")
     short["time_grid"]["n_steps"] = 48
@@ -184,16 +122,16 @@ def test_concurrent_requests_do_not_mix_scenarios(base_url: str) -> None:
         short["series"][series]["values"] = short["series"][series]["values"][:12]
     short["sessions"] = [s for s in short["sessions"] if s["arrival_utc"] < "2024-04-17T10:00:00Z"]
     bodies = [{"scenario": day if k % 2 == 0 else short, "format": "json"} for k in range(8)]
-    expected = [_post(f"{base_url}/v1/profiles", body) for body in bodies[:2]]
+    expected = [post(f"{base_url}/v1/profiles", body) for body in bodies[:2]]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        answers = list(pool.map(lambda body: _post(f"{base_url}/v1/profiles", body), bodies))
+        answers = list(pool.map(lambda body: post(f"{base_url}/v1/profiles", body), bodies))
     for k, answer in enumerate(answers):
         assert answer == expected[k % 2]
 
 
 def test_phases_and_stable_profile_ids(base_url: str) -> None:
     scenario = load_builtin_scenario("demo_workplace").model_dump(mode="json")
-    status, text = _post(f"{base_url}/v1/profiles", {"scenario": scenario})
+    status, text = post(f"{base_url}/v1/profiles", {"scenario": scenario})
     assert status == 200, text
     first = {p["session_id"]: p["set_charging_profile_request"] for p in json.loads(text)["profiles"]}
     periods = first["W08"]["chargingProfile"]["chargingSchedule"][0]["chargingSchedulePeriod"]
@@ -202,7 +140,7 @@ def test_phases_and_stable_profile_ids(base_url: str) -> None:
     assert all("numberPhases" not in p for p in dc_periods)
     assert all("duration" not in r["chargingProfile"]["chargingSchedule"][0] for r in first.values())
     scenario["sessions"] = scenario["sessions"][3:]
-    status, text = _post(f"{base_url}/v1/profiles", {"scenario": scenario})
+    status, text = post(f"{base_url}/v1/profiles", {"scenario": scenario})
     second = {p["session_id"]: p["set_charging_profile_request"] for p in json.loads(text)["profiles"]}
     for session_id, request in second.items():
         assert request["chargingProfile"]["id"] == first[session_id]["chargingProfile"]["id"]
