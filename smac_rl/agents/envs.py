@@ -1,5 +1,6 @@
 """Training environments: the batched env (or the single env) with observations normalised by the layout
-and scaled rewards."""
+and scaled rewards.
+"""
 
 from __future__ import annotations
 
