@@ -1,6 +1,4 @@
-"""Training environments: the batched env (or the single env) with observations normalised by the layout
-and scaled rewards.
-"""
+"""Training environments: the batched env (or the single env), normalised observations, scaled rewards."""
 
 from __future__ import annotations
 
