@@ -29,7 +29,10 @@ class TrainConfig(StrictModel):
         n_epochs: Passes over each rollout.
         gamma: Discount factor.
         reward_scale_eur: Rewards are divided by this [EUR] to keep them near 1.
-        net_arch: Hidden layer sizes of the policy and value networks.
+        net_arch: Hidden layer sizes of the policy and value networks (``mlp``).
+        policy_network: ``mlp`` (SB3's flat MLP over the whole observation) or ``equivariant``
+            (one network shared by every connector with pooled site context, :mod:`smac_rl.agents.networks`).
+        hidden_size: Width of the equivariant network's layers.
         algorithm: Only PPO in the thin path.
     """
 
@@ -48,4 +51,6 @@ class TrainConfig(StrictModel):
     gamma: float = Field(default=0.99, gt=0, le=1)
     reward_scale_eur: float = Field(default=10.0, gt=0)
     net_arch: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
+    policy_network: Literal["mlp", "equivariant"] = "mlp"
+    hidden_size: int = Field(default=64, ge=4, le=1024)
     algorithm: Literal["ppo"] = "ppo"

@@ -12,6 +12,7 @@ from stable_baselines3.common.logger import Logger
 
 from smac_rl.agents.config import TrainConfig
 from smac_rl.agents.envs import training_vec_env
+from smac_rl.agents.networks import EquivariantActorCriticPolicy
 from smac_rl.agents.tracking import DEFAULT_TRACKING_URI, MlflowWriter, provenance_tags
 from smac_rl.core.errors import SmacError
 from smac_rl.core.observation import ObservationLayout
@@ -76,15 +77,20 @@ def train(
         mlflow.log_params(config.model_dump(mode="json"))
         mlflow.log_artifact(str(config_path))
         envs = training_vec_env(config)
+        policy: str | type[EquivariantActorCriticPolicy] = "MlpPolicy"
+        policy_kwargs: dict[str, object] = {"net_arch": list(config.net_arch)}
+        if config.policy_network == "equivariant":
+            policy = EquivariantActorCriticPolicy
+            policy_kwargs = {"n_connectors_max": config.n_connectors_max, "hidden_size": config.hidden_size}
         model = PPO(
-            "MlpPolicy",
+            policy,
             envs,
             learning_rate=config.learning_rate,
             n_steps=config.n_steps,
             batch_size=config.batch_size,
             n_epochs=config.n_epochs,
             gamma=config.gamma,
-            policy_kwargs={"net_arch": list(config.net_arch)},
+            policy_kwargs=policy_kwargs,
             seed=config.seed,
             device="cpu",
             verbose=0,

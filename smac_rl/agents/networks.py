@@ -1,0 +1,136 @@
+"""A policy for any site size: per-connector features through one shared network with pooled site context.
+
+The observation is the layout of :mod:`smac_rl.core.observation` (normalised): site features ``s``
+then ``C_max`` connector blocks ``x_c`` whose first entry is the mask ``is_present``. With ``m_c``
+the mask:
+
+* ``phi_c = m_c * f([x_c, s])`` (one MLP shared by every connector);
+* ``g = sum_c phi_c / max(sum_c m_c, 1)`` (masked mean: padding and empty connectors add nothing);
+* actor, per connector: ``a_c = w . h([phi_c, g, s]) + b`` (``h`` and ``w`` shared), storage:
+  ``a_s = w_s . k([g, s]) + b_s``; critic: ``v = u . q([g, s])``.
+
+Permuting the connector blocks permutes the connector actions the same way and leaves the storage
+action and the value unchanged (equivariance, tested), so the same weights serve a site of 2 or
+of ``C_max`` connectors. It plugs into Stable-Baselines3 as an ``ActorCriticPolicy`` (PPO) and
+exports to ONNX like any SB3 policy (:mod:`smac_rl.agents.export`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import Schedule
+from torch import nn
+
+from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES
+
+
+def _mlp(n_in: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, n_out), nn.Tanh(), nn.Linear(n_out, n_out), nn.Tanh())
+
+
+class ConnectorSetEncoder(nn.Module):
+    """The shared connector network and the pooled context (module docstring); SB3's ``mlp_extractor``."""
+
+    def __init__(self, n_connectors_max: int, hidden_size: int) -> None:
+        """Create the networks.
+
+        Args:
+            n_connectors_max: Connector blocks in the observation.
+            hidden_size: Width of every hidden layer.
+        """
+        super().__init__()
+        self.n_site, self.n_block = len(SITE_FEATURES), len(CONNECTOR_FEATURES)
+        self.n_connectors_max, self.hidden_size = n_connectors_max, hidden_size
+        self.embed = _mlp(self.n_block + self.n_site, hidden_size)
+        self.actor_connector = _mlp(2 * hidden_size + self.n_site, hidden_size)
+        self.actor_site = _mlp(hidden_size + self.n_site, hidden_size)
+        self.critic = _mlp(hidden_size + self.n_site, hidden_size)
+        self.latent_dim_pi = (n_connectors_max + 1) * hidden_size
+        self.latent_dim_vf = hidden_size
+
+    def _encode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        site = features[:, : self.n_site]
+        blocks = features[:, self.n_site :].reshape(-1, self.n_connectors_max, self.n_block)
+        mask = blocks[:, :, :1]
+        site_each = site.unsqueeze(1).expand(-1, self.n_connectors_max, -1)
+        phi = self.embed(torch.cat([blocks, site_each], dim=2)) * mask
+        pooled = phi.sum(dim=1) / torch.clamp(mask.sum(dim=1), min=1.0)
+        return site, phi, pooled
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        """Actor latent: per-connector latents then the storage latent, ``(B, (C_max + 1) * H)``."""
+        site, phi, pooled = self._encode(features)
+        context = torch.cat([pooled, site], dim=1)
+        context_each = context.unsqueeze(1).expand(-1, self.n_connectors_max, -1)
+        per_connector = self.actor_connector(torch.cat([phi, context_each], dim=2))
+        return torch.cat([per_connector.flatten(1), self.actor_site(context)], dim=1)
+
+    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
+        """Critic latent from the pooled context, ``(B, H)``."""
+        site, _, pooled = self._encode(features)
+        critic: torch.Tensor = self.critic(torch.cat([pooled, site], dim=1))
+        return critic
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actor and critic latents."""
+        return self.forward_actor(features), self.forward_critic(features)
+
+
+class SharedActionHead(nn.Module):
+    """Per-connector action means from one shared linear map, the storage's from its own."""
+
+    def __init__(self, n_connectors_max: int, hidden_size: int) -> None:
+        """Create the head (small initial weights, as SB3 does for its action layer)."""
+        super().__init__()
+        self.n_connectors_max, self.hidden_size = n_connectors_max, hidden_size
+        self.connector = nn.Linear(hidden_size, 1)
+        self.storage = nn.Linear(hidden_size, 1)
+        for layer in (self.connector, self.storage):
+            nn.init.orthogonal_(layer.weight, gain=0.01)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, latent: torch.Tensor) -> torch.Tensor:
+        """Action means ``(B, C_max + 1)``."""
+        split = self.n_connectors_max * self.hidden_size
+        per_connector = latent[:, :split].reshape(-1, self.n_connectors_max, self.hidden_size)
+        return torch.cat([self.connector(per_connector).squeeze(2), self.storage(latent[:, split:])], dim=1)
+
+
+class EquivariantActorCriticPolicy(ActorCriticPolicy):
+    """SB3 actor-critic policy with the permutation-equivariant networks of this module."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        lr_schedule: Schedule,
+        n_connectors_max: int = 16,
+        hidden_size: int = 64,
+        **kwargs: Any,
+    ) -> None:
+        """Create the policy (``n_connectors_max`` must match the observation layout).
+
+        Raises:
+            ValueError: When the spaces do not have the layout's sizes.
+        """
+        expected = len(SITE_FEATURES) + n_connectors_max * len(CONNECTOR_FEATURES)
+        if observation_space.shape != (expected,) or action_space.shape != (n_connectors_max + 1,):
+            raise ValueError(
+                f"spaces: got observation {observation_space.shape} and action {action_space.shape}; "
+                f"expected ({expected},) and ({n_connectors_max + 1},) "
+                f"for n_connectors_max = {n_connectors_max}"
+            )
+        self.n_connectors_max, self.hidden_size = n_connectors_max, hidden_size
+        super().__init__(observation_space, action_space, lr_schedule, **kwargs)
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = ConnectorSetEncoder(self.n_connectors_max, self.hidden_size)  # type: ignore[assignment]
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        super()._build(lr_schedule)
+        self.action_net = SharedActionHead(self.n_connectors_max, self.hidden_size)
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]

@@ -1,0 +1,126 @@
+"""The any-site-size policy: permutation equivariance, padding that changes nothing, training, ONNX parity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from smac_rl.agents.config import TrainConfig
+from smac_rl.agents.export import export_policy
+from smac_rl.agents.networks import EquivariantActorCriticPolicy
+from smac_rl.agents.train import TrainResult, train
+from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
+from smac_rl_envs.site_env import SiteChargingEnv
+
+C_MAX = 6
+N_SITE, N_BLOCK = len(SITE_FEATURES), len(CONNECTOR_FEATURES)
+SITE_NAMES = [f.name for f in SITE_FEATURES]
+CONNECTOR_NAMES = [f.name for f in CONNECTOR_FEATURES]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path]:
+    root = tmp_path_factory.mktemp("equivariant")
+    config = TrainConfig(
+        template="rome_v2g_fleet",
+        total_timesteps=256,
+        n_envs=2,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        n_connectors_max=C_MAX,
+        policy_network="equivariant",
+        hidden_size=16,
+        pool_size=2,
+    )
+    return train(config, root / "run", tracking_uri=f"sqlite:///{root / 'mlflow.db'}"), root
+
+
+def _observation(rng: np.random.Generator, n_present: int) -> np.ndarray:
+    observation = rng.normal(size=N_SITE + C_MAX * N_BLOCK).astype(np.float32)
+    blocks = observation[N_SITE:].reshape(C_MAX, N_BLOCK)
+    blocks[:, 0] = 0.0
+    blocks[:n_present, 0] = 1.0
+    blocks[n_present:] = 0.0  # absent connectors are all zeros in the layout
+    return observation
+
+
+def _actions(policy: EquivariantActorCriticPolicy, observation: np.ndarray) -> tuple[np.ndarray, float]:
+    with torch.no_grad():
+        tensor = torch.as_tensor(observation[None, :])
+        latent_pi, latent_vf = policy.mlp_extractor(tensor)
+        return policy.action_net(latent_pi).numpy()[0], float(policy.value_net(latent_vf)[0, 0])
+
+
+def test_permuting_connectors_permutes_actions_and_keeps_storage_and_value(
+    trained: tuple[TrainResult, Path],
+) -> None:
+    policy = trained[0].model.policy
+    assert isinstance(policy, EquivariantActorCriticPolicy)
+    rng = np.random.default_rng(0)
+    observation = _observation(rng, n_present=4)
+    order = np.asarray([2, 0, 3, 1, 5, 4])
+    permuted = observation.copy()
+    permuted[N_SITE:] = observation[N_SITE:].reshape(C_MAX, N_BLOCK)[order].ravel()
+    actions, value = _actions(policy, observation)
+    actions_p, value_p = _actions(policy, permuted)
+    np.testing.assert_allclose(actions_p[:C_MAX], actions[:C_MAX][order], atol=1e-6)
+    assert actions_p[-1] == pytest.approx(actions[-1], abs=1e-6)
+    assert value_p == pytest.approx(value, abs=1e-6)
+
+
+def test_absent_connectors_do_not_change_the_others(trained: tuple[TrainResult, Path]) -> None:
+    policy = trained[0].model.policy
+    assert isinstance(policy, EquivariantActorCriticPolicy)
+    rng = np.random.default_rng(1)
+    observation = _observation(rng, n_present=2)
+    actions, _ = _actions(policy, observation)
+    # A third connector block with the mask at 0 and junk features is ignored by the pooling.
+    with_junk = observation.copy()
+    block = with_junk[N_SITE + 2 * N_BLOCK : N_SITE + 3 * N_BLOCK]
+    block[1:] = rng.normal(size=N_BLOCK - 1)
+    actions_junk, _ = _actions(policy, with_junk)
+    np.testing.assert_allclose(actions_junk[:2], actions[:2], atol=1e-6)
+    assert actions_junk[-1] == pytest.approx(actions[-1], abs=1e-6)
+
+
+def test_onnx_export_matches_the_torch_policy(trained: tuple[TrainResult, Path]) -> None:
+    result, root = trained
+    export_policy(result.model, result.layout, root / "export", result.run_id, "rome_v2g_fleet")
+    session = ort.InferenceSession(str(root / "export" / "policy.onnx"))
+    env = SiteChargingEnv(template="rome_v2g_fleet", n_connectors_max=C_MAX)
+    observation, _ = env.reset(seed=3)
+    layout = ObservationLayout(C_MAX)
+    for _ in range(5):
+        normalised = observation / layout.scales()
+        with torch.no_grad():
+            action = result.model.policy.action_net(
+                result.model.policy.mlp_extractor.forward_actor(
+                    torch.as_tensor(normalised[None, :], dtype=torch.float32)
+                )
+            ).numpy()[0]
+        action = np.clip(action, -1.0, 1.0)
+        blocks = observation[N_SITE:].reshape(C_MAX, N_BLOCK)
+        upper = np.append(
+            blocks[:, CONNECTOR_NAMES.index("upper_kw")], observation[SITE_NAMES.index("storage_upper_kw")]
+        )
+        lower = np.append(
+            blocks[:, CONNECTOR_NAMES.index("lower_kw")], observation[SITE_NAMES.index("storage_lower_kw")]
+        )
+        expected = np.where(action >= 0, action * upper, -action * lower)
+        onnx_kw = session.run(None, {"observation": observation[None, :].astype(np.float32)})[0][0]
+        np.testing.assert_allclose(onnx_kw, expected, rtol=1e-4, atol=1e-3)
+        observation, _, _, _, _ = env.step(np.clip(action, -1, 1))
+
+
+def test_layout_mismatch_is_named() -> None:
+    from gymnasium import spaces
+
+    with pytest.raises(ValueError, match=r"spaces: got observation \(10,\)"):
+        EquivariantActorCriticPolicy(
+            spaces.Box(-1, 1, (10,)), spaces.Box(-1, 1, (C_MAX + 1,)), lambda _: 1e-3, n_connectors_max=C_MAX
+        )
