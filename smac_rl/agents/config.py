@@ -5,35 +5,38 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from smac_rl.core.specs.base import StrictModel
 
 
 class TrainConfig(StrictModel):
-    """A PPO training run on generated days of one pilot template.
+    """A training run (PPO, SAC, TD3 or TQC) on generated days of one pilot template.
 
     Attributes:
         template: Pilot template name or template YAML file.
         first_day: First local day episodes may start on (training split).
         last_day: Last local day episodes may start on.
         total_timesteps: Environment steps to train for.
-        seed: Seed of the environments and of PPO.
+        seed: Seed of the environments and of the algorithm.
         n_envs: Rows of the batched env (sites stepped together in one process).
         pool_size: Distinct generated days the rows draw episodes from (built on first use);
             None: a freshly generated day at every reset.
         n_connectors_max: Connectors the policy has room for.
-        learning_rate: PPO learning rate.
-        n_steps: Steps per environment between updates.
+        learning_rate: Learning rate.
+        n_steps: Steps per environment between updates (ppo).
         batch_size: Minibatch size.
-        n_epochs: Passes over each rollout.
+        n_epochs: Passes over each rollout (ppo).
         gamma: Discount factor.
         reward_scale_eur: Rewards are divided by this [EUR] to keep them near 1.
         net_arch: Hidden layer sizes of the policy and value networks (``mlp``).
         policy_network: ``mlp`` (SB3's flat MLP over the whole observation) or ``equivariant``
             (one network shared by every connector with pooled site context, :mod:`smac_rl.agents.networks`).
         hidden_size: Width of the equivariant network's layers.
-        algorithm: Only PPO in the thin path.
+        algorithm: ``ppo`` (on-policy; the ``equivariant`` network is available for it), ``sac``,
+            ``td3`` or ``tqc`` (sb3-contrib; off-policy, SB3's MLP actor and critics).
+        buffer_size: Replay buffer transitions (off-policy algorithms).
+        learning_starts: Steps collected before the first off-policy update.
     """
 
     template: str = "turku_ultrafast_hub"
@@ -53,4 +56,15 @@ class TrainConfig(StrictModel):
     net_arch: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
     policy_network: Literal["mlp", "equivariant"] = "mlp"
     hidden_size: int = Field(default=64, ge=4, le=1024)
-    algorithm: Literal["ppo"] = "ppo"
+    algorithm: Literal["ppo", "sac", "td3", "tqc"] = "ppo"
+    buffer_size: int = Field(default=100_000, ge=100)
+    learning_starts: int = Field(default=1_000, ge=0)
+
+    @model_validator(mode="after")
+    def _equivariant_needs_ppo(self) -> TrainConfig:
+        if self.policy_network == "equivariant" and self.algorithm != "ppo":
+            raise ValueError(
+                f"policy_network 'equivariant' with algorithm {self.algorithm!r}: the equivariant "
+                "network is an actor-critic for ppo; use policy_network 'mlp' or algorithm 'ppo'"
+            )
+        return self

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from stable_baselines3 import PPO
+from sb3_contrib.tqc.policies import TQCPolicy
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.sac.policies import SACPolicy
 
 from smac_rl.agents.tracking import git_sha
 from smac_rl.core.artifacts import PolicyMetadata, action_names, layout_entries
@@ -21,7 +24,7 @@ MINUTES_PER_DAY = 1440
 class _SetpointGraph(torch.nn.Module):
     """Raw observation -> normalise -> actor mean -> clip to [-1, 1] -> setpoints [kW] of the step's box."""
 
-    def __init__(self, model: PPO, layout: ObservationLayout) -> None:
+    def __init__(self, model: BaseAlgorithm, layout: ObservationLayout) -> None:
         super().__init__()
         self.policy = model.policy
         self.scales = torch.nn.Buffer(torch.as_tensor(layout.scales(), dtype=torch.float32))
@@ -35,11 +38,21 @@ class _SetpointGraph(torch.nn.Module):
         self.storage_lower_index = site_names.index("storage_lower_kw")
         self.n_connectors_max = layout.n_connectors_max
 
+    def _action(self, normalised: torch.Tensor) -> torch.Tensor:
+        """The deterministic action in [-1, 1] (the action space's bounds, so no rescaling)."""
+        if isinstance(self.policy, ActorCriticPolicy):  # PPO
+            features = self.policy.extract_features(normalised, self.policy.pi_features_extractor)
+            latent = self.policy.mlp_extractor.forward_actor(features)  # type: ignore[arg-type]
+            action: torch.Tensor = self.policy.action_net(latent)
+            return action
+        if isinstance(self.policy, SACPolicy | TQCPolicy):  # squashed Gaussian: tanh of its mean
+            mean, _, _ = self.policy.actor.get_action_dist_params(normalised)
+            return torch.tanh(mean)
+        return self.policy.actor(normalised)  # type: ignore[no-any-return,operator]  # TD3: deterministic
+
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
         normalised = observation / self.scales
-        features = self.policy.extract_features(normalised, self.policy.pi_features_extractor)
-        latent = self.policy.mlp_extractor.forward_actor(features)  # type: ignore[arg-type]
-        action = torch.clamp(self.policy.action_net(latent), -1.0, 1.0)
+        action = torch.clamp(self._action(normalised), -1.0, 1.0)
         upper = torch.cat(
             [
                 observation[:, self.upper_index],
@@ -58,12 +71,12 @@ class _SetpointGraph(torch.nn.Module):
 
 
 def export_policy(
-    model: PPO, layout: ObservationLayout, out_dir: Path, mlflow_run_id: str, template: str
+    model: BaseAlgorithm, layout: ObservationLayout, out_dir: Path, mlflow_run_id: str, template: str
 ) -> PolicyMetadata:
     """Write ``policy.onnx`` and ``metadata.json`` to ``out_dir``.
 
     Args:
-        model: The trained PPO model (observations normalised by ``layout.scales()``).
+        model: The trained SB3 model, PPO, SAC, TD3 or TQC (observations normalised by ``layout.scales()``).
         layout: Its observation and action layout.
         out_dir: Folder to write to (created).
         mlflow_run_id: The training run.

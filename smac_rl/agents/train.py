@@ -1,14 +1,17 @@
-"""PPO training on generated days of a pilot template, tracked in MLflow."""
+"""Training (PPO, SAC, TD3, TQC) on the batched env of a pilot template's days, tracked in MLflow."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import yaml
-from stable_baselines3 import PPO
+from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import VecEnv
 
 from smac_rl.agents.config import TrainConfig
 from smac_rl.agents.envs import training_vec_env
@@ -31,7 +34,7 @@ class TrainResult:
         config: The configuration trained with.
     """
 
-    model: PPO
+    model: BaseAlgorithm
     layout: ObservationLayout
     model_path: Path
     run_id: str
@@ -45,7 +48,7 @@ def train(
     experiment: str = "smac-rl",
     progress_bar: bool = False,
 ) -> TrainResult:
-    """Train PPO and log the run (params, metrics by step, config, provenance, model) to MLflow.
+    """Train the config's algorithm and log the run (params, metrics by step, config, provenance, model).
 
     Args:
         config: The training configuration.
@@ -77,24 +80,7 @@ def train(
         mlflow.log_params(config.model_dump(mode="json"))
         mlflow.log_artifact(str(config_path))
         envs = training_vec_env(config)
-        policy: str | type[EquivariantActorCriticPolicy] = "MlpPolicy"
-        policy_kwargs: dict[str, object] = {"net_arch": list(config.net_arch)}
-        if config.policy_network == "equivariant":
-            policy = EquivariantActorCriticPolicy
-            policy_kwargs = {"n_connectors_max": config.n_connectors_max, "hidden_size": config.hidden_size}
-        model = PPO(
-            policy,
-            envs,
-            learning_rate=config.learning_rate,
-            n_steps=config.n_steps,
-            batch_size=config.batch_size,
-            n_epochs=config.n_epochs,
-            gamma=config.gamma,
-            policy_kwargs=policy_kwargs,
-            seed=config.seed,
-            device="cpu",
-            verbose=0,
-        )
+        model = build_model(config, envs)
         model.set_logger(Logger(folder=None, output_formats=[MlflowWriter()]))
         model.learn(total_timesteps=config.total_timesteps, progress_bar=progress_bar)
         (run_dir / "mlflow_run_id.txt").write_text(run.info.run_id + "\n", encoding="utf-8")
@@ -103,3 +89,47 @@ def train(
         mlflow.log_artifact(str(model_path))
         envs.close()
         return TrainResult(model, layout, model_path, run.info.run_id, config)
+
+
+def build_model(config: TrainConfig, envs: VecEnv) -> BaseAlgorithm:
+    """The untrained SB3 model of a config on its environments (CPU, seeded)."""
+    common: dict[str, Any] = {
+        "learning_rate": config.learning_rate,
+        "batch_size": config.batch_size,
+        "gamma": config.gamma,
+        "seed": config.seed,
+        "device": "cpu",
+        "verbose": 0,
+    }
+    if config.algorithm == "ppo":
+        if config.policy_network == "equivariant":
+            kwargs = {"n_connectors_max": config.n_connectors_max, "hidden_size": config.hidden_size}
+            return PPO(
+                EquivariantActorCriticPolicy,
+                envs,
+                n_steps=config.n_steps,
+                n_epochs=config.n_epochs,
+                policy_kwargs=kwargs,
+                **common,
+            )
+        return PPO(
+            "MlpPolicy",
+            envs,
+            n_steps=config.n_steps,
+            n_epochs=config.n_epochs,
+            policy_kwargs={"net_arch": list(config.net_arch)},
+            **common,
+        )
+    off_policy: dict[str, Any] = {
+        "buffer_size": config.buffer_size,
+        "learning_starts": config.learning_starts,
+        "policy_kwargs": {"net_arch": list(config.net_arch)},
+        **common,
+    }
+    if config.algorithm == "sac":
+        return SAC("MlpPolicy", envs, **off_policy)
+    if config.algorithm == "td3":
+        return TD3("MlpPolicy", envs, **off_policy)
+    from sb3_contrib import TQC
+
+    return TQC("MlpPolicy", envs, **off_policy)

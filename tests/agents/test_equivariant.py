@@ -95,15 +95,11 @@ def test_onnx_export_matches_the_torch_policy(trained: tuple[TrainResult, Path])
     env = SiteChargingEnv(template="rome_v2g_fleet", n_connectors_max=C_MAX)
     observation, _ = env.reset(seed=3)
     layout = ObservationLayout(C_MAX)
+    policy = result.model.policy
+    assert isinstance(policy, EquivariantActorCriticPolicy)
     for _ in range(5):
-        normalised = observation / layout.scales()
-        with torch.no_grad():
-            action = result.model.policy.action_net(
-                result.model.policy.mlp_extractor.forward_actor(
-                    torch.as_tensor(normalised[None, :], dtype=torch.float32)
-                )
-            ).numpy()[0]
-        action = np.clip(action, -1.0, 1.0)
+        normalised = (observation / layout.scales()).astype(np.float32)
+        action = np.clip(_actions(policy, normalised)[0], -1.0, 1.0)
         blocks = observation[N_SITE:].reshape(C_MAX, N_BLOCK)
         upper = np.append(
             blocks[:, CONNECTOR_NAMES.index("upper_kw")], observation[SITE_NAMES.index("storage_upper_kw")]
