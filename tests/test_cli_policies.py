@@ -105,8 +105,34 @@ def test_unknown_policy_lists_every_kind(tmp_path: Path) -> None:
         "round_robin, earliest_deadline_first, edf, price_threshold, cheapest_hours or optimal"
     )
     # [milp] and [serve] are printed as written, not taken for console markup.
-    for fragment in ("needs [milp]", "needs [serve]", "policy.onnx + metadata.json", "module:Class"):
+    for fragment in (
+        "needs [milp]",
+        "needs [serve]",
+        "policy.onnx + metadata.json",
+        "module:Class",
+        "mpc:noisy",
+    ):
         assert fragment in line
+
+
+def test_mpc_by_name(tmp_path: Path) -> None:
+    file = str(_tiny_file(tmp_path))
+    kpis = _evaluate_json(
+        "--scenario", file, "--policy", "mpc", "--policy", "mpc:noisy", "--policy", "mpc:noisy:0.5"
+    )
+    assert set(kpis) == {"mpc_perfect", "mpc_noisy_0.1", "mpc_noisy_0.5"}
+    # Both tiny sessions arrive at step 0 and the 24 h window covers the day: the MPC with perfect
+    # forecasts is the optimum, 94/3 EUR (tests/optimal/test_optimal.py); noise costs a little.
+    assert kpis["mpc_perfect"]["total_cost_eur"] == pytest.approx(94 / 3, rel=1e-6)
+    assert kpis["mpc_noisy_0.5"]["total_cost_eur"] >= 94 / 3 - 1e-6
+
+
+@pytest.mark.parametrize("spec", ["mpc:perfect", "mpc:noisy:-0.1", "mpc:noisy:x", "mpc:noisy:0.1:2"])
+def test_bad_mpc_value_is_one_line(tmp_path: Path, spec: str) -> None:
+    assert _error_of("--scenario", str(_tiny_file(tmp_path)), "--policy", spec) == (
+        f"error: policy: got {spec!r}; expected mpc, mpc:noisy or mpc:noisy:SIGMA with SIGMA a "
+        "fraction >= 0 (e.g. mpc:noisy:0.2)"
+    )
 
 
 def test_onnx_folder_and_file_give_the_same_kpis(tmp_path: Path) -> None:

@@ -1,11 +1,14 @@
-"""What ``smac evaluate --policy`` accepts: a heuristic, an exported ONNX model or ``module:Class``.
+"""What ``smac evaluate --policy`` accepts: a heuristic, the MPC, an exported ONNX model or ``module:Class``.
 
-``optimal`` is not a policy (it is solved, not stepped) and stays with the command.
+``optimal`` is not a policy (it is solved, not stepped) and stays with the command. ``mpc`` is the
+rolling-horizon MPC of :mod:`smac_rl.optimal.mpc` (imported only when asked for: pyomo is slow to
+import).
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -19,12 +22,24 @@ ONNX_FILE_NAME = "policy.onnx"
 """The graph's file name in a model folder written by ``smac export``."""
 
 POLICY_SPEC_HELP = (
-    "one of {heuristics} or optimal (the perfect-foresight optimum, needs [milp]); an exported ONNX "
+    "one of {heuristics} or optimal (the perfect-foresight optimum, needs [milp]); mpc (rolling-horizon "
+    "MPC over 24 h with perfect forecasts of prices, PV, base load and limits, sessions known from "
+    "their arrival on; needs [milp]), mpc:noisy (the same with forecasts whose error grows to 10 percent "
+    "one day ahead) or mpc:noisy:SIGMA (that error as a fraction, e.g. mpc:noisy:0.2); an exported ONNX "
     "model: its folder (policy.onnx + metadata.json, as smac export writes them) or its policy.onnx "
     "file (needs [serve]); or module:Class: a class importable from the current folder or the "
     "environment, made without arguments, whose instances follow the Policy protocol"
 )
 """What ``--policy`` accepts, for help texts and errors (format with ``heuristics``)."""
+
+MPC_SPEC = "mpc"
+"""The ``--policy`` value of the rolling-horizon MPC (``mpc:noisy[:SIGMA]`` for noisy forecasts)."""
+
+MPC_HORIZON_H = 24.0
+"""Window of the MPC that ``--policy mpc`` runs [h]."""
+
+MPC_NOISE_FRAC = 0.1
+"""Forecast error one day ahead of ``mpc:noisy`` (:class:`smac_rl.core.forecasts.NoisyForecast`)."""
 
 
 def policy_spec_help() -> str:
@@ -40,7 +55,8 @@ def policy_option_help() -> str:
 def resolve_policy(spec: str, arrays: ScenarioArrays) -> Policy:
     """The policy a ``--policy`` value names, ready to run on ``arrays``.
 
-    Tried in order: a heuristic name or alias; a path (one that exists, ends in ``.onnx`` or holds a
+    Tried in order: a heuristic name or alias; ``mpc``, ``mpc:noisy`` or ``mpc:noisy:SIGMA``; a
+    path (one that exists, ends in ``.onnx`` or holds a
     path separator) to an exported ONNX model; ``module:Class``.
 
     Args:
@@ -55,12 +71,42 @@ def resolve_policy(spec: str, arrays: ScenarioArrays) -> Policy:
     """
     if ALIASES.get(spec, spec) in HEURISTICS:
         return make_heuristic(spec)
+    if spec == MPC_SPEC or spec.startswith(f"{MPC_SPEC}:"):
+        return _mpc_policy(spec, arrays)
     path = Path(spec)
     if path.exists() or spec.endswith(".onnx") or os.sep in spec or "/" in spec:
         return _onnx_policy(spec, path, arrays)
     if ":" in spec:
         return _imported_policy(spec)
     raise SmacError(f"policy: got {spec!r}; expected {policy_spec_help()}")
+
+
+def _mpc_policy(spec: str, arrays: ScenarioArrays) -> Policy:
+    """The MPC a value names: ``mpc``, ``mpc:noisy`` or ``mpc:noisy:SIGMA`` (24 h window)."""
+    expected = "mpc, mpc:noisy or mpc:noisy:SIGMA with SIGMA a fraction >= 0 (e.g. mpc:noisy:0.2)"
+    parts = spec.split(":")
+    sigma_frac: float | None = None
+    if len(parts) > 1:
+        if parts[1] != "noisy" or len(parts) > 3:
+            raise SmacError(f"policy: got {spec!r}; expected {expected}")
+        try:
+            sigma_frac = float(parts[2]) if len(parts) == 3 else MPC_NOISE_FRAC
+        except ValueError:
+            raise SmacError(f"policy: got {spec!r}; expected {expected}") from None
+        if not (math.isfinite(sigma_frac) and sigma_frac >= 0.0):
+            raise SmacError(f"policy: got {spec!r}; expected {expected}")
+    try:
+        from smac_rl.optimal.mpc import MpcPolicy
+    except ImportError as exc:
+        raise SmacError(
+            f"policy {spec!r} needs the [milp] extra ({exc.name} is missing): "
+            "pip install -c constraints.txt -e '.[milp]'"
+        ) from None
+    from smac_rl.core.forecasts import NoisyForecast, PerfectForecast
+
+    forecast = PerfectForecast() if sigma_frac is None else NoisyForecast(sigma_frac)
+    horizon_steps = max(1, round(MPC_HORIZON_H / arrays.step_h))
+    return MpcPolicy(forecast, horizon_steps=horizon_steps)
 
 
 class _OnnxNamed:

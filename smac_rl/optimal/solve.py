@@ -58,7 +58,9 @@ class OptimalResult:
 
 @dataclass(frozen=True)
 class ModelSolution:
-    """A built model solved, before any replay: what the MPC applies the first step of.
+    """A built model solved, before any replay.
+
+    From :func:`solve_model`, or the MPC's :class:`smac_rl.optimal.matrix_solve.MatrixSolver`.
 
     Attributes:
         ev_power_kw: Connector setpoints [kW], ``(T, C)``.
@@ -66,7 +68,10 @@ class ModelSolution:
         objective_eur: The solver's objective [EUR].
         status: How the solve ended.
         mip_gap_frac: Relative gap between the solution and the bound (0 for a pure LP).
-        solve_s: Time to solve it, the model's hand-over to HiGHS included [s].
+        solve_s: Time to solve it [s]; through appsi (:func:`solve_model`) the model's hand-over
+            to HiGHS is included.
+        compile_s: Time to compile the model to matrices and hand them to HiGHS, where that is
+            apart from ``solve_s`` (0 through appsi) [s].
     """
 
     ev_power_kw: FloatArray
@@ -75,6 +80,7 @@ class ModelSolution:
     status: SolverStatus
     mip_gap_frac: float
     solve_s: float
+    compile_s: float = 0.0
 
 
 def solve_model(
