@@ -27,6 +27,7 @@ from smac_rl.cli.common import (
     write_output,
 )
 from smac_rl.cli.data import data_app
+from smac_rl.cli.optimize import optimize_command
 from smac_rl.cli.policies import policy_option_help, resolve_policy
 from smac_rl.cli.scenario import scenario_app
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
@@ -49,6 +50,7 @@ app.add_typer(bench_app, name="bench")
 app.command("train")(train_command)
 app.command("export")(export_command)
 app.command("serve")(serve_command)
+app.command("optimize")(optimize_command)
 
 
 @app.command("evaluate")
