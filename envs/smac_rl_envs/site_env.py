@@ -14,7 +14,7 @@ from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.batch import EpisodeBatch
 from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.observation import CONNECTOR_FEATURES, OBSERVATION_BOUND, SITE_FEATURES, ObservationLayout
-from smac_rl.core.specs import ScenarioSpec
+from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec
 from smac_rl.data.periods import CALTECH_PERIODS
 from smac_rl_envs.sources import EpisodeSource, SessionMode
 
@@ -74,6 +74,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         caltech_period: str = CALTECH_PERIODS[0],
         pool_size: int | None = None,
         forecast: ForecastProvider | None = None,
+        objective: ObjectiveSpec | None = None,
     ) -> None:
         """Create the env.
 
@@ -88,6 +89,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
             pool_size: Distinct episodes to draw from (built on first use); None: a fresh day each reset.
             forecast: Source of the observation's price outlook (:mod:`smac_rl.core.forecasts`); None:
                 the true prices.
+            objective: The objective of drawn days (rewards follow it); None: ``cost``.
 
         Raises:
             ValueError: When the fixed scenario has more connectors than ``n_connectors_max``.
@@ -95,7 +97,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         self.layout = ObservationLayout(n_connectors_max)
         self.forecast = forecast
         self.source = EpisodeSource(
-            scenario, template, first_day, last_day, sessions, caltech_period, pool_size
+            scenario, template, first_day, last_day, sessions, caltech_period, pool_size, objective
         )
         fixed = self.source.fixed
         if fixed is not None and fixed.site.n_connectors > n_connectors_max:

@@ -14,7 +14,8 @@ from typing import Literal
 import numpy as np
 
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
-from smac_rl.core.specs import ScenarioSpec
+from smac_rl.core.scenario_io import parse_scenario
+from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec
 from smac_rl.data.generator import caltech_days, generate_scenario, replay_caltech_day
 from smac_rl.data.periods import CALTECH_PERIODS
 from smac_rl.data.template_spec import SiteTemplate, load_template
@@ -36,6 +37,7 @@ class EpisodeSource:
         sessions: SessionMode = "generated",
         caltech_period: str = CALTECH_PERIODS[0],
         pool_size: int | None = None,
+        objective: ObjectiveSpec | None = None,
     ) -> None:
         """Create the source.
 
@@ -47,6 +49,8 @@ class EpisodeSource:
             sessions: How the sessions of a drawn day are made.
             caltech_period: The Caltech period replayed days come from (``caltech_replay``).
             pool_size: Distinct episodes to draw from (built on first use); None: a fresh one each time.
+            objective: The objective drawn days are judged on; None: the scenario's own (``cost``
+                for generated days). A fixed scenario keeps its own.
 
         Raises:
             ValueError: For an empty day range, an unknown period or a pool size below 1.
@@ -68,6 +72,7 @@ class EpisodeSource:
                 raise ValueError(f"last_day: got {last_day}; expected on or after first_day {first_day}")
             self._days = [first_day + dt.timedelta(days=k) for k in range(n_days)]
         self._pool_size = pool_size
+        self._objective = objective
         self._pool: dict[int, ScenarioArrays] = {}
 
     @property
@@ -102,4 +107,8 @@ class EpisodeSource:
             spec, _ = replay_caltech_day(self._template, day, seed)
         else:
             spec, _ = generate_scenario(self._template, day, 1, seed=seed)
+        if self._objective is not None:
+            data = spec.model_dump(mode="json")
+            data["objective"] = self._objective.model_dump(mode="json")
+            spec = parse_scenario(data, source=f"{spec.name} with objective {self._objective.name}")
         return compile_scenario(spec)

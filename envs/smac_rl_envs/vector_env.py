@@ -27,7 +27,7 @@ from smac_rl.core.arraytypes import BoolArray, FloatArray
 from smac_rl.core.batch import EpisodeBatch
 from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.observation import OBSERVATION_BOUND, ObservationLayout
-from smac_rl.core.specs import ScenarioSpec
+from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec
 from smac_rl.data.periods import CALTECH_PERIODS
 from smac_rl_envs.site_env import DEFAULT_C_MAX
 from smac_rl_envs.sources import EpisodeSource, SessionMode
@@ -54,6 +54,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         caltech_period: str = CALTECH_PERIODS[0],
         pool_size: int | None = None,
         forecast: ForecastProvider | None = None,
+        objective: ObjectiveSpec | None = None,
     ) -> None:
         """Create the batched env.
 
@@ -70,6 +71,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
             pool_size: Distinct episodes per template to draw from (built on first use, shared by
                 the rows); None: a fresh day at every reset.
             forecast: Source of the observation's price outlook; None: the true prices.
+            objective: The objective of drawn days (rewards follow it); None: ``cost``.
 
         Raises:
             ValueError: For ``num_envs`` below 1 or an empty ``templates``.
@@ -83,7 +85,9 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         self.layout = ObservationLayout(n_connectors_max)
         self.forecast = forecast
         by_name = {
-            name: EpisodeSource(scenario, name, first_day, last_day, sessions, caltech_period, pool_size)
+            name: EpisodeSource(
+                scenario, name, first_day, last_day, sessions, caltech_period, pool_size, objective
+            )
             for name in dict.fromkeys(names)
         }
         self.sources = [by_name[names[i % len(names)]] for i in range(num_envs)]

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from smac_rl.core.specs import ObjectiveSpec
 from smac_rl.core.specs.base import StrictModel
 
 
@@ -33,6 +34,7 @@ class TrainConfig(StrictModel):
         policy_network: ``mlp`` (SB3's flat MLP over the whole observation) or ``equivariant``
             (one network shared by every connector with pooled site context, :mod:`smac_rl.agents.networks`).
         hidden_size: Width of the equivariant network's layers.
+        objective: The use case trained for (:mod:`smac_rl.core.objectives`); rewards follow it.
         algorithm: ``ppo`` (on-policy; the ``equivariant`` network is available for it), ``sac``,
             ``td3`` or ``tqc`` (sb3-contrib; off-policy, SB3's MLP actor and critics).
         buffer_size: Replay buffer transitions (off-policy algorithms).
@@ -56,12 +58,18 @@ class TrainConfig(StrictModel):
     net_arch: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
     policy_network: Literal["mlp", "equivariant"] = "mlp"
     hidden_size: int = Field(default=64, ge=4, le=1024)
+    objective: ObjectiveSpec = ObjectiveSpec()
     algorithm: Literal["ppo", "sac", "td3", "tqc"] = "ppo"
     buffer_size: int = Field(default=100_000, ge=100)
     learning_starts: int = Field(default=1_000, ge=0)
 
     @model_validator(mode="after")
-    def _equivariant_needs_ppo(self) -> TrainConfig:
+    def _supported_combinations(self) -> TrainConfig:
+        if self.objective.name == "setpoint_tracking":
+            raise ValueError(
+                "objective.name 'setpoint_tracking': generated days carry no flexibility setpoint "
+                "series; train on cost, peak, load_balancing or v2g_profit"
+            )
         if self.policy_network == "equivariant" and self.algorithm != "ppo":
             raise ValueError(
                 f"policy_network 'equivariant' with algorithm {self.algorithm!r}: the equivariant "

@@ -34,6 +34,7 @@ def training_vec_env(config: TrainConfig) -> Sb3VectorEnv:
         last_day=config.last_day,
         n_connectors_max=config.n_connectors_max,
         pool_size=config.pool_size,
+        objective=config.objective,
     )
     venv = Sb3VectorEnv(vector, normalise=True, reward_scale_eur=config.reward_scale_eur)
     venv.seed(config.seed)
@@ -50,6 +51,7 @@ def env_factory(config: TrainConfig) -> Callable[[], gym.Env[Any, Any]]:
             last_day=config.last_day,
             n_connectors_max=config.n_connectors_max,
             pool_size=config.pool_size,
+            objective=config.objective,
         )
         return normalised(env, config.reward_scale_eur)
 

@@ -105,3 +105,23 @@ def test_too_many_connectors_for_c_max_is_refused() -> None:
         ValueError, match="n_connectors_max: got 1; expected at least the site's 2 connectors"
     ):
         SiteChargingEnv(scenario=tiny_scenario(), n_connectors_max=1)
+
+
+def test_objective_of_drawn_days_drives_the_rewards() -> None:
+    from smac_rl.core.specs import ObjectiveSpec
+
+    env = SiteChargingEnv(
+        template="berlin_residential_garage", objective=ObjectiveSpec(name="peak"), pool_size=1
+    )
+    env.reset(seed=2)
+    assert env.arrays is not None
+    assert env.arrays.objective.name == "peak"
+    total, applied_ev, applied_storage, terminated = 0.0, [], [], False
+    while not terminated:
+        _, reward, terminated, _, info = env.step(np.ones(env.layout.action_size))
+        total += float(reward)
+        applied_ev.append(info["applied_ev_power_kw"])
+        applied_storage.append(info["applied_storage_power_kw"])
+    kpis = score(env.arrays, replay(env.arrays, np.asarray(applied_ev), np.asarray(applied_storage)))
+    assert total == pytest.approx(-kpis.objective_eur, rel=1e-9)
+    assert kpis.objective_eur != pytest.approx(kpis.total_cost_eur)
