@@ -28,5 +28,5 @@ def test_there_is_a_config_per_template() -> None:
 
 
 def test_unknown_key_is_named() -> None:
-    with pytest.raises(pydantic.ValidationError, match="learning_rat\n.*Extra inputs are not permitted"):
+    with pytest.raises(pydantic.ValidationError, match=r"learning_rat\n.*Extra inputs are not permitted"):
         TrainConfig.model_validate({"learning_rat": 0.1})
