@@ -1,12 +1,20 @@
-"""Service settings."""
+"""Service settings: the model, the registry's database, the API keys and the request bounds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "policies" / "default" / "v1"
 """The policy committed with the repository (``models/policies/default/v1``)."""
+
+DEFAULT_DATABASE_URL = "sqlite:///smac-serve.db"
+"""The registry's database when none is given: a SQLite file in the working folder."""
+
+PUBLIC_TENANT_ID = "public"
+"""The one tenant of a service without API keys (development and single-operator use)."""
 
 
 @dataclass(frozen=True)
@@ -15,10 +23,59 @@ class Settings:
 
     Attributes:
         model_dir: Folder with ``policy.onnx`` and ``metadata.json``.
-        max_sessions: Largest number of sessions accepted per request.
-        max_horizon_steps: Longest horizon accepted per request [steps].
+        database_url: SQLAlchemy URL of the registry (``sqlite:///file.db`` or
+            ``postgresql+psycopg://user:password@host/db``).
+        api_keys: SHA-256 hex digest of each API key -> the tenants (CPO ids) it may act for.
+            Empty (and no ``api_keys_file``): no keys; every caller is tenant ``public``.
+        api_keys_file: JSON or YAML file of ``{sha256_hex: [tenant_id, ...]}``, merged into
+            ``api_keys`` at start.
+        allow_anonymous_profiles: With keys configured, ``POST /v1/profiles`` answers callers
+            without a key too (the registry never does).
+        n_sessions_max: Largest number of sessions accepted per ``POST /v1/profiles`` request.
+        max_horizon_steps: Longest horizon accepted per request or site [steps].
+        n_active_sessions_max: Largest number of active sessions per registry site.
+        n_body_bytes_max: Largest request body accepted [bytes]; larger ones get a 413.
+        n_capacity_blocks_max: Largest number of blocks or intervals in one capacity signal.
+        n_decisions_page_max: Largest page of ``GET /v1/sites/{site_id}/decisions``.
+        clock_skew_s: How far in the future a reported measurement may lie [s].
+        max_instant_offset_h: How far from now an instant in an event may lie (arrivals,
+            departures, readings, capacity blocks) [h].
     """
 
     model_dir: Path = DEFAULT_MODEL_DIR
-    max_sessions: int = 2000
+    database_url: str = DEFAULT_DATABASE_URL
+    api_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    api_keys_file: Path | None = None
+    allow_anonymous_profiles: bool = False
+    n_sessions_max: int = 2000
     max_horizon_steps: int = 672
+    n_active_sessions_max: int = 200
+    n_body_bytes_max: int = 2_000_000
+    n_capacity_blocks_max: int = 1000
+    n_decisions_page_max: int = 100
+    clock_skew_s: float = 300.0
+    max_instant_offset_h: float = 8784.0
+
+    @classmethod
+    def from_environment(cls, environment: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``SMAC_*`` environment variables, defaults for the rest.
+
+        Reads ``SMAC_MODEL_DIR``, ``SMAC_DATABASE_URL``, ``SMAC_API_KEYS_FILE`` and
+        ``SMAC_ALLOW_ANONYMOUS_PROFILES`` (``1``/``true``/``yes``).
+
+        Args:
+            environment: The variables; None reads ``os.environ``.
+
+        Returns:
+            The settings.
+        """
+        env = os.environ if environment is None else environment
+        model_dir = env.get("SMAC_MODEL_DIR")
+        keys_file = env.get("SMAC_API_KEYS_FILE")
+        return cls(
+            model_dir=Path(model_dir) if model_dir else DEFAULT_MODEL_DIR,
+            database_url=env.get("SMAC_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            api_keys_file=Path(keys_file) if keys_file else None,
+            allow_anonymous_profiles=env.get("SMAC_ALLOW_ANONYMOUS_PROFILES", "").lower()
+            in ("1", "true", "yes"),
+        )

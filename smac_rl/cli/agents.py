@@ -82,19 +82,30 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
     model: Annotated[Path | None, typer.Option(help="Model folder (policy.onnx + metadata.json).")] = None,
+    database_url: Annotated[
+        str,
+        typer.Option(help="Registry database: sqlite:///file.db or postgresql+psycopg://user:pw@host/db."),
+    ] = "sqlite:///smac-serve.db",
+    api_keys: Annotated[
+        Path | None,
+        typer.Option(help="JSON or YAML file of {sha256_of_key: [tenant_id, ...]}; none: no keys asked."),
+    ] = None,
 ) -> None:
-    """Serve charging profiles over HTTP (FastAPI under uvicorn)."""
+    """Serve charging profiles over HTTP (FastAPI under uvicorn), with the site registry."""
     try:
         import uvicorn
 
         from smac_rl_serve.app import create_app
         from smac_rl_serve.model import ModelError
-        from smac_rl_serve.settings import Settings
+        from smac_rl_serve.settings import DEFAULT_MODEL_DIR, Settings
     except ImportError as exc:
         raise fail(f"smac serve needs the [serve] extra ({exc.name} is missing)") from None
+    settings = Settings(
+        model_dir=model or DEFAULT_MODEL_DIR, database_url=database_url, api_keys_file=api_keys
+    )
     try:
-        application = create_app(Settings(model_dir=model) if model is not None else Settings())
-    except ModelError as exc:
+        application = create_app(settings)
+    except (ModelError, ValueError) as exc:
         raise fail(str(exc)) from None
     uvicorn.run(application, host=host, port=port)
 

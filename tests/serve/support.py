@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import json
 import socket
+import threading
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
 import ocpp.messages
+import uvicorn
 from jsonschema import Draft4Validator, FormatChecker
+
+from smac_rl_serve.app import create_app
+from smac_rl_serve.settings import Settings
 
 OcppVersion = Literal["1.6", "2.0.1", "2.1"]
 
@@ -58,6 +66,54 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@contextlib.contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """Run the app of ``settings`` under uvicorn on a free loopback port, in a thread; yield its URL."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def call(
+    method: str,
+    url: str,
+    body: object = None,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
+) -> tuple[int, Any, dict[str, str]]:
+    """One HTTP request; answers ``(status, JSON body or text, headers)``, 4xx and 5xx included.
+
+    Header names in the answer are lowercase.
+    """
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, text, headers_in = response.status, response.read().decode(), response.headers
+    except urllib.error.HTTPError as error:
+        status, text, headers_in = error.code, error.read().decode(), error.headers
+    answer_headers = {name.lower(): value for name, value in headers_in.items()}
+    try:
+        return status, json.loads(text), answer_headers
+    except json.JSONDecodeError:
+        return status, text, answer_headers
+
+
 def post(url: str, body: dict[str, Any]) -> tuple[int, str]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
@@ -91,3 +147,49 @@ def with_idle_chargers(data: dict[str, Any], n_chargers: int = 17) -> dict[str, 
     ]
     data["site"]["chargers"] = data["site"]["chargers"] + idle
     return data
+
+
+def utc_in(minutes: float) -> str:
+    """ISO 8601 of now plus ``minutes`` (UTC, ``+00:00``)."""
+    return (dt.datetime.now(dt.UTC) + dt.timedelta(minutes=minutes)).isoformat()
+
+
+def site_config(
+    site_id: str, profile_format: str = "ocpp201", n_ac_evses: int = 2, **extra: Any
+) -> dict[str, Any]:
+    """A registry site: DC1 (50 kW DC), AC1 with ``n_ac_evses`` 11 kW three-phase EVSEs, 40 kW grid."""
+    return {
+        "site": {
+            "site_id": site_id,
+            "chargers": [
+                {"station_id": "DC1", "kind": "dc", "max_power_kw": 50.0, "connectors": [{"evse_id": 1}]},
+                {
+                    "station_id": "AC1",
+                    "kind": "ac",
+                    "n_phases": 3,
+                    "max_current_a": 16.0,
+                    "connectors": [{"evse_id": k + 1} for k in range(n_ac_evses)],
+                },
+            ],
+            "grid": {"import_limit_kw": 40.0},
+        },
+        "series": {"import_price_eur_per_kwh": 0.25},
+        "format": profile_format,
+        **extra,
+    }
+
+
+def session_start(session_id: str, station_id: str = "AC1", evse_id: int = 1, **extra: Any) -> dict[str, Any]:
+    """A session plugged in five minutes ago, leaving in three hours, wanting 20 kWh of 60."""
+    return {
+        "session_id": session_id,
+        "station_id": station_id,
+        "evse_id": evse_id,
+        "transaction_id": f"tx-{session_id}"[:36],
+        "arrival_utc": utc_in(-5),
+        "departure_utc": utc_in(180),
+        "battery_capacity_kwh": 60.0,
+        "arrival_soc_frac": 0.3,
+        "energy_wanted_kwh": 20.0,
+        **extra,
+    }

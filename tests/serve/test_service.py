@@ -85,17 +85,19 @@ def test_an_altered_model_is_refused(tmp_path: Path) -> None:
     shutil.copytree(DEFAULT_MODEL_DIR, copy)
     with (copy / "policy.onnx").open("ab") as handle:
         handle.write(b"\0")
+    database = f"sqlite:///{tmp_path / 'registry.db'}"
     with pytest.raises(ModelError, match=r"has sha256 .*; metadata\.json expects"):
-        create_app(Settings(model_dir=copy))
+        create_app(Settings(model_dir=copy, database_url=database))
     with pytest.raises(ModelError, match="is missing"):
-        create_app(Settings(model_dir=tmp_path / "nowhere"))
+        create_app(Settings(model_dir=tmp_path / "nowhere", database_url=database))
 
 
-def test_smac_serve_command_answers_on_loopback() -> None:
+def test_smac_serve_command_answers_on_loopback(tmp_path: Path) -> None:
     port = free_port()
     smac = Path(sys.executable).with_name("smac")
+    database = f"sqlite:///{tmp_path / 'registry.db'}"
     process = subprocess.Popen(
-        [str(smac), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [str(smac), "serve", "--host", "127.0.0.1", "--port", str(port), "--database-url", database],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,0 +1,310 @@
+"""Request and response bodies of the registry (``/v1/sites/...``) and of ``/v1/profiles``.
+
+A session is started with the core's :class:`~smac_rl.core.specs.SessionSpec` as it stands (the
+driver's and the charge point's inputs); everything else is defined here. Numeric names carry
+unit suffixes as in the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from smac_rl.core.profiles import ProfileFormat, RateUnit
+from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec, SiteSpec
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$"
+"""Site, session, tenant ids: 1 to 128 letters, digits and ``. _ : @ -``, starting alphanumeric."""
+
+FORMAT_DESCRIPTION = """The answer's format, per session:
+
+* `ocpp16`: `set_charging_profile`, an OCPP 1.6 `SetChargingProfile.req` (TxProfile, Absolute;
+  `connectorId` = the session's `evse_id`; the sessions' `transaction_id` must be integers). Charge
+  only: the rollout runs without V2G.
+* `ocpp201` (default): `set_charging_profile_request`, an OCPP 2.0.1 `SetChargingProfileRequest`
+  (TxProfile, Absolute). Charge only: the rollout runs without V2G.
+* `ocpp21`: `set_charging_profile_request`, an OCPP 2.1 `SetChargingProfileRequest` with V2G: a
+  discharging period has `operationMode` `CentralSetpoint`, a negative `setpoint` and
+  `dischargeLimit`, and `limit` 0; other periods are plain limits.
+* `ocpi22`: `charging_profile`, an OCPI 2.2 `ChargingProfile` (`start_date_time`,
+  `charging_rate_unit`, `charging_profile_period`). OCPI has no discharge: a session that may
+  discharge (`allow_v2g` at a bidirectional charger) gets a 422.
+* `json`: `start_utc` and `periods` (`start_offset_s`, `power_kw`; negative discharges), V2G allowed.
+
+Every OCPP format needs each session's `transaction_id` (a TxProfile names its transaction).
+Limits are rounded toward zero (whole W, or 0.1 A) and consecutive equal periods merged."""
+
+RATE_UNIT_DESCRIPTION = """Unit of the limits in the OCPP and OCPI formats: `W` (total power, whole
+watts) or `A` (current per phase in steps of 0.1 A = W / (phases x the charger's `voltage_v`); AC
+only: a session at a DC charger gets a 422, since its current depends on the battery voltage).
+The `json` format answers in kW and accepts only `W`."""
+
+
+class ServeModel(BaseModel):
+    """Base of the service's own bodies: unknown keys rejected, no NaN or infinity, immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class ProfileRequest(ServeModel):
+    """A request for charging profiles of every session on a site.
+
+    Attributes:
+        scenario: The site state: site, active sessions (``arrival_soc_frac`` = SoC now), a time
+            grid starting now (the horizon), and price and limit signals.
+        format: ``ocpp16``, ``ocpp201``, ``ocpp21``, ``ocpi22`` or ``json`` (see
+            :data:`FORMAT_DESCRIPTION`).
+        rate_unit: ``W`` or ``A`` for the OCPP and OCPI limits (see :data:`RATE_UNIT_DESCRIPTION`).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    scenario: ScenarioSpec = Field(
+        description="The site state: the scenario format with the active sessions (arrival_soc_frac = "
+        "SoC now) and a time grid starting now (the horizon)."
+    )
+    format: ProfileFormat = Field(default="ocpp201", description=FORMAT_DESCRIPTION)
+    rate_unit: RateUnit = Field(default="W", description=RATE_UNIT_DESCRIPTION)
+
+
+class SiteSeries(ServeModel):
+    """The site's exogenous inputs, held constant over every horizon.
+
+    Time-varying import prices come from ``site.tariff.time_of_use`` blocks; time-varying grid
+    limits from the capacity signals (``POST /v1/sites/{site_id}/capacity``).
+
+    Attributes:
+        import_price_eur_per_kwh: Energy import price [EUR/kWh]; give this or
+            ``site.tariff.time_of_use``, exactly one of the two.
+        export_price_eur_per_kwh: Price paid for exported energy [EUR/kWh].
+        base_load_kw: Non-EV site consumption [kW].
+        pv_available_kw: PV power available [kW]; required when ``site.pv`` is set.
+        grid_setpoint_kw: Flexibility setpoint, import positive [kW]; required by the
+            ``setpoint_tracking`` objective.
+    """
+
+    import_price_eur_per_kwh: float | None = None
+    export_price_eur_per_kwh: float = 0.0
+    base_load_kw: float = Field(default=0.0, ge=0)
+    pv_available_kw: float | None = Field(default=None, ge=0)
+    grid_setpoint_kw: float | None = None
+
+
+class HorizonSpec(ServeModel):
+    """The time grid of every rollout of a site; it starts at the current period.
+
+    Attributes:
+        step_min: Step length [min]; divides a day.
+        n_steps: Number of steps (96 of 15 min: a day).
+    """
+
+    step_min: int = Field(default=15, gt=0, le=1440)
+    n_steps: int = Field(default=96, ge=1)
+
+
+class SiteConfig(ServeModel):
+    """``PUT /v1/sites/{site_id}``: a CPO's site, checked with the core's checks.
+
+    Attributes:
+        tenant_id: The CPO that owns the site; needed only when the API key acts for several.
+        site: The site (chargers, storage, PV, grid connection, tariff); ``site.site_id`` must be
+            the path's site id.
+        time_grid: Step and length of the rollout horizon.
+        series: Prices, base load and PV, constant over the horizon.
+        objective: The use case the policy serves.
+        unmet_energy_penalty_eur_per_kwh: Price of each kWh wanted but not delivered [EUR/kWh].
+        format: Format of the profiles in the events' answers (a query parameter may override it).
+        rate_unit: Unit of their limits.
+    """
+
+    tenant_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    site: SiteSpec
+    time_grid: HorizonSpec = HorizonSpec()
+    series: SiteSeries = SiteSeries()
+    objective: ObjectiveSpec = ObjectiveSpec()
+    unmet_energy_penalty_eur_per_kwh: float = Field(default=2.0, ge=0)
+    format: ProfileFormat = Field(default="ocpp201", description=FORMAT_DESCRIPTION)
+    rate_unit: RateUnit = Field(default="W", description=RATE_UNIT_DESCRIPTION)
+
+
+class MeterValues(ServeModel):
+    """``POST .../meter_values``: a state of charge or an energy reading of a session.
+
+    Attributes:
+        measured_at_utc: When it was measured (timezone-aware).
+        soc_frac: State of charge [0..1], if the EV reports it.
+        energy_delivered_kwh: Energy delivered in the session so far, at the connector [kWh];
+            used for the state of charge when ``soc_frac`` is absent.
+    """
+
+    measured_at_utc: AwareDatetime
+    soc_frac: float | None = Field(default=None, ge=0, le=1)
+    energy_delivered_kwh: float | None = Field(default=None, ge=0, le=100_000)
+
+
+class SessionEnd(ServeModel):
+    """``POST .../end``: the session is over (EV unplugged, transaction stopped).
+
+    Attributes:
+        ended_at_utc: When it ended; None: now.
+        energy_delivered_kwh: Final meter reading of the session [kWh], if known.
+    """
+
+    ended_at_utc: AwareDatetime | None = None
+    energy_delivered_kwh: float | None = Field(default=None, ge=0, le=100_000)
+
+
+class PlanAnswer(BaseModel):
+    """The profiles of a site state (also the body of ``POST /v1/profiles``).
+
+    Attributes:
+        policy: What answered: ``onnx``, or ``least_laxity_first`` beyond the model's connectors.
+        fallback_reason: Why the heuristic answered, if it did.
+        model_onnx_sha256: The loaded model's ONNX hash.
+        valid_until_utc: Re-request by then (next period, arrival or departure).
+        kpis: The rollout's KPIs.
+        profiles: One entry per session plugged in during the horizon, in the requested format.
+    """
+
+    policy: str
+    fallback_reason: str | None
+    model_onnx_sha256: str
+    valid_until_utc: str
+    kpis: dict[str, float]
+    profiles: list[dict[str, Any]]
+
+
+class EventAnswer(PlanAnswer):
+    """An event's answer: the updated profiles of every active session of the site.
+
+    The sessions of a site share its grid connection, so any event re-plans all of them.
+
+    Attributes:
+        site_id: The site.
+        event: ``site``, ``session_start``, ``meter_values``, ``session_end``, ``capacity`` or ``query``.
+        session_id: The session the event was about, if any.
+        decision_id: Its entry in the site's decision log.
+        site_version: Number of state changes of the site so far.
+        format: Format of ``profiles``.
+        rate_unit: Unit of their limits.
+    """
+
+    site_id: str
+    event: str
+    session_id: str | None
+    decision_id: int
+    site_version: int
+    format: ProfileFormat
+    rate_unit: RateUnit
+
+
+class SessionState(BaseModel):
+    """A session as the registry holds it.
+
+    Attributes:
+        session_id: Session.
+        site_id: Its site.
+        is_active: Not ended yet.
+        spec: The inputs it was started with.
+        soc_frac: State of charge last reported or derived [0..1].
+        energy_delivered_kwh: Last energy reading [kWh], if any.
+        measured_at_utc: When ``soc_frac`` was measured (the arrival when nothing was reported).
+        ended_at_utc: When it ended, if it did.
+    """
+
+    session_id: str
+    site_id: str
+    is_active: bool
+    spec: dict[str, Any]
+    soc_frac: float
+    energy_delivered_kwh: float | None
+    measured_at_utc: str
+    ended_at_utc: str | None
+
+
+class CapacityBlockState(BaseModel):
+    """A stored capacity limit.
+
+    Attributes:
+        direction: ``import`` or ``export``.
+        start_utc: Start of the block.
+        end_utc: End of the block.
+        limit_kw: The limit [kW].
+        source: ``oscp`` or ``openadr``.
+        signal_version: The site version that stored it (a later signal wins where they overlap).
+    """
+
+    direction: str
+    start_utc: str
+    end_utc: str
+    limit_kw: float
+    source: str
+    signal_version: int
+
+
+class SiteState(BaseModel):
+    """``GET /v1/sites/{site_id}``: configuration, active sessions and capacity limits to come.
+
+    Attributes:
+        site_id: The site.
+        tenant_id: Its owner.
+        site_version: Number of state changes so far.
+        config: The configuration last put.
+        sessions: Active sessions.
+        capacity_blocks: Capacity limits not yet over.
+    """
+
+    site_id: str
+    tenant_id: str
+    site_version: int
+    config: dict[str, Any]
+    sessions: list[SessionState]
+    capacity_blocks: list[CapacityBlockState]
+
+
+class DecisionEntry(BaseModel):
+    """One answer of the service about a site, with what it was computed from.
+
+    Replay: ``POST /v1/profiles`` with ``{scenario, format, rate_unit}`` of an entry and the same
+    model gives the same profiles.
+
+    Attributes:
+        decision_id: Increasing id.
+        created_at_utc: When it was answered.
+        event: The event kind (see :class:`EventAnswer`).
+        session_id: The session the event was about, if any.
+        idempotency_key: The event's key.
+        site_version: The site's version after the event.
+        request: The event's body.
+        scenario: The scenario rolled out (the inputs).
+        format: Format of the answer.
+        rate_unit: Unit of its limits.
+        model: The model: ONNX hash, MLflow run, git commit, template.
+        answer: The answer sent (the outputs).
+    """
+
+    decision_id: int
+    created_at_utc: str
+    event: str
+    session_id: str | None
+    idempotency_key: str | None
+    site_version: int
+    request: Any
+    scenario: dict[str, Any]
+    format: ProfileFormat
+    rate_unit: RateUnit
+    model: dict[str, Any]
+    answer: dict[str, Any]
+
+
+class DecisionPage(BaseModel):
+    """A page of the decision log, newest first.
+
+    Attributes:
+        items: The entries.
+        next_before_id: Pass as ``before_id`` for the next page; None on the last page.
+    """
+
+    items: list[DecisionEntry]
+    next_before_id: int | None
