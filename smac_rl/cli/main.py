@@ -27,6 +27,7 @@ from smac_rl.cli.common import (
     write_output,
 )
 from smac_rl.cli.data import data_app
+from smac_rl.cli.forecast import forecast_app
 from smac_rl.cli.optimize import optimize_command
 from smac_rl.cli.policies import policy_option_help, resolve_policy
 from smac_rl.cli.scenario import scenario_app
@@ -47,6 +48,7 @@ app = typer.Typer(
 app.add_typer(scenario_app, name="scenario")
 app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
+app.add_typer(forecast_app, name="forecast")
 app.command("train")(train_command)
 app.command("export")(export_command)
 app.command("serve")(serve_command)

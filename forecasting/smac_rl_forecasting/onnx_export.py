@@ -1,0 +1,175 @@
+"""ONNX export of a fitted forecaster: one graph per booster, ``metadata.json`` and ``MODEL_CARD.md``.
+
+Each booster becomes ``<output>.onnx`` (``q10.onnx``, ``q50.onnx``, ``q90.onnx`` or ``mean.onnx``)
+via onnxmltools' LightGBM converter (``target_opset`` :data:`TARGET_OPSET`). A graph takes the
+feature rows ``features`` (float32, ``(N, F)``, in the metadata's order) and returns ``variable``
+``(N, 1)``: the booster's output before the forecaster scales it back, i.e. the forecast is
+``variable * scale + level`` with ``level`` and ``scale`` from the features (0 and 1 when the
+forecaster is not normalised); quantiles are sorted afterwards so they never cross.
+
+Parity: the export recomputes every graph on the given rows with onnxruntime and compares with
+LightGBM on the same float32 rows; it refuses to write when the largest difference exceeds
+:data:`PARITY_TOLERANCE` (graphs hold float32 thresholds and leaf values, LightGBM float64).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from smac_rl.core.arraytypes import FloatArray
+from smac_rl_forecasting.model import SlotForecaster
+
+TARGET_OPSET = 15
+"""Highest ONNX opset asked of the LightGBM converter."""
+
+PARITY_TOLERANCE = 1e-4
+"""Largest absolute difference allowed between ONNX and LightGBM outputs [model units: the
+normalised price for prices, arrivals per step for arrivals]."""
+
+METADATA_SCHEMA_VERSION = 1
+
+
+class OnnxParityError(ValueError):
+    """An exported graph that disagrees with its booster beyond the tolerance."""
+
+
+@dataclass(frozen=True)
+class ExportedForecaster:
+    """What an export wrote.
+
+    Attributes:
+        directory: The model folder.
+        onnx_files: Graph file of each output.
+        max_parity_error: Largest ONNX-LightGBM difference on the parity rows [model units].
+        metadata: The metadata written.
+    """
+
+    directory: Path
+    onnx_files: dict[str, Path]
+    max_parity_error: float
+    metadata: dict[str, Any]
+
+
+def to_onnx_bytes(core: SlotForecaster) -> dict[str, bytes]:
+    """Serialised ONNX graph of each fitted booster, by output name."""
+    import onnxmltools
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    n_features = len(core.feature_names)
+    graphs = {}
+    for name, booster in core.boosters.items():
+        model = onnxmltools.convert_lightgbm(
+            booster,
+            name=f"{core.field}_{name}",
+            initial_types=[("features", FloatTensorType([None, n_features]))],
+            target_opset=TARGET_OPSET,
+        )
+        graphs[name] = model.SerializeToString()
+    return graphs
+
+
+def onnx_outputs(graph: bytes, features: npt.ArrayLike) -> FloatArray:
+    """Run one graph on feature rows with onnxruntime, ``(N,)``."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(graph, providers=["CPUExecutionProvider"])
+    (output,) = session.run(None, {"features": np.asarray(features, dtype=np.float32)})
+    return np.asarray(output, dtype=np.float64).reshape(-1)
+
+
+def parity_errors(core: SlotForecaster, graphs: dict[str, bytes], features: FloatArray) -> dict[str, float]:
+    """Largest absolute ONNX-LightGBM difference of each output on the same float32 rows."""
+    rows = np.asarray(features, dtype=np.float32)
+    return {
+        name: float(np.max(np.abs(onnx_outputs(graphs[name], rows) - core.boosters[name].predict(rows))))
+        for name in core.boosters
+    }
+
+
+def _opsets(graph: bytes) -> dict[str, int]:
+    import onnx
+
+    model = onnx.load_from_string(graph)
+    return {entry.domain or "ai.onnx": int(entry.version) for entry in model.opset_import}
+
+
+def export_forecaster(
+    core: SlotForecaster,
+    directory: Path,
+    parity_features: FloatArray,
+    name: str,
+    version: str,
+    extra_metadata: dict[str, Any] | None = None,
+    model_card: str | None = None,
+) -> ExportedForecaster:
+    """Write a fitted forecaster's graphs, ``metadata.json`` and (optionally) ``MODEL_CARD.md``.
+
+    Args:
+        core: The fitted forecaster.
+        directory: Folder to write (created).
+        parity_features: Feature rows the parity check runs on, ``(N, F)``.
+        name: Model name.
+        version: Model version (``v1``...).
+        extra_metadata: Merged into the metadata (splits, metrics, MLflow run id, git SHA...).
+        model_card: Markdown written as ``MODEL_CARD.md``.
+
+    Returns:
+        What was written.
+
+    Raises:
+        OnnxParityError: When a graph differs from its booster by more than :data:`PARITY_TOLERANCE`;
+            nothing is written then.
+    """
+    graphs = to_onnx_bytes(core)
+    errors = parity_errors(core, graphs, parity_features)
+    worst = max(errors.values())
+    if worst > PARITY_TOLERANCE:
+        raise OnnxParityError(
+            f"onnx: got a difference of {worst:.3g} from LightGBM ({errors}); "
+            f"expected at most {PARITY_TOLERANCE}"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for output, graph in graphs.items():
+        path = directory / f"{output}.onnx"
+        path.write_bytes(graph)
+        files[output] = path
+    first = next(iter(graphs.values()))
+    metadata: dict[str, Any] = {
+        "schema_version": METADATA_SCHEMA_VERSION,
+        "name": name,
+        "version": version,
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "inputs": {"features": {"dtype": "float32", "shape": ["N", len(core.feature_names)]}},
+        "outputs": {
+            output: {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+            for output, path in files.items()
+        },
+        "postprocess": (
+            "forecast = variable * scale + level (level, scale: the features of those names; 0 and 1 when "
+            "not normalised); quantiles sorted per row"
+        ),
+        "opsets": _opsets(first),
+        "target_opset": TARGET_OPSET,
+        "parity": {
+            "tolerance": PARITY_TOLERANCE,
+            "max_abs_error": errors,
+            "n_rows": int(parity_features.shape[0]),
+        },
+        **core.describe(),
+        **(extra_metadata or {}),
+    }
+    (directory / "metadata.json").write_text(
+        json.dumps(metadata, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+    if model_card is not None:
+        (directory / "MODEL_CARD.md").write_text(model_card, encoding="utf-8")
+    return ExportedForecaster(directory, files, worst, metadata)
