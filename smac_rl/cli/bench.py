@@ -87,3 +87,96 @@ def bench_env(
     console.print_json(text)
     if output is not None:
         write_output(output, text + "\n")
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _fraction(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1e}"
+
+
+@bench_app.command("optimal")
+def bench_optimal(
+    sizes: Annotated[str, typer.Option(help="Session counts N, comma-separated.")] = "10,50,200",
+    time_limit_s: Annotated[
+        float, typer.Option("--time-limit-s", min=1.0, help="Solver time limit per solve [s].")
+    ] = 120.0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the generated scenarios.")] = 0,
+    output: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """Where the optimum's time goes at N sessions, positive and negative prices, one thread."""
+    try:
+        counts = [int(part) for part in sizes.split(",") if part.strip()]
+    except ValueError:
+        raise fail(f"sizes: got {sizes!r}; expected whole numbers separated by commas (10,50,200)") from None
+    if not counts or min(counts) < 1:
+        raise fail(f"sizes: got {sizes!r}; expected at least one session count, each >= 1")
+    try:
+        from smac_rl.bench.env_speed import pin_one_core
+        from smac_rl.bench.optimal_speed import OptimalSpeed, measure_optimal, report
+    except ImportError as exc:
+        raise fail(
+            f"bench optimal needs the [data] and [milp] extras ({exc.name} is missing): "
+            "pip install -c constraints.txt -e '.[data,milp]'"
+        ) from None
+
+    def progress(record: OptimalSpeed) -> None:
+        console.print(
+            f"N = {record.n_sessions}, {record.price_case} prices: {record.status} in {record.total_s:.2f} s"
+        )
+
+    pin_one_core()
+    console.print(
+        f"measuring the optimum at N = {', '.join(map(str, counts))}, time limit {time_limit_s:g} s per solve"
+    )
+    try:
+        records = measure_optimal(counts, time_limit_s, seed, progress)
+    except SmacError as exc:
+        raise fail(str(exc)) from None
+    table = Table(
+        title="Optimum's time on one thread (HiGHS threads=1, one core), 96 steps of 15 min. Target at "
+        "N = 200: proven optimal, gap <= 1e-4, total s <= target s. LP gap: (MIP - LP objective) / |MIP|"
+    )
+    for name in (
+        "N",
+        "prices",
+        "binaries",
+        "build s",
+        "solve s",
+        "hand-over s",
+        "replay s",
+        "total s",
+        "status",
+        "gap",
+        "LP s",
+        "LP gap",
+        "target s",
+        "met",
+    ):
+        table.add_column(name, justify="left" if name in ("prices", "status", "met") else "right")
+    for r in records:
+        target = "-" if r.target_total_s is None else f"{r.target_total_s:g}"
+        met = "-" if r.is_target_met is None else ("yes" if r.is_target_met else "no")
+        table.add_row(
+            str(r.n_sessions),
+            r.price_case,
+            str(r.n_binaries),
+            _seconds(r.build_s),
+            _seconds(r.solve_s),
+            _seconds(r.handover_s),
+            _seconds(r.replay_score_s),
+            _seconds(r.total_s),
+            r.status,
+            _fraction(r.mip_gap_frac),
+            _seconds(r.lp_solve_s),
+            _fraction(r.lp_objective_gap_frac),
+            target,
+            met,
+        )
+    print_table(table)
+    text = json.dumps(report(records, time_limit_s, seed), indent=2)
+    console.print_json(text)
+    if output is not None:
+        write_output(output, text + "\n")
