@@ -47,7 +47,10 @@ NON_TERMINAL_WIDTH = 200
 
 def print_table(table: RenderableType) -> None:
     """Print a table whole: at the terminal's width, or :data:`NON_TERMINAL_WIDTH` when piped."""
-    console.print(table, width=None if console.is_terminal else NON_TERMINAL_WIDTH)
+    if console.is_terminal:
+        console.print(table)
+    else:  # a print's width is capped at its console's, so piped output gets a wide console of its own
+        Console(width=NON_TERMINAL_WIDTH, highlight=False).print(table)
 
 
 def write_output(path: Path, text: str) -> None:

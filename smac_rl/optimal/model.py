@@ -147,8 +147,10 @@ def define_v2g_modes(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
     """V2G sessions are in charge mode (``z = 0``) or discharge mode (``z = 1``).
 
     ``pc <= max_charge * (1 - z)``; ``pd <= max_discharge * z``; in discharge mode
-    ``e - pd * dt / eta_d >= floor_t`` with ``floor_t = max(v2g floor, target - max_charge * eta_c *
-    dt * (steps left after t))``, the projection's V2G floor.
+    ``e - pd * dt / eta_d >= floor_t``, written ``e - pd * dt / eta_d >= floor_t * z`` (the
+    tightest big-M form: in charge mode ``pd = 0`` and ``e >= 0``), with
+    ``floor_t = max(v2g floor, target - max_charge * eta_c * dt * (steps left after t))``, the
+    projection's V2G floor.
     """
     sessions, dt = arrays.sessions, arrays.step_h
     m.v2g_charge_mode = pyo.Constraint(
@@ -165,9 +167,9 @@ def define_v2g_modes(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
             - float(sessions.max_charge_kw[s] * sessions.charge_efficiency_frac[s]) * dt * steps_after
         )
         floor_kwh = max(float(sessions.floor_energy_kwh[s]), reachable)
-        big_m = float(sessions.capacity_kwh[s]) + floor_kwh
         eta_d = float(sessions.discharge_efficiency_frac[s])
-        return m.e[s, t] - m.pd[s, t] * dt / eta_d >= floor_kwh - big_m * (1 - m.z[s, t])
+        # In charge mode pd = 0 and e >= 0, so the floor times z is the tightest valid big-M form.
+        return m.e[s, t] - m.pd[s, t] * dt / eta_d >= max(floor_kwh, 0.0) * m.z[s, t]
 
     m.v2g_floor = pyo.Constraint(m.SV, rule=floor)
     no_v2g = [(s, t) for (s, t) in m.SP if (s, t) not in m.SV]
@@ -271,12 +273,10 @@ def define_storage(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
         m.storage_charge_mode = pyo.Constraint(
             m.T, rule=lambda m, t: m.sc[t] <= site.storage_max_charge_kw * (1 - m.zs[t])
         )
-        big_m = site.storage_capacity_kwh
+        # In charge mode sd = 0 and E >= 0: E_min times zs is the tightest valid big-M form.
         m.storage_lower = pyo.Constraint(
             m.T,
-            rule=lambda m, t: (
-                m.E[t] * keep - m.sd[t] * dt / eta_d >= site.storage_min_energy_kwh - big_m * (1 - m.zs[t])
-            ),
+            rule=lambda m, t: m.E[t] * keep - m.sd[t] * dt / eta_d >= site.storage_min_energy_kwh * m.zs[t],
         )
     else:
         m.storage_lower = pyo.Constraint(
