@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from smac_rl.cli.common import console, fail, print_table, write_output
@@ -80,8 +81,8 @@ def bench_env(
     for label, value, peer_key, ratio_key in rows:
         peer_value = "" if peer_figures is None else f"{float(peer_figures[peer_key]):,.0f}"
         shown = "" if not ratio else f"{ratio[ratio_key]:.1f}x"
-        table.add_row(label, f"{value:,.0f}", peer_value, shown)
-    table.add_row("batched memory per site [KB]", f"{ours.batched_bytes_per_site / 1000:.1f}", "", "")
+        table.add_row(escape(label), f"{value:,.0f}", peer_value, shown)
+    table.add_row(escape("batched memory per site [KB]"), f"{ours.batched_bytes_per_site / 1000:.1f}", "", "")
     print_table(table)
     text = json.dumps(result, indent=2)
     console.print_json(text)

@@ -234,11 +234,14 @@ class ObservationLayout:
             lower,
             ev.max_charge_kw,
         )
-        blocks = np.empty((batch, self.n_connectors_max, len(CONNECTOR_FEATURES)))
+        n_site = site_values.shape[1]
+        observation = np.empty((batch, self.size))
+        observation[:, :n_site] = site_values
+        # A view (splitting the contiguous last axis), so the features land in place.
+        blocks = observation[:, n_site:].reshape(batch, self.n_connectors_max, len(CONNECTOR_FEATURES))
         blocks[:, n_connectors:] = 0.0
         for k, feature in enumerate(features):
             np.multiply(feature, present, out=blocks[:, :n_connectors, k])
-        observation = np.concatenate([site_values, blocks.reshape(batch, -1)], axis=1)
         np.clip(observation, -OBSERVATION_BOUND, OBSERVATION_BOUND, out=observation)
         return observation
 

@@ -139,11 +139,12 @@ def project(context: StepContext, setpoints: Setpoints) -> Setpoints:
 
     p = p * charger_share_factor(site, np.abs(p))
 
-    a_per_kw = site.connector_phase_a_per_kw
-    phase_load_a = (np.abs(p)[:, :, None] * a_per_kw).sum(axis=1)
     phase_limit_a = np.asarray(site.charging_phase_current_limit_a)[..., None]
-    phase_factor = _shrink_factor(phase_load_a, phase_limit_a)
-    p = p * np.where(a_per_kw > 0.0, phase_factor[:, None, :], 1.0).min(axis=2)
+    if np.isfinite(phase_limit_a).any():  # no feeder limit anywhere: every factor is 1
+        a_per_kw = site.connector_phase_a_per_kw
+        phase_load_a = (np.abs(p)[:, :, None] * a_per_kw).sum(axis=1)
+        phase_factor = _shrink_factor(phase_load_a, phase_limit_a)
+        p = p * np.where(a_per_kw > 0.0, phase_factor[:, None, :], 1.0).min(axis=2)
 
     excess_kw = exo.base_load_kw + p.sum(axis=1) + s - exo.pv_available_kw - exo.import_limit_kw
     charging_kw = np.maximum(p, 0.0).sum(axis=1) + np.maximum(s, 0.0)
