@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "policies" / "default" / "v1"
-"""The policy committed with the repository (``models/policies/default/v1``)."""
+_REPOSITORY_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "policies" / "default" / "v1"
+_WHEEL_MODEL_DIR = Path(__file__).resolve().parent / "default_policy"
+DEFAULT_MODEL_DIR = _REPOSITORY_MODEL_DIR if _REPOSITORY_MODEL_DIR.is_dir() else _WHEEL_MODEL_DIR
+"""The policy committed with the repository (``models/policies/default/v1``); an installed wheel
+carries the same files as ``smac_rl_serve/default_policy``."""
 
 DEFAULT_DATABASE_URL = "sqlite:///smac-serve.db"
 """The registry's database when none is given: a SQLite file in the working folder."""

@@ -47,6 +47,8 @@ N_BODY_BYTES_MAX = 200_000
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     if request.param == "postgresql":
         if not PG_URL:
+            if os.environ.get("SMAC_REQUIRE_PG") == "1":  # CI: a skipped PostgreSQL run is a failure
+                pytest.fail("SMAC_REQUIRE_PG=1 but SMAC_TEST_PG_URL is not set")
             pytest.skip("SMAC_TEST_PG_URL is not set: the PostgreSQL runs are skipped")
         return PG_URL
     return f"sqlite:///{tmp_path_factory.mktemp('registry') / 'registry.db'}"
