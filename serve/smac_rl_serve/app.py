@@ -14,21 +14,24 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from smac_rl_serve.auth import KeyRing, configured_keys
+from smac_rl_serve.catalog import resolve_model_dir
 from smac_rl_serve.db import create_registry_engine, upgrade_schema
 from smac_rl_serve.errors import ApiError, install_error_handlers, problem
 from smac_rl_serve.limits import BodyLimit
-from smac_rl_serve.model import OnnxPolicy
+from smac_rl_serve.model import ModelError, OnnxPolicy
+from smac_rl_serve.observability import RequestTelemetry, ServiceMetrics, configure_logging
 from smac_rl_serve.planning import Planner
 from smac_rl_serve.registry import Registry
 from smac_rl_serve.schemas import FORMAT_DESCRIPTION, RATE_UNIT_DESCRIPTION, PlanAnswer, ProfileRequest
 from smac_rl_serve.settings import Settings
-from smac_rl_serve.sites import bearer, registry_router
+from smac_rl_serve.sites import bearer, registry_router, tenant_label
 
 __all__ = [
     "FORMAT_DESCRIPTION",
@@ -42,13 +45,20 @@ __all__ = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the service with its policy loaded and checked and its database migrated.
 
+    ``settings.model_dir`` may be a folder or ``NAME@ALIAS`` (:mod:`smac_rl_serve.catalog`).
+    Configures the JSON logging of the ``smac_rl_serve`` loggers (one line per request).
+
     Raises:
         ModelError: When the model folder is missing, altered or of another layout.
         ValueError: When the API keys are malformed or the database URL is unusable.
     """
     settings = settings or Settings()
-    policy = OnnxPolicy(settings.model_dir)
-    planner = Planner(policy)
+    configure_logging()
+    policy = OnnxPolicy(resolve_model_dir(settings.model_dir))
+    metrics = ServiceMetrics()
+    meta = policy.metadata
+    metrics.model_info.labels(meta.onnx_sha256, str(meta.schema_version), str(meta.n_connectors_max)).set(1)
+    planner = Planner(policy, metrics)
     keys = KeyRing(configured_keys(settings))
     engine = create_registry_engine(settings.database_url)
     upgrade_schema(engine)
@@ -61,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="SMAC-RL profile service", version="0.2.0", lifespan=lifespan)
     app.state.keys = keys
+    app.state.metrics = metrics
     app.add_middleware(BodyLimit, n_body_bytes_max=settings.n_body_bytes_max)
+    app.add_middleware(RequestTelemetry, metrics=metrics)  # outermost: sees the 413s too
     install_error_handlers(app)
 
     @app.exception_handler(OperationalError)
@@ -73,10 +85,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     def profiles_caller(
+        request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> None:
         if not settings.allow_anonymous_profiles:
-            keys.require(credentials.credentials if credentials else None)
+            who = keys.require(credentials.credentials if credentials else None)
+            request.state.tenant = tenant_label(who)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -84,7 +98,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/readyz")
     def readyz() -> dict[str, str]:
-        """Ready when the database answers."""
+        """Ready when the model answers a zero observation and the database answers."""
+        try:
+            policy.probe()
+        except ModelError:
+            raise ApiError.of(503, "model", "failing", "a model that answers") from None
         try:
             with engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
@@ -94,7 +112,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/model")
     def model() -> dict[str, Any]:
-        return policy.metadata.model_dump(mode="json", exclude={"observation"})
+        """The loaded model's metadata (observation entries left out), its folder and ONNX path."""
+        return {
+            **policy.metadata.model_dump(mode="json", exclude={"observation"}),
+            "model_dir": str(policy.model_dir),
+            "onnx_path": str(policy.onnx_path),
+        }
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics_text() -> Response:
+        """Prometheus metrics of this app (text exposition format)."""
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.post(
         "/v1/profiles",

@@ -3,74 +3,145 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime as ort
 from pydantic import ValidationError
 
 from smac_rl.core.arrays import ScenarioArrays
-from smac_rl.core.artifacts import PolicyMetadata, action_names, layout_entries
-from smac_rl.core.errors import SmacError
+from smac_rl.core.artifacts import POLICY_SCHEMA_VERSION, PolicyMetadata, action_names, layout_entries
+from smac_rl.core.errors import SmacError, render_value
 from smac_rl.core.observation import ObservationLayout
 from smac_rl.core.state import Setpoints, StepContext
+from smac_rl_serve.observability import FallbackReason
 
 
 class ModelError(SmacError):
     """A model folder the service refuses to serve; the message says why."""
 
 
+class InferenceError(SmacError):
+    """The graph failed, or gave non-finite setpoints, on one step; the planner falls back.
+
+    Attributes:
+        reason: ``inference_error`` or ``non_finite_output``.
+    """
+
+    def __init__(self, reason: FallbackReason, message: str) -> None:
+        super().__init__(message)
+        self.reason: FallbackReason = reason
+
+
 class OnnxPolicy:
-    """The exported policy behind the common protocol: observation -> ONNX -> setpoints [kW]."""
+    """The exported policy behind the common protocol: observation -> ONNX -> setpoints [kW].
+
+    Attributes:
+        model_dir: The model folder, resolved.
+        onnx_path: Its ``policy.onnx``.
+        metadata_path: Its ``metadata.json``.
+        metadata: The checked metadata.
+        layout: The observation layout of ``metadata.n_connectors_max``.
+    """
 
     name = "onnx"
 
     def __init__(self, model_dir: Path) -> None:
         """Load and check a model folder.
 
+        Checks, in order: both files exist; ``metadata.json`` is JSON with this service's
+        ``schema_version``; it is valid metadata; the sha256 of ``policy.onnx`` is its
+        ``onnx_sha256``; its observation entries (names, order, units, scales) and action names are
+        those of :class:`ObservationLayout` for its ``n_connectors_max``; the graph has its input and
+        output names and maps a zero observation to finite setpoints of the action's size.
+
         Raises:
-            ModelError: When a file is missing, the metadata is invalid, the ONNX hash differs from
-                the metadata's, or the layout differs from this code's.
+            ModelError: On the first failed check, naming the file, the field, the value found and
+                the expectation.
         """
-        onnx_path, metadata_path = model_dir / "policy.onnx", model_dir / "metadata.json"
-        for path in (onnx_path, metadata_path):
+        self.model_dir = model_dir.resolve()
+        self.onnx_path, self.metadata_path = self.model_dir / "policy.onnx", self.model_dir / "metadata.json"
+        for path in (self.onnx_path, self.metadata_path):
             if not path.is_file():
                 raise ModelError(
                     f"model: {path} is missing; expected policy.onnx and metadata.json in {model_dir}"
                 )
-        try:
-            self.metadata = PolicyMetadata.model_validate_json(metadata_path.read_text(encoding="utf-8"))
-        except ValidationError as exc:
-            raise ModelError(
-                f"model: {metadata_path} is not valid metadata ({exc.error_count()} problems)"
-            ) from None
-        digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+        self.metadata = _read_metadata(self.metadata_path)
+        digest = hashlib.sha256(self.onnx_path.read_bytes()).hexdigest()
         if digest != self.metadata.onnx_sha256:
             raise ModelError(
-                f"model: {onnx_path} has sha256 {digest}; metadata.json expects {self.metadata.onnx_sha256}"
+                f"model: {self.onnx_path} has sha256 {digest}; metadata.json expects "
+                f"{self.metadata.onnx_sha256} (field onnx_sha256): the file was altered or replaced"
             )
         self.layout = ObservationLayout(self.metadata.n_connectors_max)
-        if self.metadata.observation != layout_entries(self.layout) or self.metadata.action != action_names(
-            self.layout
-        ):
-            raise ModelError(
-                "model: its observation or action layout differs from this service's; re-export it"
-            )
+        _check_layout(self.metadata_path, self.metadata, self.layout)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
-        self._session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+        try:
+            self._session = ort.InferenceSession(
+                str(self.onnx_path), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own, undocumented exception types
+            raise ModelError(f"model: {self.onnx_path} does not load in onnxruntime ({exc})") from None
+        graph_names = {
+            "input_name": [i.name for i in self._session.get_inputs()],
+            "output_name": [o.name for o in self._session.get_outputs()],
+        }
+        for field_name, names in graph_names.items():
+            value = getattr(self.metadata, field_name)
+            if value not in names:
+                raise ModelError(
+                    f"model: {self.metadata_path} field {field_name} is {value!r}; "
+                    f"expected one of the graph's names {names} in {self.onnx_path}"
+                )
+        self.probe()
         self._act: Callable[[StepContext], Setpoints] = self._unbound
 
+    def probe(self) -> None:
+        """Run the graph on a zero observation (``/readyz`` and the start both do).
+
+        Raises:
+            ModelError: When it fails or its setpoints are not finite, of shape ``(1, C_max + 1)``.
+        """
+        observation = np.zeros((1, self.layout.size), dtype=np.float32)
+        try:
+            output = self._infer(observation)
+        except InferenceError as exc:
+            raise ModelError(f"model: {self.onnx_path} fails on a zero observation ({exc})") from None
+        expected = (1, self.layout.n_connectors_max + 1)
+        if output.shape != expected:
+            raise ModelError(
+                f"model: {self.onnx_path} output {self.metadata.output_name} has shape {output.shape}; "
+                f"expected {expected} (n_connectors_max + 1 setpoints)"
+            )
+
+    def _infer(self, observation: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """Setpoints [kW] of a batch of observations.
+
+        Raises:
+            InferenceError: When onnxruntime fails or an output is NaN or infinite.
+        """
+        try:
+            feed = {self.metadata.input_name: observation}
+            output = self._session.run([self.metadata.output_name], feed)[0]
+        except Exception as exc:  # onnxruntime raises its own, undocumented exception types
+            raise InferenceError("inference_error", f"{type(exc).__name__}: {exc}") from exc
+        kw = np.asarray(output, dtype=np.float64)
+        if not np.all(np.isfinite(kw)):
+            raise InferenceError("non_finite_output", "the graph gave NaN or infinite setpoints")
+        return kw
+
     def bound(self, arrays: ScenarioArrays) -> Callable[[StepContext], Setpoints]:
-        """A decide function for one rollout of ``arrays`` (no shared state: safe across threads)."""
+        """A decide function for one rollout of ``arrays`` (no shared state: safe across threads).
+
+        The function raises :class:`InferenceError` when the graph fails or gives non-finite output.
+        """
 
         def act(context: StepContext) -> Setpoints:
-            observation = self.layout.observe(arrays, context).astype(np.float32)
-            output = self._session.run([self.metadata.output_name], {self.metadata.input_name: observation})[
-                0
-            ]
-            kw = np.asarray(output, dtype=np.float64)
+            kw = self._infer(self.layout.observe(arrays, context).astype(np.float32))
             return Setpoints(ev_power_kw=kw[:, : context.site.n_connectors], storage_power_kw=kw[:, -1])
 
         return act
@@ -86,3 +157,71 @@ class OnnxPolicy:
     @staticmethod
     def _unbound(_context: StepContext) -> Setpoints:
         raise RuntimeError("OnnxPolicy: call begin_episode(arrays) first")
+
+
+def _read_metadata(path: Path) -> PolicyMetadata:
+    """The metadata of ``path``, its schema version checked first.
+
+    Raises:
+        ModelError: When it is not JSON, of another schema version, or not valid metadata.
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"model: {path} is not JSON ({exc})") from None
+    version = raw.get("schema_version") if isinstance(raw, dict) else None
+    if version != POLICY_SCHEMA_VERSION or isinstance(version, bool):
+        raise ModelError(
+            f"model: {path} field schema_version is {render_value(version)}; expected "
+            f"{POLICY_SCHEMA_VERSION} (the metadata format this service reads); re-export the policy"
+        )
+    try:
+        return PolicyMetadata.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        if first["type"] == "missing":
+            value, expectation = "(missing)", "the field to be present"
+        else:
+            value, expectation = render_value(first.get("input")), first["msg"]
+            expectation = expectation.removeprefix("Input should be ").removeprefix("Value error, ")
+        raise ModelError(
+            f"model: {path} field {where} is {value}; expected {expectation} "
+            f"({exc.error_count()} problem(s) in all)"
+        ) from None
+
+
+def _check_layout(path: Path, metadata: PolicyMetadata, layout: ObservationLayout) -> None:
+    """Compare the metadata's observation and action layout with this code's, entry by entry.
+
+    Raises:
+        ModelError: Naming the first entry that differs, or the lengths when one list is longer.
+    """
+    origin = f"smac_rl.core.observation for n_connectors_max={layout.n_connectors_max}"
+    expected = layout_entries(layout)
+    got = metadata.observation
+    for k, (entry, want) in enumerate(zip(got, expected, strict=False)):
+        for attribute in ("name", "unit", "scale"):
+            value, wanted = getattr(entry, attribute), getattr(want, attribute)
+            if value != wanted:
+                raise ModelError(
+                    f"model: {path} field observation[{k}].{attribute} is {value!r}; expected {wanted!r} "
+                    f"(the layout of {origin}); re-export the policy"
+                )
+    if len(got) != len(expected):
+        raise ModelError(
+            f"model: {path} field observation has {len(got)} entries; expected {len(expected)} "
+            f"(the layout of {origin}); re-export the policy"
+        )
+    names = action_names(layout)
+    if metadata.action != names:
+        k = next(
+            (i for i, (a, b) in enumerate(zip(metadata.action, names, strict=False)) if a != b),
+            min(len(metadata.action), len(names)),
+        )
+        value = metadata.action[k] if k < len(metadata.action) else "(missing)"
+        wanted = names[k] if k < len(names) else "(no entry)"
+        raise ModelError(
+            f"model: {path} field action[{k}] is {value!r}; expected {wanted!r} (the action names of "
+            f"{origin}); re-export the policy"
+        )

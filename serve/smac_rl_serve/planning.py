@@ -1,8 +1,11 @@
 """One path from a site state to rendered profiles, shared by ``/v1/profiles`` and the registry.
 
 A :class:`Planner` checks a scenario for what its format and unit cannot express, rolls the
-policy forward through the core's projection and physics (least laxity first when the site has
-more connectors than the model has room for), and renders each session's profile.
+policy forward through the core's projection and physics, and renders each session's profile.
+Least laxity first answers instead of the model when the site has more connectors than the model
+has room for, or when the graph fails or gives non-finite setpoints on some step (the whole
+rollout is then redone with it); the answer says so in ``fallback_reason`` and the metrics count
+it by reason.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ from smac_rl.core.profiles import (
 from smac_rl.core.scoring import score
 from smac_rl.core.simulate import simulate
 from smac_rl.core.specs import ScenarioSpec
-from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.core.validation import check_scenario
 from smac_rl.policies import LeastLaxityFirst
 from smac_rl_serve.errors import problem
-from smac_rl_serve.model import OnnxPolicy
+from smac_rl_serve.model import InferenceError, OnnxPolicy
+from smac_rl_serve.observability import ServiceMetrics
 
 Renderer = Callable[[SessionProfile, RateUnit], dict[str, Any]]
 
@@ -60,10 +63,12 @@ class Planner:
 
     Attributes:
         policy: The ONNX policy.
+        metrics: Where fallbacks and rendered profiles are counted.
     """
 
-    def __init__(self, policy: OnnxPolicy) -> None:
+    def __init__(self, policy: OnnxPolicy, metrics: ServiceMetrics | None = None) -> None:
         self.policy = policy
+        self.metrics = metrics or ServiceMetrics()
 
     def problems(
         self,
@@ -112,17 +117,26 @@ class Planner:
             )
         arrays = compile_scenario(spec)
         fallback = None
-        decide: Callable[[StepContext], Setpoints]
+        heuristic = LeastLaxityFirst()
+        answered_by = self.policy.name
         if arrays.site.n_connectors > self.policy.layout.n_connectors_max:
-            heuristic = LeastLaxityFirst()
-            decide, answered_by = heuristic.act, heuristic.name
+            self.metrics.fallbacks.labels("too_many_connectors").inc()
+            answered_by = heuristic.name
             fallback = (
                 f"the site has {arrays.site.n_connectors} connectors, the model room for "
                 f"{self.policy.layout.n_connectors_max}: least laxity first answered"
             )
+            trace = simulate(arrays, heuristic.act)
         else:
-            decide, answered_by = self.policy.bound(arrays), self.policy.name
-        trace = simulate(arrays, decide)
+            try:
+                trace = simulate(arrays, self.policy.bound(arrays))
+            except InferenceError as exc:
+                self.metrics.fallbacks.labels(exc.reason).inc()
+                answered_by = heuristic.name
+                fallback = (
+                    f"the model failed on this site state ({exc.reason}: {exc}): least laxity first answered"
+                )
+                trace = simulate(arrays, heuristic.act)
         outlets = [(s.station_id, s.evse_id, s.connector_id, s.transaction_id) for s in spec.sessions]
         render = RENDERERS[profile_format]
         rendered = [
@@ -135,6 +149,7 @@ class Planner:
             }
             for profile in session_profiles(arrays, trace, outlets)
         ]
+        self.metrics.sessions_rendered.labels(profile_format).inc(len(rendered))
         start = spec.time_grid.start_utc.astimezone(dt.UTC)
         events = [t for s in spec.sessions for t in (s.arrival_utc, s.departure_utc) if t > start]
         valid_until = min([start + dt.timedelta(minutes=spec.time_grid.step_min), *events]).astimezone(dt.UTC)

@@ -332,11 +332,17 @@ class Registry:
         attempt = 1
         while True:
             try:
-                return self._attempt(caller, request, change, create)
+                outcome = self._attempt(caller, request, change, create)
             except IntegrityError:
                 if attempt == _ATTEMPTS:
                     raise
                 attempt += 1
+                continue
+            metrics = self._planner.metrics
+            metrics.events.labels(request.event).inc()
+            if outcome.is_replay:
+                metrics.replays.labels(request.event).inc()
+            return outcome
 
     def _attempt(
         self, caller: Caller, request: EventRequest, change: Change | None, create: Create | None

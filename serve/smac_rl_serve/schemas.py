@@ -163,7 +163,7 @@ class PlanAnswer(BaseModel):
         fallback_reason: Why the heuristic answered, if it did.
         model_onnx_sha256: The loaded model's ONNX hash.
         valid_until_utc: Re-request by then (next period, arrival or departure).
-        kpis: The rollout's KPIs.
+        kpis: The rollout's KPIs; null where a KPI is undefined (no sessions, no PV, no setpoint).
         profiles: One entry per session plugged in during the horizon, in the requested format.
     """
 
@@ -171,7 +171,7 @@ class PlanAnswer(BaseModel):
     fallback_reason: str | None
     model_onnx_sha256: str
     valid_until_utc: str
-    kpis: dict[str, float]
+    kpis: dict[str, float | None]
     profiles: list[dict[str, Any]]
 
 

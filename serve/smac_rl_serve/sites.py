@@ -90,7 +90,14 @@ def caller(
         ApiError: 401 without a key or with an unknown one, when keys are configured.
     """
     keys: KeyRing = request.app.state.keys
-    return keys.require(credentials.credentials if credentials else None)
+    who = keys.require(credentials.credentials if credentials else None)
+    request.state.tenant = tenant_label(who)
+    return who
+
+
+def tenant_label(who: Caller) -> str:
+    """The caller's tenants for the request log: their ids, sorted, comma-separated."""
+    return ",".join(sorted(who.tenant_ids))
 
 
 Authorized = Annotated[Caller, Depends(caller)]

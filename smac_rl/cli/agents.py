@@ -81,7 +81,13 @@ def export_command(
 def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8000,
-    model: Annotated[Path | None, typer.Option(help="Model folder (policy.onnx + metadata.json).")] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            help="Model folder (policy.onnx + metadata.json), or NAME@ALIAS: the version that "
+            "models/policies/NAME/ALIASES.json names for ALIAS (or the folder NAME/ALIAS)."
+        ),
+    ] = None,
     database_url: Annotated[
         str,
         typer.Option(help="Registry database: sqlite:///file.db or postgresql+psycopg://user:pw@host/db."),
@@ -107,7 +113,7 @@ def serve_command(
         application = create_app(settings)
     except (ModelError, ValueError) as exc:
         raise fail(str(exc)) from None
-    uvicorn.run(application, host=host, port=port)
+    uvicorn.run(application, host=host, port=port, access_log=False)  # the app logs each request as JSON
 
 
 def _run_id(run_dir: Path) -> str:
