@@ -181,3 +181,121 @@ def bench_optimal(
     console.print_json(text)
     if output is not None:
         write_output(output, text + "\n")
+
+
+def _ms(value_s: float) -> str:
+    return "-" if value_s != value_s else f"{value_s * 1000:.1f}"  # NaN: no 2xx answer
+
+
+@bench_app.command("serve")
+def bench_serve(
+    rate: Annotated[float, typer.Option(min=0.1, help="Requests per second of each phase.")] = 50.0,
+    duration_s: Annotated[
+        float, typer.Option("--duration-s", min=0.1, help="Length of each phase [s].")
+    ] = 60.0,
+    sessions: Annotated[int, typer.Option(min=1, help="Sessions of the large site (and the MPC's).")] = 50,
+    onnx_sessions: Annotated[
+        int, typer.Option(min=1, help="Sessions of the site the ONNX policy answers (<= its connectors).")
+    ] = 16,
+    connections: Annotated[int, typer.Option(min=1, help="Connections of the load generator.")] = 8,
+    mpc_repetitions: Annotated[int, typer.Option(min=0, help="MPC steps timed; 0 skips the MPC.")] = 3,
+    output: Annotated[Path | None, typer.Option(help="Also write the figures as JSON here.")] = None,
+) -> None:
+    """The service's latency under an open-loop load (one uvicorn worker), against the MPC's step."""
+    try:
+        from smac_rl.bench.serve_speed import (
+            TARGET_EVENT_P50_S,
+            TARGET_PROFILES_P50_S,
+            TARGET_PROFILES_P99_S,
+            measure_serve,
+            report,
+            targets_met,
+        )
+
+        record = measure_serve(
+            rate_per_s=rate,
+            duration_s=duration_s,
+            n_sessions=sessions,
+            n_onnx_sessions=onnx_sessions,
+            n_connections=connections,
+            n_mpc_repetitions=mpc_repetitions,
+            progress=console.print,
+        )
+    except ImportError as exc:
+        raise fail(
+            f"bench serve needs the [serve] and [milp] extras ({exc.name} is missing): "
+            "pip install -c constraints.txt -e '.[serve,milp]'"
+        ) from None
+    except RuntimeError as exc:
+        raise fail(str(exc)) from None
+    met = targets_met(record)
+    table = Table(
+        title=f"Service latency, open loop at {rate:g} requests/s for {duration_s:g} s per phase, "
+        f"one uvicorn worker on core {record.server_core_ids}, load on core {record.client_core_ids}; "
+        "latency from each request's due time [ms]"
+    )
+    for name in (
+        "phase",
+        "sessions",
+        "answered by",
+        "p50",
+        "p99",
+        "max",
+        "service p50",
+        "unloaded p50",
+        "errors",
+        "throughput [1/s]",
+        "target",
+        "met",
+        "load avg",
+    ):
+        table.add_column(
+            name, justify="left" if name in ("phase", "answered by", "target", "met") else "right"
+        )
+    for phase in record.phases:
+        if phase.phase_name.startswith("profiles"):
+            target = (
+                f"p50 <= {TARGET_PROFILES_P50_S * 1000:g}, p99 <= {TARGET_PROFILES_P99_S * 1000:g}, 0 errors"
+            )
+        else:
+            target = f"p50 <= {TARGET_EVENT_P50_S * 1000:g}"
+        answered = phase.policy_name + (" (fallback)" if phase.fallback_reason else "")
+        errors = str(phase.n_errors) + (f" {phase.n_errors_by_name}" if phase.n_errors_by_name else "")
+        table.add_row(
+            phase.phase_name,
+            str(phase.n_sessions),
+            answered,
+            _ms(phase.p50_s),
+            _ms(phase.p99_s),
+            _ms(phase.max_s),
+            _ms(phase.service_p50_s),
+            _ms(phase.unloaded_p50_s),
+            escape(errors),
+            f"{phase.throughput_per_s:.1f}",
+            target,
+            "yes" if met[phase.phase_name] else "no",
+            f"{phase.n_load_average:.2f}",
+        )
+    if record.mpc is not None:
+        ratio, unloaded = record.mpc_over_service_p50_frac, record.mpc_over_unloaded_p50_frac
+        table.add_row(
+            "MPC step (in process)",
+            str(record.mpc.n_sessions),
+            "mpc_perfect",
+            _ms(record.mpc.step_s),
+            "",
+            _ms(record.mpc.step_max_s),
+            "",
+            "",
+            "",
+            "",
+            ("-" if ratio is None else f"MPC / service p50 = {ratio:.2f}x")
+            + ("" if unloaded is None else f"; MPC / unloaded p50 = {unloaded:.2f}x"),
+            "",
+            "",
+        )
+    print_table(table)
+    text = json.dumps(report(record), indent=2)
+    console.print_json(text)
+    if output is not None:
+        write_output(output, text + "\n")

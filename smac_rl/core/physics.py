@@ -10,7 +10,8 @@ storage power ``s`` [kW] (sign convention of :mod:`smac_rl.core.units`):
 * PV is curtailed only as far as needed so that export stays within the export limit and no PV is
   exported at a negative export price: ``pv_used = pv_available - curtailment``.
 * Violations: ``max(grid_import - import_limit, 0)`` and ``max(grid_export - export_limit, 0)``
-  (base load alone can exceed a limit; the projection cannot remove that).
+  (base load alone can exceed a limit; the projection cannot remove that); an excess up to
+  :data:`FEASIBILITY_TOL_KW` is float rounding, the projection's own tolerance, and counts as none.
 * Energy cost: ``dt * (grid_import * import_price - grid_export * export_price)``.
 
 The step trusts its setpoints: pass them through :func:`smac_rl.core.projection.project` first.
@@ -24,6 +25,16 @@ import numpy as np
 
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.state import Setpoints, StepContext
+
+FEASIBILITY_TOL_KW = 1e-9
+"""Excess below which a limit counts as met [kW]: float rounding (the projection uses it too)."""
+
+
+def _excess(value: FloatArray, limit: FloatArray) -> FloatArray:
+    """``max(value - limit, 0)``, with rounding noise up to :data:`FEASIBILITY_TOL_KW` as 0."""
+    excess = value - limit
+    result: FloatArray = np.where(excess > FEASIBILITY_TOL_KW, excess, 0.0)
+    return result
 
 
 @dataclass(frozen=True)
@@ -100,8 +111,8 @@ def physics_step(context: StepContext, setpoints: Setpoints) -> StepOutcome:
         grid_import_kw=grid_import,
         grid_export_kw=grid_export,
         pv_used_kw=pv_used,
-        import_violation_kw=np.maximum(grid_import - exo.import_limit_kw, 0.0),
-        export_violation_kw=np.maximum(grid_export - exo.export_limit_kw, 0.0),
+        import_violation_kw=_excess(grid_import, exo.import_limit_kw),
+        export_violation_kw=_excess(grid_export, exo.export_limit_kw),
         energy_cost_eur=dt
         * (grid_import * exo.import_price_eur_per_kwh - grid_export * exo.export_price_eur_per_kwh),
     )

@@ -29,11 +29,8 @@ import numpy as np
 
 from smac_rl.core.arrays import SiteParams
 from smac_rl.core.arraytypes import BoolArray, FloatArray
-from smac_rl.core.physics import storage_retained_kwh
+from smac_rl.core.physics import FEASIBILITY_TOL_KW, storage_retained_kwh
 from smac_rl.core.state import Setpoints, StepContext
-
-FEASIBILITY_TOL_KW = 1e-9
-"""Excess below which a limit counts as met [kW]; keeps the projection idempotent in floating point."""
 
 TOP_UP_TOL_KW = 1e-4
 """How far below the exact top-up a setpoint may be and still count as the final top-up [kW]

@@ -774,3 +774,12 @@ def test_summarize_savings_capture_over_three_days() -> None:
     # Mean (0.5 + 0.2) / 2 = 0.35; pooled (20 + 2) / (40 + 10) = 0.44.
     assert summary.mean_frac == _approx(0.35)
     assert summary.pooled_frac == _approx(0.44)
+
+
+def test_rounding_noise_over_a_limit_is_no_violation() -> None:
+    # A limit met up to float rounding (1e-15 kW over) is met: the projection's tolerance, 1e-9 kW.
+    from smac_rl.core.physics import _excess
+
+    np.testing.assert_array_equal(
+        _excess(np.asarray([40.0 + 1e-14, 41.0, 39.0]), np.full(3, 40.0)), [0.0, 1.0, 0.0]
+    )

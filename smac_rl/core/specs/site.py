@@ -219,6 +219,7 @@ class SiteSpec(StrictModel):
     def _known_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
+        # OSError: a folder of the zone database ("Europe") or a name too long for a file name.
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise ValueError(f"an IANA time zone name such as 'Europe/Berlin', not {value!r}") from exc
         return value
