@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.artifacts import POLICY_SCHEMA_VERSION, PolicyMetadata, action_names, layout_entries
 from smac_rl.core.errors import SmacError, render_value
-from smac_rl.core.observation import ObservationLayout
+from smac_rl.core.observation import ObservationLayout, calendar_table
 from smac_rl.core.state import Setpoints, StepContext
 from smac_rl_serve.observability import FallbackReason
 
@@ -139,9 +139,11 @@ class OnnxPolicy:
 
         The function raises :class:`InferenceError` when the graph fails or gives non-finite output.
         """
+        calendar = calendar_table(arrays)  # once per rollout, not per step
 
         def act(context: StepContext) -> Setpoints:
-            kw = self._infer(self.layout.observe(arrays, context).astype(np.float32))
+            rows = np.broadcast_to(calendar[context.step_index], (context.batch_size, calendar.shape[1]))
+            kw = self._infer(self.layout.observe_rows(context, rows).astype(np.float32))
             return Setpoints(ev_power_kw=kw[:, : context.site.n_connectors], storage_power_kw=kw[:, -1])
 
         return act
