@@ -21,7 +21,7 @@ def train_command(
     run_dir: Annotated[Path, typer.Option(help="Folder for the run's files.")] = Path("runs/train"),
     tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "sqlite:///mlflow.db",
 ) -> None:
-    """Train PPO on generated days of a template, tracked in MLflow."""
+    """Train an agent (PPO, SAC, TD3 or TQC) on the batched env of a template's days, tracked in MLflow."""
     try:
         from smac_rl.agents.config import TrainConfig
         from smac_rl.agents.train import train
