@@ -172,6 +172,15 @@ def define_v2g_modes(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
         return m.e[s, t] - m.pd[s, t] * dt / eta_d >= max(floor_kwh, 0.0) * m.z[s, t]
 
     m.v2g_floor = pyo.Constraint(m.SV, rule=floor)
+
+    def min_soc(m: pyo.ConcreteModel, s: int, t: int) -> pyo.Expression:
+        # Valid for every trajectory of a session that arrives at or above its V2G floor: charging
+        # only raises the energy and discharging stops at the floor. It tightens the relaxation.
+        eta_d = float(sessions.discharge_efficiency_frac[s])
+        return m.e[s, t] - m.pd[s, t] * dt / eta_d >= float(sessions.floor_energy_kwh[s])
+
+    above = [(s, t) for (s, t) in m.SV if sessions.arrival_energy_kwh[s] >= sessions.floor_energy_kwh[s]]
+    m.v2g_min_soc = pyo.Constraint(above, rule=min_soc)
     no_v2g = [(s, t) for (s, t) in m.SP if (s, t) not in m.SV]
     for s, t in no_v2g:
         m.pd[s, t].fix(0.0)
