@@ -6,6 +6,7 @@ Symbols (``dt`` step [h]; ``t`` steps; ``s`` sessions; ``k`` chargers; ``ph`` fe
 ``pc[s,t], pd[s,t]``  charging / discharging power of session ``s`` at its connector [kW], >= 0
 ``e[s,t]``            stored energy of session ``s`` at the start of step ``t`` [kWh]
 ``z[s,t]``            1 when V2G session ``s`` is in discharge mode at ``t`` (binary, V2G only)
+``charging[s,t]``     1 when a V2G session that arrived above its target charges (binary)
 ``y_min, w_top``      minimum-current modes: at least the minimum / final top-up (binaries)
 ``sc[t], sd[t]``      storage charging / discharging power [kW]; ``E[t]`` stored energy [kWh]
 ``zs[t]``             1 when the storage is in discharge mode (binary, only with self-discharge)
@@ -117,7 +118,9 @@ def define_session_box(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
 
     ``pc <= ev_max * (cap - e) / (cap * (1 - s0))`` (CC-CV taper, when ``s0 < 1``) and
     ``e + eta_c * pc * dt <= target`` (no charging past the energy wanted; for V2G sessions only in
-    charge mode, ``+ M * z``); sessions that arrive at or above their target never charge.
+    charge mode, ``+ M * z``); sessions that arrive at or above their target never charge, except
+    V2G sessions arriving above it, which may discharge below it and charge back: for them a binary
+    ``charging`` switches the bound on (``pc <= max_charge * charging``, ``+ M * (1 - charging)``).
     """
     sessions, dt = arrays.sessions, arrays.step_h
 
@@ -130,17 +133,28 @@ def define_session_box(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
 
     m.taper = pyo.Constraint(m.SP, rule=taper)
 
+    above_target = [
+        (s, t) for (s, t) in m.SV if sessions.arrival_energy_kwh[s] > sessions.target_energy_kwh[s]
+    ]
+    m.SA = pyo.Set(dimen=2, initialize=above_target)
+    m.charging = pyo.Var(m.SA, domain=pyo.Binary)
+
     def headroom(m: pyo.ConcreteModel, s: int, t: int) -> pyo.Expression:
         target, arrival = float(sessions.target_energy_kwh[s]), float(sessions.arrival_energy_kwh[s])
         eta_c = float(sessions.charge_efficiency_frac[s])
+        big_m = float(sessions.capacity_kwh[s]) + eta_c * float(sessions.max_charge_kw[s]) * dt
+        if (s, t) in m.SA:  # may discharge below its target, then charge back up to it, never past it
+            return m.e[s, t] + eta_c * m.pc[s, t] * dt <= target + big_m * (1 - m.charging[s, t])
         if (s, t) in m.SV:
-            big_m = float(sessions.capacity_kwh[s]) + eta_c * float(sessions.max_charge_kw[s]) * dt
             return m.e[s, t] + eta_c * m.pc[s, t] * dt <= target + big_m * m.z[s, t]
         if arrival >= target:
             return m.pc[s, t] == 0.0
         return m.e[s, t] + eta_c * m.pc[s, t] * dt <= target
 
     m.headroom = pyo.Constraint(m.SP, rule=headroom)
+    m.charging_mode = pyo.Constraint(
+        m.SA, rule=lambda m, s, t: m.pc[s, t] <= float(sessions.max_charge_kw[s]) * m.charging[s, t]
+    )
 
 
 def define_v2g_modes(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
