@@ -74,11 +74,42 @@ def evaluate(
             help="Folder to write one PNG per policy's episode into, <scenario>__<policy>.png (needs [data])."
         ),
     ] = None,
+    template: Annotated[
+        str | None,
+        typer.Option(
+            help="Evaluate on generated days of this template instead (the protocol; needs [data,milp])."
+        ),
+    ] = None,
+    first_day: Annotated[str, typer.Option(help="With --template: first local day.")] = "2024-01-08",
+    days: Annotated[int, typer.Option(min=1, max=366, help="With --template: consecutive days.")] = 7,
+    seeds: Annotated[int, typer.Option(min=1, max=100, help="With --template: seeds per day.")] = 1,
+    objective: Annotated[
+        str | None,
+        typer.Option(help="With --template: cost, peak, load_balancing or v2g_profit (default cost)."),
+    ] = None,
+    time_limit_s: Annotated[
+        float,
+        typer.Option("--time-limit-s", min=1.0, help="With --template: the optimum's limit per day [s]."),
+    ] = 120.0,
+    out: Annotated[Path | None, typer.Option(help="With --template: write the JSON report here.")] = None,
 ) -> None:
     """Run policies on a scenario and print their KPIs from the one scorer.
 
-    With ``optimal`` among them, savings capture is reported against uncontrolled charging.
+    With ``optimal`` among them, savings capture is reported against uncontrolled charging. With
+    ``--template``, every policy runs on generated days next to uncontrolled and the optimum, and a
+    per-policy summary of savings capture, unmet energy and violations is printed.
     """
+    if template is not None:
+        if scenario is not None or builtin is not None or plot is not None:
+            raise fail("--template: got it with --scenario, --builtin or --plot; expected it alone")
+        if objective not in {None, "cost", "peak", "load_balancing", "v2g_profit"}:
+            raise fail(f"objective: got {objective!r}; expected cost, peak, load_balancing or v2g_profit")
+        from smac_rl.cli.protocol import run_protocol
+
+        run_protocol(
+            template, first_day, days, seeds, policy or list(HEURISTICS), objective, time_limit_s, out
+        )
+        return
     names = policy or list(HEURISTICS)
     try:
         spec = resolve_scenario(scenario, builtin)
