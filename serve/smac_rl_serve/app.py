@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from smac_rl_serve.auth import KeyRing, configured_keys
 from smac_rl_serve.catalog import resolve_model_dir
 from smac_rl_serve.db import create_registry_engine, upgrade_schema
-from smac_rl_serve.errors import ApiError, install_error_handlers, problem
+from smac_rl_serve.errors import PROBLEM_RESPONSE_SCHEMA, ApiError, install_error_handlers, problem
 from smac_rl_serve.limits import BodyLimit
 from smac_rl_serve.model import ModelError, OnnxPolicy
 from smac_rl_serve.observability import RequestTelemetry, ServiceMetrics, configure_logging
@@ -128,6 +128,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/profiles",
         response_model=PlanAnswer,
         dependencies=[Depends(profiles_caller)],
+        responses={
+            status: {
+                "description": text,
+                "content": {"application/json": {"schema": PROBLEM_RESPONSE_SCHEMA}},
+            }
+            for status, text in {
+                401: "No API key, or an unknown one (when keys are configured).",
+                413: "The body is larger than the service accepts.",
+                422: "Invalid input: every problem with its field path, value and expectation.",
+            }.items()
+        },
     )
     def profiles(request: ProfileRequest) -> JSONResponse:
         """Profiles of a whole site state, stateless.
@@ -135,7 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         Needs a key when keys are configured, unless the settings allow anonymous profile requests.
         """
         spec = request.scenario
-        problems = planner.problems(spec, request.format, request.rate_unit)
+        problems = planner.problems(spec, request.format, request.rate_unit, scenario_prefix="scenario.")
         if len(spec.sessions) > settings.n_sessions_max:
             problems.append(
                 problem("scenario.sessions", str(len(spec.sessions)), f"at most {settings.n_sessions_max}")

@@ -74,7 +74,7 @@ def test_bad_bodies_get_422_naming_the_field(base_url: str) -> None:
     data["sessions"][0]["station_id"] = "NOPE"
     status, text = post(f"{base_url}/v1/profiles", {"scenario": data, "format": "json"})
     assert status == 422
-    assert json.loads(text)["detail"][0]["field"] == "sessions[0].station_id"
+    assert json.loads(text)["detail"][0]["field"] == "scenario.sessions[0].station_id"
     status, text = post(f"{base_url}/v1/profiles", {"scenario": tiny_data(), "format": "ocpp201"})
     assert status == 422  # the tiny sessions have no transaction ids
     assert json.loads(text)["detail"][0]["field"] == "scenario.sessions[0].transaction_id"
