@@ -72,3 +72,46 @@ def test_bad_protocol_arguments_are_one_line(args: list[str], message: str) -> N
     result = CliRunner().invoke(app, ["evaluate", *args])
     assert result.exit_code == 1
     assert message in result.output
+
+
+def test_protocol_replays_caltech_days(tmp_path: Path) -> None:
+    out = tmp_path / "replay.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--template",
+            "budapest_workplace",
+            "--first-day",
+            "2021-06-07",
+            "--days",
+            "1",
+            "--caltech-replay",
+            "--policy",
+            "llf",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["setup"]["sessions"] == "caltech_replay"
+    assert "caltech_replay" in report["records"][0]["scenario"]
+
+
+def test_protocol_refuses_a_replay_day_outside_the_periods() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--template",
+            "budapest_workplace",
+            "--first-day",
+            "2024-06-07",
+            "--days",
+            "1",
+            "--caltech-replay",
+        ],
+    )
+    assert result.exit_code == 1
+    assert "day: got 2024-06-07" in result.output

@@ -92,6 +92,12 @@ def evaluate(
         typer.Option("--time-limit-s", min=1.0, help="With --template: the optimum's limit per day [s]."),
     ] = 120.0,
     out: Annotated[Path | None, typer.Option(help="With --template: write the JSON report here.")] = None,
+    caltech_replay: Annotated[
+        bool,
+        typer.Option(
+            help="With --template: replay each day's real Caltech sessions (days of a bundled period)."
+        ),
+    ] = False,
 ) -> None:
     """Run policies on a scenario and print their KPIs from the one scorer.
 
@@ -107,7 +113,15 @@ def evaluate(
         from smac_rl.cli.protocol import run_protocol
 
         run_protocol(
-            template, first_day, days, seeds, policy or list(HEURISTICS), objective, time_limit_s, out
+            template,
+            first_day,
+            days,
+            seeds,
+            policy or list(HEURISTICS),
+            objective,
+            time_limit_s,
+            out,
+            caltech_replay,
         )
         return
     names = policy or list(HEURISTICS)

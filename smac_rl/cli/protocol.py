@@ -1,11 +1,13 @@
 """The evaluation protocol over many days: ``smac evaluate --template T --first-day D --days N``.
 
-For each generated day (and seed) of a template: uncontrolled charging, the policies asked for and
-the perfect-foresight optimum run on the same scenario, each scored by the one scorer on the
+For each day (and seed) of a template: uncontrolled charging, the policies asked for and the
+perfect-foresight optimum run on the same scenario, each scored by the one scorer on the
 scenario's objective; ``savings_capture_frac`` compares each policy with uncontrolled and the
-optimum (days whose possible saving is under 1 EUR are excluded and counted). The summary is per
-policy: mean, median and pooled savings capture, unmet energy, sessions fully served, limit
-violations, and how many days the optimum was proven optimal. Runs are serial in this process.
+optimum (days whose possible saving is under 1 EUR are excluded and counted). Days are generated
+(ElaadNL sessions) or, with ``caltech_replay``, the real Caltech sessions of each day replayed on
+the template's site. The summary is per policy: mean, median and pooled savings capture, unmet
+energy, sessions fully served, limit violations, and how many days the optimum was proven
+optimal. Runs are serial in this process.
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ def run_protocol(
     objective: str | None,
     time_limit_s: float,
     out: Path | None,
+    caltech_replay: bool = False,
 ) -> None:
     """Run the protocol and print the per-policy summary (module docstring); errors exit with one line.
 
@@ -148,6 +151,8 @@ def run_protocol(
         objective: Objective name for every day; None: the generated days' own (``cost``).
         time_limit_s: The optimum's time limit per day [s].
         out: Where to write the JSON report, if anywhere.
+        caltech_replay: Replay the real Caltech sessions of each day on the template's site
+            (days inside a bundled Caltech period) instead of generating sessions.
     """
     from rich.markup import escape
     from rich.table import Table
@@ -160,7 +165,7 @@ def run_protocol(
     from smac_rl.policies import make_heuristic, run_policy
 
     try:
-        from smac_rl.data.generator import generate_scenario
+        from smac_rl.data.generator import generate_scenario, replay_caltech_day
         from smac_rl.data.template_spec import load_template
         from smac_rl.optimal.solve import solve_optimal
     except ImportError as exc:
@@ -178,7 +183,10 @@ def run_protocol(
         for k in range(n_days):
             day = start + dt.timedelta(days=k)
             for seed in range(n_seeds):
-                spec, _ = generate_scenario(site, day, 1, seed=seed)
+                if caltech_replay:
+                    spec, _ = replay_caltech_day(site, day, seed=seed)
+                else:
+                    spec, _ = generate_scenario(site, day, 1, seed=seed)
                 if objective is not None:
                     data = spec.model_dump(mode="json")
                     data["objective"] = {"name": objective}
@@ -240,6 +248,7 @@ def run_protocol(
             "seeds": n_seeds,
             "objective": objective or "cost",
             "policies": ["uncontrolled", *names, "optimal"],
+            "sessions": "caltech_replay" if caltech_replay else "generated",
             "time_limit_s": time_limit_s,
         }
         try:
