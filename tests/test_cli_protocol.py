@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from smac_rl.cli.main import app
-from smac_rl.cli.protocol import DayRecord, summarize
+from smac_rl.optimal.protocol import DayRecord, summarize
 
 
 def _record(day: str, policy: str, objective_eur: float, capture: float | None) -> DayRecord:

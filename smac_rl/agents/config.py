@@ -11,6 +11,25 @@ from smac_rl.core.specs import ObjectiveSpec
 from smac_rl.core.specs.base import StrictModel
 
 
+class DaysConfig(StrictModel):
+    """A set of evaluation days: consecutive local days, each with one or more generator seeds.
+
+    Attributes:
+        first_day: First local day.
+        n_days: Consecutive days.
+        n_seeds: Generator seeds per day.
+    """
+
+    first_day: dt.date
+    n_days: int = Field(default=7, ge=1, le=366)
+    n_seeds: int = Field(default=1, ge=1, le=100)
+
+    @property
+    def last_day(self) -> dt.date:
+        """The last local day."""
+        return self.first_day + dt.timedelta(days=self.n_days - 1)
+
+
 class TrainConfig(StrictModel):
     """A training run (PPO, SAC, TD3 or TQC) on generated days of one pilot template.
 
@@ -39,11 +58,18 @@ class TrainConfig(StrictModel):
             ``td3`` or ``tqc`` (sb3-contrib; off-policy, SB3's MLP actor and critics).
         buffer_size: Replay buffer transitions (off-policy algorithms).
         learning_starts: Steps collected before the first off-policy update.
+        selection_days: Days the run is judged on while training and when runs are compared (DESIGN.md
+            section 4: the selection year); never overlapping the training days.
+        test_days: Days reported once, on the champion's card (the test year); never overlapping the
+            training days.
+        eval_every_steps: Evaluate on the selection days every this many environment steps (all rows
+            counted), logging to MLflow and keeping the best model; None: only once, after training.
+        eval_time_limit_s: The optimum's time limit per evaluation day [s].
     """
 
     template: str = "turku_ultrafast_hub"
-    first_day: dt.date = dt.date(2023, 1, 1)
-    last_day: dt.date = dt.date(2023, 12, 31)
+    first_day: dt.date = dt.date(2021, 1, 1)
+    last_day: dt.date = dt.date(2022, 12, 31)
     total_timesteps: int = Field(default=20_000, ge=1, le=100_000_000)
     seed: int = Field(default=0, ge=0)
     n_envs: int = Field(default=4, ge=1, le=4096)
@@ -62,6 +88,10 @@ class TrainConfig(StrictModel):
     algorithm: Literal["ppo", "sac", "td3", "tqc"] = "ppo"
     buffer_size: int = Field(default=100_000, ge=100)
     learning_starts: int = Field(default=1_000, ge=0)
+    selection_days: DaysConfig = DaysConfig(first_day=dt.date(2023, 1, 9), n_days=7)
+    test_days: DaysConfig = DaysConfig(first_day=dt.date(2024, 1, 8), n_days=7)
+    eval_every_steps: int | None = Field(default=None, ge=1)
+    eval_time_limit_s: float = Field(default=60.0, gt=0, le=3600)
 
     @model_validator(mode="after")
     def _supported_combinations(self) -> TrainConfig:
@@ -75,4 +105,12 @@ class TrainConfig(StrictModel):
                 f"policy_network 'equivariant' with algorithm {self.algorithm!r}: the equivariant "
                 "network is an actor-critic for ppo; use policy_network 'mlp' or algorithm 'ppo'"
             )
+        if self.last_day < self.first_day:
+            raise ValueError(f"last_day {self.last_day}: expected on or after first_day {self.first_day}")
+        for name, days in (("selection_days", self.selection_days), ("test_days", self.test_days)):
+            if days.first_day <= self.last_day and self.first_day <= days.last_day:
+                raise ValueError(
+                    f"{name} {days.first_day}..{days.last_day}: overlaps the training days "
+                    f"{self.first_day}..{self.last_day}; judge on days the agent never trained on"
+                )
         return self

@@ -1,4 +1,4 @@
-"""Training (PPO, SAC, TD3, TQC) on the batched env of a pilot template's days, tracked in MLflow."""
+"""Training (PPO, SAC, TD3, TQC) on the batched env of a template's days, judged on selection days."""
 
 from __future__ import annotations
 
@@ -10,16 +10,26 @@ import mlflow
 import yaml
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv
 
 from smac_rl.agents.config import TrainConfig
 from smac_rl.agents.envs import training_vec_env
+from smac_rl.agents.evaluation import (
+    SelectionCallback,
+    evaluate_model,
+    policy_name,
+    selection_metrics,
+    selection_score,
+)
 from smac_rl.agents.networks import EquivariantActorCriticPolicy
+from smac_rl.agents.reports import summary_table
 from smac_rl.agents.tracking import DEFAULT_TRACKING_URI, MlflowWriter, provenance_tags
 from smac_rl.core.errors import SmacError
 from smac_rl.core.observation import ObservationLayout
 from smac_rl.data.template_spec import load_template
+from smac_rl.optimal.protocol import ProtocolResult, write_report
 
 
 @dataclass(frozen=True)
@@ -27,11 +37,13 @@ class TrainResult:
     """A finished training run.
 
     Attributes:
-        model: The trained model.
+        model: The trained model (the best on the selection days when the callback ran).
         layout: Its observation and action layout.
         model_path: Saved SB3 model (``model.zip``).
         run_id: MLflow run id.
         config: The configuration trained with.
+        selection: The model on the selection days next to uncontrolled and the optimum.
+        selection_score: Its median savings capture there (:func:`selection_score`).
     """
 
     model: BaseAlgorithm
@@ -39,26 +51,12 @@ class TrainResult:
     model_path: Path
     run_id: str
     config: TrainConfig
+    selection: ProtocolResult
+    selection_score: float
 
 
-def train(
-    config: TrainConfig,
-    run_dir: Path,
-    tracking_uri: str = DEFAULT_TRACKING_URI,
-    experiment: str = "smac-rl",
-    progress_bar: bool = False,
-) -> TrainResult:
-    """Train the config's algorithm and log the run (params, metrics by step, config, provenance, model).
-
-    Args:
-        config: The training configuration.
-        run_dir: Folder for this run's files (created).
-        tracking_uri: MLflow tracking URI (a local SQLite store by default).
-        experiment: MLflow experiment name.
-        progress_bar: Show SB3's progress bar.
-
-    Returns:
-        The trained model and where it was saved.
+def check_connectors(config: TrainConfig) -> None:
+    """Refuse a template with more connectors than the policy has room for.
 
     Raises:
         SmacError: When the template has more connectors than ``n_connectors_max`` (or is unknown).
@@ -69,6 +67,64 @@ def train(
             f"n_connectors_max: got {config.n_connectors_max}; expected at least the {n_connectors} "
             f"connectors of {config.template}"
         )
+
+
+def fit_model(
+    config: TrainConfig,
+    logger: Logger | None = None,
+    callback: BaseCallback | None = None,
+    progress_bar: bool = False,
+) -> BaseAlgorithm:
+    """Train the config's algorithm on its batched env (no tracking: :func:`train` adds it).
+
+    Args:
+        config: The training configuration.
+        logger: SB3 logger to write to (none: SB3's silent default).
+        callback: Called during training.
+        progress_bar: Show SB3's progress bar.
+
+    Returns:
+        The trained model.
+    """
+    check_connectors(config)
+    envs = training_vec_env(config)
+    try:
+        model = build_model(config, envs)
+        if logger is not None:
+            model.set_logger(logger)
+        model.learn(total_timesteps=config.total_timesteps, callback=callback, progress_bar=progress_bar)
+    finally:
+        envs.close()
+    return model
+
+
+def train(
+    config: TrainConfig,
+    run_dir: Path,
+    tracking_uri: str = DEFAULT_TRACKING_URI,
+    experiment: str = "smac-rl",
+    progress_bar: bool = False,
+) -> TrainResult:
+    """Train, judge on the selection days and log the run (params, metrics by step, provenance, artifacts).
+
+    Artifacts: the config, the model, the selection evaluation (``selection.json``) and a markdown
+    report (``report.md``). With ``eval_every_steps`` the selection days are scored during training
+    too and the best model is kept.
+
+    Args:
+        config: The training configuration.
+        run_dir: Folder for this run's files (created).
+        tracking_uri: MLflow tracking URI (a local SQLite store by default).
+        experiment: MLflow experiment name.
+        progress_bar: Show SB3's progress bar.
+
+    Returns:
+        The trained model, where it was saved, and its selection score.
+
+    Raises:
+        SmacError: When the template has more connectors than ``n_connectors_max`` (or is unknown).
+    """
+    check_connectors(config)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "train_config.yaml"
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
@@ -77,18 +133,60 @@ def train(
     layout = ObservationLayout(config.n_connectors_max)
     with mlflow.start_run(run_name=run_dir.name) as run:
         mlflow.set_tags(provenance_tags())
-        mlflow.log_params(config.model_dump(mode="json"))
+        mlflow.log_params(flat_params(config))
         mlflow.log_artifact(str(config_path))
-        envs = training_vec_env(config)
-        model = build_model(config, envs)
-        model.set_logger(Logger(folder=None, output_formats=[MlflowWriter()]))
-        model.learn(total_timesteps=config.total_timesteps, progress_bar=progress_bar)
         (run_dir / "mlflow_run_id.txt").write_text(run.info.run_id + "\n", encoding="utf-8")
+        best_path = run_dir / "best_model.zip"
+        callback = SelectionCallback(config, best_path) if config.eval_every_steps is not None else None
+        logger = Logger(folder=None, output_formats=[MlflowWriter()])
+        model = fit_model(config, logger, callback, progress_bar)
+        references = callback.references if callback is not None else None
+        selection = evaluate_model(model, config, "selection", references)
+        score = selection_score(selection.summary[policy_name(config)])
+        if callback is not None and callback.best_score > score:
+            model = type(model).load(best_path, device="cpu")
+            selection = evaluate_model(model, config, "selection", selection.references)
+            score = selection_score(selection.summary[policy_name(config)])
+        row = selection.summary[policy_name(config)]
+        mlflow.log_metrics(selection_metrics(row), step=model.num_timesteps)
+        mlflow.log_metric("selection_score", score)
         model_path = run_dir / "model.zip"
         model.save(model_path)
         mlflow.log_artifact(str(model_path))
-        envs.close()
-        return TrainResult(model, layout, model_path, run.info.run_id, config)
+        for path in write_selection_files(run_dir, config, selection):
+            mlflow.log_artifact(str(path))
+        return TrainResult(model, layout, model_path, run.info.run_id, config, selection, score)
+
+
+def flat_params(config: TrainConfig) -> dict[str, Any]:
+    """The config as MLflow parameters (nested blocks flattened with dots)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.model_dump(mode="json").items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{inner}": item for inner, item in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def write_selection_files(run_dir: Path, config: TrainConfig, selection: ProtocolResult) -> list[Path]:
+    """Write ``selection.json`` (records and summary) and ``report.md`` (the summary table) to ``run_dir``."""
+    json_path, report_path = run_dir / "selection.json", run_dir / "report.md"
+    days = config.selection_days
+    setup = {"selection_days": days.model_dump(mode="json")}
+    write_report(json_path, selection.records, selection.summary, setup)
+    lines = [
+        f"# Training run `{run_dir.name}`",
+        "",
+        f"{config.algorithm} on `{config.template}` (objective `{config.objective.name}`), "
+        f"{config.total_timesteps} steps, trained on {config.first_day}..{config.last_day}.",
+        "",
+        f"Selection days {days.first_day}..{days.last_day} ({days.n_seeds} seed(s) each):",
+        "",
+        *summary_table(selection.summary),
+    ]
+    report_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [json_path, report_path]
 
 
 def build_model(config: TrainConfig, envs: VecEnv) -> BaseAlgorithm:
@@ -133,3 +231,21 @@ def build_model(config: TrainConfig, envs: VecEnv) -> BaseAlgorithm:
     from sb3_contrib import TQC
 
     return TQC("MlpPolicy", envs, **off_policy)
+
+
+def load_model(config: TrainConfig, path: Path) -> BaseAlgorithm:
+    """Load a saved model of a config's algorithm (CPU).
+
+    Raises:
+        SmacError: When the file is not a model of that algorithm.
+    """
+    algorithms: dict[str, type[BaseAlgorithm]] = {"ppo": PPO, "sac": SAC, "td3": TD3}
+    if config.algorithm == "tqc":
+        from sb3_contrib import TQC
+
+        algorithms["tqc"] = TQC
+    try:
+        return algorithms[config.algorithm].load(path, device="cpu")
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+        expected = f"a saved {config.algorithm} model ({exc})"
+        raise SmacError(f"model: got {str(path)!r}; expected {expected}") from None

@@ -1,14 +1,49 @@
-"""``smac train``, ``smac export`` and ``smac serve``."""
+"""``smac train``, ``smac sweep``, ``smac export`` and ``smac serve``."""
 
 from __future__ import annotations
 
+import json
+import re
+import shlex
+import sys
+import tempfile
+from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from smac_rl.cli.common import console, fail, fail_problems
 from smac_rl.core.errors import ScenarioError, SmacError
+
+if TYPE_CHECKING:
+    from smac_rl.agents.config import TrainConfig
+    from smac_rl.core.arrays import ScenarioArrays
+    from smac_rl.policies import Policy
+
+TrackingOption = Annotated[str, typer.Option(help="MLflow tracking URI (runs and model registry).")]
+POLICIES_DIR = Path("models/policies")
+
+
+def _train_extra_missing(command: str, exc: ImportError) -> typer.Exit:
+    return fail(f"smac {command} needs the [train] extra ({exc.name} is missing)")
+
+
+def _read_train_config(path: Path | None, overrides: dict[str, object]) -> TrainConfig:
+    """A training config from YAML (or defaults) with CLI overrides; errors exit naming the fields."""
+    from pydantic import ValidationError
+
+    from smac_rl.agents.config import TrainConfig
+    from smac_rl.core.scenario_io import problems_from_pydantic, read_data_file
+
+    try:
+        data = dict(read_data_file(path)) if path is not None else {}  # type: ignore[call-overload]
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainConfig.model_validate(data)
+    except ScenarioError as exc:
+        raise fail_problems(exc) from None
+    except ValidationError as exc:
+        raise fail_problems(ScenarioError(problems_from_pydantic(exc.errors()), str(path))) from None
 
 
 def train_command(
@@ -19,27 +54,30 @@ def train_command(
     ] = None,
     seed: Annotated[int | None, typer.Option(min=0, help="Seed (overrides the config).")] = None,
     run_dir: Annotated[Path, typer.Option(help="Folder for the run's files.")] = Path("runs/train"),
-    tracking_uri: Annotated[str, typer.Option(help="MLflow tracking URI.")] = "sqlite:///mlflow.db",
+    tracking_uri: TrackingOption = "sqlite:///mlflow.db",
+    register: Annotated[
+        str | None,
+        typer.Option(
+            help="Register the run in the MLflow registry under this name; champion if it scores best."
+        ),
+    ] = None,
+    force_promote: Annotated[
+        bool, typer.Option(help="With --register: make it the champion whatever the scores.")
+    ] = False,
 ) -> None:
-    """Train an agent (PPO, SAC, TD3 or TQC) on the batched env of a template's days, tracked in MLflow."""
+    """Train an agent (PPO, SAC, TD3 or TQC) on the batched env of a template's days, tracked in MLflow.
+
+    After training, the model is scored on the config's selection days next to uncontrolled charging,
+    and the optimum (median savings capture: its selection score).
+    """
     try:
-        from smac_rl.agents.config import TrainConfig
+        from smac_rl.agents.registry import register_run
         from smac_rl.agents.train import train
     except ImportError as exc:
-        raise fail(f"smac train needs the [train] extra ({exc.name} is missing)") from None
-    from pydantic import ValidationError
-
-    from smac_rl.core.scenario_io import problems_from_pydantic, read_data_file
-
-    try:
-        data = dict(read_data_file(config)) if config is not None else {}  # type: ignore[call-overload]
-        overrides = {"template": template, "total_timesteps": timesteps, "seed": seed}
-        data.update({k: v for k, v in overrides.items() if v is not None})
-        train_config = TrainConfig.model_validate(data)
-    except ScenarioError as exc:
-        raise fail_problems(exc) from None
-    except ValidationError as exc:
-        raise fail_problems(ScenarioError(problems_from_pydantic(exc.errors()), str(config))) from None
+        raise _train_extra_missing("train", exc) from None
+    train_config = _read_train_config(
+        config, {"template": template, "total_timesteps": timesteps, "seed": seed}
+    )
     try:
         result = train(train_config, run_dir, tracking_uri, progress_bar=console.is_terminal)
     except ScenarioError as exc:
@@ -47,35 +85,200 @@ def train_command(
     except SmacError as exc:
         raise fail(str(exc)) from None
     console.print(
-        f"trained {train_config.total_timesteps} steps; model {result.model_path}; MLflow run {result.run_id}"
+        f"trained {train_config.total_timesteps} steps; model {result.model_path}; "
+        f"MLflow run {result.run_id}; "
+        f"selection score (median savings capture) {result.selection_score:.4f}",
+        highlight=False,
     )
+    console.print(f"report: {run_dir / 'report.md'}", highlight=False)
+    if register is not None:
+        try:
+            done = register_run(
+                tracking_uri,
+                register,
+                result.run_id,
+                result.selection_score,
+                train_config.selection_days,
+                force_promote,
+            )
+        except SmacError as exc:
+            raise fail(str(exc)) from None
+        console.print(f"registered {done.name} v{done.version}: {done.reason}", highlight=False)
+
+
+def sweep_command(
+    config: Annotated[
+        Path, typer.Argument(help="Sweep YAML: name, train (or base_config), search_space, n_trials.")
+    ],
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address (tcp://host:8786); none: a LocalCluster on this machine."),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="Workers of the LocalCluster.")] = 2,
+    sweep_dir: Annotated[
+        Path | None, typer.Option(help="Folder of the study journal and the runs; default runs/sweeps/NAME.")
+    ] = None,
+    tracking_uri: TrackingOption = "sqlite:///mlflow.db",
+) -> None:
+    """Optuna sweep whose trials train and score as Dask tasks; the best run is registered in MLflow."""
+    try:
+        from smac_rl.agents.sweep import load_sweep_config, run_sweep
+    except ImportError as exc:
+        raise fail(f"smac sweep needs the [train] and [distributed] extras ({exc.name} is missing)") from None
+    try:
+        sweep = load_sweep_config(config)
+    except ScenarioError as exc:
+        raise fail_problems(exc) from None
+    target = sweep_dir or Path("runs/sweeps") / sweep.name
+
+    def say(line: str) -> None:
+        console.print(line, highlight=False, soft_wrap=True)
+
+    try:
+        result = run_sweep(sweep, target, tracking_uri, scheduler, workers, say=say)
+    except ScenarioError as exc:
+        raise fail_problems(exc) from None
+    except SmacError as exc:
+        raise fail(str(exc)) from None
+    from rich.table import Table
+
+    from smac_rl.agents.sweep import sweep_summary
+    from smac_rl.cli.common import print_table
+
+    table = Table(
+        title=f"sweep {sweep.name}: runs of this call, best first (MLflow run {result.parent_run_id})"
+    )
+    for header in ("run", "selection score", "params", "MLflow run", "error"):
+        table.add_column(header)
+    for row in sweep_summary(result):
+        score = "failed" if row["score"] is None else f"{row['score']:.4f}"
+        table.add_row(row["label"], score, json.dumps(row["params"]), row["run_id"], row["error"] or "")
+    print_table(table)
+    if result.best is not None:
+        say(f"best: {result.best.label} ({result.best.run_dir})")
 
 
 def export_command(
-    run_dir: Annotated[Path, typer.Option(help="A training run folder (model.zip and train_config.yaml).")],
-    out: Annotated[Path | None, typer.Option(help="Export folder; default <run_dir>/export.")] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option(help="A training run folder (model.zip and train_config.yaml).")
+    ] = None,
+    champion: Annotated[
+        str | None,
+        typer.Option(
+            help="Export the registered model NAME's champion (MLflow registry) instead of a run folder."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Export folder; default models/policies/NAME/vN for --champion, <run_dir>/export otherwise."
+        ),
+    ] = None,
+    card: Annotated[
+        bool,
+        typer.Option(help="Write MODEL_CARD.md: the exported policy scored on the selection and test days."),
+    ] = True,
+    tracking_uri: TrackingOption = "sqlite:///mlflow.db",
 ) -> None:
-    """Export a trained policy to ONNX (normalisation and action scaling inside) with metadata.json."""
+    """Export a trained policy to ONNX (normalisation and action scaling inside), metadata.json and a card.
+
+    With --champion NAME the registry's champion is exported to models/policies/NAME/vN (the next free
+    version) and models/policies/NAME/ALIASES.json names it champion, which `smac serve --model NAME@champion`
+    loads.
+    """
+    if (run_dir is None) == (champion is None):
+        raise fail("run-dir, champion: expected exactly one of --run-dir DIR or --champion NAME")
     try:
-        from stable_baselines3 import PPO
-
-        from smac_rl.agents.config import TrainConfig
         from smac_rl.agents.export import export_policy
+        from smac_rl.agents.registry import download_champion
+        from smac_rl.agents.train import load_model
     except ImportError as exc:
-        raise fail(f"smac export needs the [train] extra ({exc.name} is missing)") from None
+        raise _train_extra_missing("export", exc) from None
     from smac_rl.core.observation import ObservationLayout
-    from smac_rl.core.scenario_io import read_data_file
 
-    model_path, config_path = run_dir / "model.zip", run_dir / "train_config.yaml"
-    if not model_path.is_file() or not config_path.is_file():
-        raise fail(f"run-dir: got {str(run_dir)!r}; expected a folder with model.zip and train_config.yaml")
-    config = TrainConfig.model_validate(read_data_file(config_path))
-    model = PPO.load(model_path, device="cpu")
-    target = out or run_dir / "export"
-    metadata = export_policy(
-        model, ObservationLayout(config.n_connectors_max), target, _run_id(run_dir), config.template
-    )
+    with tempfile.TemporaryDirectory(prefix="smac-export-") as scratch:
+        registry = None
+        if champion is not None:
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", champion) or champion in {".", ".."}:
+                raise fail(
+                    f"champion: got {champion!r}; expected a registered model name (letters, digits, _ . -)"
+                )
+            try:
+                found = download_champion(tracking_uri, champion, Path(scratch))
+            except SmacError as exc:
+                raise fail(str(exc)) from None
+            source, run_id, trained_by = Path(scratch), found.run_id, found.command
+            registry = f"`{champion}` v{found.version} (alias champion, selection score {found.score:.4f})"
+            target = out or _next_version(POLICIES_DIR / champion)
+        elif run_dir is not None:
+            source, run_id, trained_by = run_dir, _run_id(run_dir), ""
+            target = out or run_dir / "export"
+        model_path, config_path = source / "model.zip", source / "train_config.yaml"
+        if not model_path.is_file() or not config_path.is_file():
+            raise fail(
+                f"run-dir: got {str(source)!r}; expected a folder with model.zip and train_config.yaml"
+            )
+        config = _read_train_config(config_path, {})
+        try:
+            model = load_model(config, model_path)
+        except SmacError as exc:
+            raise fail(str(exc)) from None
+        layout = ObservationLayout(config.n_connectors_max)
+        metadata = export_policy(model, layout, target, run_id, config.template)
     console.print(f"wrote {target / 'policy.onnx'} (sha256 {metadata.onnx_sha256[:12]}...) and metadata.json")
+    if card:
+        _write_card(target, config, metadata, registry, champion, trained_by)
+    if champion is not None and out is None:
+        aliases_path = target.parent / "ALIASES.json"
+        aliases = json.loads(aliases_path.read_text(encoding="utf-8")) if aliases_path.is_file() else {}
+        if aliases.get("champion") not in {None, target.name}:
+            aliases["previous"] = aliases["champion"]
+        aliases["champion"] = target.name
+        aliases_path.write_text(json.dumps(aliases, indent=2) + "\n", encoding="utf-8")
+        console.print(f"{aliases_path}: {aliases} (serve it as {champion}@champion)", highlight=False)
+
+
+def _next_version(folder: Path) -> Path:
+    """``folder/vN`` for the first N above every existing ``vK``."""
+    taken = [int(p.name[1:]) for p in folder.glob("v*") if p.is_dir() and p.name[1:].isdigit()]
+    return folder / f"v{max(taken, default=0) + 1}"
+
+
+def _write_card(
+    target: Path,
+    config: TrainConfig,
+    metadata: object,
+    registry: str | None,
+    champion: str | None,
+    trained_by: str,
+) -> None:
+    """Score the exported ONNX policy (as served) on the selection and test days, write the card."""
+    from smac_rl.agents.evaluation import HEURISTIC_BASELINES, day_set
+    from smac_rl.agents.reports import CardInputs, model_card
+    from smac_rl.cli.policies import resolve_policy
+    from smac_rl.core.artifacts import PolicyMetadata
+    from smac_rl.optimal.protocol import PolicyFactory, evaluate_days
+
+    if not isinstance(metadata, PolicyMetadata):
+        raise TypeError("metadata: expected PolicyMetadata")
+    label = f"{target.parent.name}/{target.name}"
+    factories: dict[str, PolicyFactory] = {name: partial(_heuristic, name) for name in HEURISTIC_BASELINES}
+    factories[label] = partial(resolve_policy, str(target))
+    results = {}
+    for split in ("selection", "test"):
+        console.print(f"scoring {label} on the {split} days ...", highlight=False)
+        try:
+            results[split] = evaluate_days(day_set(config, split), factories, config.eval_time_limit_s)
+        except SmacError as exc:
+            raise fail(str(exc)) from None
+    command = "smac " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    commands = [f"# trained by: {trained_by}", command] if trained_by else [command]
+    name = champion or target.parent.name
+    inputs = CardInputs(
+        name, target.name, config, metadata, label, results["selection"], results["test"], commands, registry
+    )
+    (target / "MODEL_CARD.md").write_text(model_card(inputs), encoding="utf-8")
+    console.print(f"wrote {target / 'MODEL_CARD.md'}", highlight=False)
 
 
 def serve_command(
@@ -114,6 +317,13 @@ def serve_command(
     except (ModelError, ValueError) as exc:
         raise fail(str(exc)) from None
     uvicorn.run(application, host=host, port=port, access_log=False)  # the app logs each request as JSON
+
+
+def _heuristic(name: str, _arrays: ScenarioArrays) -> Policy:
+    """A heuristic by name (the same for every day)."""
+    from smac_rl.policies import make_heuristic
+
+    return make_heuristic(name)
 
 
 def _run_id(run_dir: Path) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from smac_rl.cli.agents import export_command, serve_command, train_command
+from smac_rl.cli.agents import export_command, serve_command, sweep_command, train_command
 from smac_rl.cli.bench import bench_app
 from smac_rl.cli.common import (
     console,
@@ -50,6 +50,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(bench_app, name="bench")
 app.add_typer(forecast_app, name="forecast")
 app.command("train")(train_command)
+app.command("sweep")(sweep_command)
 app.command("export")(export_command)
 app.command("serve")(serve_command)
 app.command("optimize")(optimize_command)

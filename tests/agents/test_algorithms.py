@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import onnxruntime as ort
 import pydantic
 import pytest
 
-from smac_rl.agents.config import TrainConfig
+from smac_rl.agents.config import DaysConfig, TrainConfig
 from smac_rl.agents.export import export_policy
 from smac_rl.agents.policy import Sb3Policy
 from smac_rl.agents.train import train
@@ -17,10 +18,13 @@ from smac_rl_envs.site_env import SiteChargingEnv
 
 C_MAX = 6
 
+ONE_SELECTION_DAY = DaysConfig(first_day=dt.date(2023, 3, 6), n_days=1)
+
 
 @pytest.mark.parametrize("algorithm", ["sac", "td3", "tqc"])
 def test_off_policy_training_and_onnx_parity(algorithm: str, tmp_path: Path) -> None:
     config = TrainConfig(
+        selection_days=ONE_SELECTION_DAY,
         template="rome_v2g_fleet",
         algorithm=algorithm,  # type: ignore[arg-type]
         total_timesteps=128,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from smac_rl.agents.config import TrainConfig
+from smac_rl.agents.config import DaysConfig, TrainConfig
 from smac_rl.agents.export import export_policy
 from smac_rl.agents.networks import EquivariantActorCriticPolicy
 from smac_rl.agents.train import TrainResult, train
@@ -21,11 +22,14 @@ N_SITE, N_BLOCK = len(SITE_FEATURES), len(CONNECTOR_FEATURES)
 SITE_NAMES = [f.name for f in SITE_FEATURES]
 CONNECTOR_NAMES = [f.name for f in CONNECTOR_FEATURES]
 
+ONE_SELECTION_DAY = DaysConfig(first_day=dt.date(2023, 3, 6), n_days=1)
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path]:
     root = tmp_path_factory.mktemp("equivariant")
     config = TrainConfig(
+        selection_days=ONE_SELECTION_DAY,
         template="rome_v2g_fleet",
         total_timesteps=256,
         n_envs=2,

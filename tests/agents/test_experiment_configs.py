@@ -30,3 +30,21 @@ def test_there_is_a_config_per_template() -> None:
 def test_unknown_key_is_named() -> None:
     with pytest.raises(pydantic.ValidationError, match=r"learning_rat\n.*Extra inputs are not permitted"):
         TrainConfig.model_validate({"learning_rat": 0.1})
+
+
+@pytest.mark.parametrize("split", ["selection_days", "test_days"])
+def test_evaluation_days_overlapping_the_training_days_are_refused(split: str) -> None:
+    days = {"first_day": "2022-12-30", "n_days": 3}
+    with pytest.raises(
+        pydantic.ValidationError, match=rf"{split} 2022-12-30\.\.2023-01-01: overlaps the training"
+    ):
+        TrainConfig.model_validate({split: days})
+
+
+def test_days_end_on_their_last_day() -> None:
+    config = TrainConfig()
+    assert (config.selection_days.first_day.isoformat(), config.selection_days.last_day.isoformat()) == (
+        "2023-01-09",
+        "2023-01-15",
+    )
+    assert config.last_day.isoformat() == "2022-12-31"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import mlflow
@@ -9,21 +10,31 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from smac_rl.agents.config import TrainConfig
+from smac_rl.agents.config import DaysConfig, TrainConfig
 from smac_rl.agents.export import export_policy
 from smac_rl.agents.policy import Sb3Policy
+from smac_rl.agents.registry import find_champion, register_run
 from smac_rl.agents.train import TrainResult, train
 from smac_rl.core.artifacts import PolicyMetadata
+from smac_rl.core.errors import SmacError
 from smac_rl.core.state import context_at
 from smac_rl.policies import run_policy
 from smac_rl_envs.site_env import SiteChargingEnv
+
+ONE_SELECTION_DAY = DaysConfig(first_day=dt.date(2023, 3, 6), n_days=1)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path]:
     root = tmp_path_factory.mktemp("train")
     config = TrainConfig(
-        total_timesteps=512, n_envs=2, n_steps=128, batch_size=128, n_epochs=1, n_connectors_max=8
+        selection_days=ONE_SELECTION_DAY,
+        total_timesteps=512,
+        n_envs=2,
+        n_steps=128,
+        batch_size=128,
+        n_epochs=1,
+        n_connectors_max=8,
     )
     result = train(config, root / "run", tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     return result, root
@@ -85,3 +96,67 @@ def test_the_trained_policy_runs_through_the_scorer(trained: tuple[TrainResult, 
     _, kpis = run_policy(env.arrays, Sb3Policy(result.model, result.layout))
     assert np.isfinite(kpis.total_cost_eur)
     assert kpis.limit_violation_kwh == pytest.approx(0.0, abs=1e-9)
+
+
+def test_training_ends_with_the_selection_report(trained: tuple[TrainResult, Path]) -> None:
+    result, root = trained
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    run = client.get_run(result.run_id)
+    assert {"selection.json", "report.md"} <= {a.path for a in client.list_artifacts(result.run_id)}
+    assert run.data.metrics["selection_score"] == pytest.approx(result.selection_score)
+    summary = result.selection.summary
+    assert list(summary) == ["uncontrolled", "ppo", "optimal"]
+    assert summary["optimal"]["savings_capture_median_frac"] == pytest.approx(1.0)
+    assert summary["ppo"]["savings_capture_median_frac"] == pytest.approx(result.selection_score)
+    report = (root / "run" / "report.md").read_text()
+    assert "| optimal | 100.0% | 100.0% | 0 |" in report
+
+
+def test_registering_promotes_only_a_better_score_on_the_same_days(trained: tuple[TrainResult, Path]) -> None:
+    result, root = trained
+    uri, days = f"sqlite:///{root / 'mlflow.db'}", ONE_SELECTION_DAY
+    other_days = DaysConfig(first_day=dt.date(2023, 6, 5), n_days=2)
+    steps = [
+        register_run(uri, "p", result.run_id, 0.5, days),
+        register_run(uri, "p", result.run_id, 0.4, days),
+        register_run(uri, "p", result.run_id, 0.9, other_days),
+        register_run(uri, "p", result.run_id, 0.6, days),
+        register_run(uri, "p", result.run_id, 0.1, days, force=True),
+    ]
+    assert [(s.version, s.promoted) for s in steps] == [
+        ("1", True),
+        ("2", False),
+        ("3", False),
+        ("4", True),
+        ("5", True),
+    ]
+    assert "do not compare" in steps[2].reason
+    champion = find_champion(mlflow.MlflowClient(tracking_uri=uri), "p")
+    assert champion is not None
+    assert (champion.version, champion.score, champion.run_id) == ("5", 0.1, result.run_id)
+    with pytest.raises(SmacError, match="run_id: got 'nope'"):
+        register_run(uri, "p", "nope", 1.0, days)
+
+
+def test_the_selection_callback_scores_during_training_and_keeps_the_best(tmp_path: Path) -> None:
+    config = TrainConfig(
+        selection_days=ONE_SELECTION_DAY,
+        total_timesteps=256,
+        n_envs=2,
+        n_steps=64,
+        batch_size=64,
+        n_epochs=1,
+        n_connectors_max=8,
+        eval_every_steps=128,
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = train(config, tmp_path / "run", tracking_uri=uri)
+    history = mlflow.MlflowClient(tracking_uri=uri).get_metric_history(
+        result.run_id, "selection.savings_capture_median_frac"
+    )
+    assert [m.step for m in history[:2]] == [128, 256]  # the callback at 128 and 256 steps
+    assert len(history) == 3  # then the kept model's final score
+    assert (tmp_path / "run" / "best_model.zip").is_file()
+    # The final update comes after the last callback: the kept model is the better of it and the best seen.
+    assert result.selection_score == pytest.approx(history[2].value)
+    assert result.selection_score >= max(m.value for m in history[:2]) - 1e-12

@@ -1,0 +1,151 @@
+"""Markdown for people: a protocol summary as a table, and the model card of an exported policy.
+
+Pure text from the protocol's results (:mod:`smac_rl.optimal.protocol`); no training stack imported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from smac_rl.agents.config import DaysConfig, TrainConfig
+from smac_rl.core.artifacts import PolicyMetadata
+from smac_rl.optimal.protocol import ProtocolResult
+
+
+def summary_table(summary: dict[str, dict[str, Any]]) -> list[str]:
+    """Markdown rows of a protocol summary: capture, objective, unmet energy, service, violations."""
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    rows = [
+        "| policy | median capture | pooled capture | excluded days | mean objective [EUR] "
+        "| mean unmet [kWh] | min fully served | violation [kWh] |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in summary.items():
+        cells = [
+            name,
+            pct(row["savings_capture_median_frac"]),
+            pct(row["savings_capture_pooled_frac"]),
+            str(row["n_days_excluded"]),
+            f"{row['objective_mean_eur']:.2f}",
+            f"{row['unmet_energy_mean_kwh']:.2f}",
+            pct(row["sessions_fully_served_min_frac"]),
+            f"{row['limit_violation_total_kwh']:.2f}",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+@dataclass(frozen=True)
+class CardInputs:
+    """What a model card states.
+
+    Attributes:
+        name: Policy name (``models/policies/<name>``).
+        version: Version folder (``v3``).
+        config: The training config.
+        metadata: The exported artifact's metadata.
+        policy_label: The policy's name in the evaluation tables.
+        selection: The exported policy on the selection days, with heuristics, uncontrolled and the optimum.
+        test: The same on the test days.
+        commands: Commands that reproduce the artifact, in order.
+        registry: Where it came from in the MLflow registry (``name vN, champion``), if it did.
+    """
+
+    name: str
+    version: str
+    config: TrainConfig
+    metadata: PolicyMetadata
+    policy_label: str
+    selection: ProtocolResult
+    test: ProtocolResult
+    commands: Sequence[str]
+    registry: str | None = None
+
+
+def _days(days: DaysConfig) -> str:
+    return f"{days.first_day}..{days.last_day} ({days.n_days} day(s) x {days.n_seeds} seed(s))"
+
+
+def _headline(result: ProtocolResult, label: str) -> str:
+    row = result.summary[label]
+    heuristics = {
+        name: value["savings_capture_median_frac"]
+        for name, value in result.summary.items()
+        if name not in {label, "uncontrolled", "optimal"}
+    }
+    best = max(heuristics.items(), key=lambda item: -1e9 if item[1] is None else item[1], default=None)
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.1%}"
+
+    text = f"median savings capture {pct(row['savings_capture_median_frac'])}"
+    if best is not None:
+        text += f" (best heuristic: {best[0]}, {pct(best[1])})"
+    violation = row["limit_violation_total_kwh"]
+    served = row["sessions_fully_served_min_frac"]
+    text += f"; grid-limit violations {violation:.2f} kWh"
+    return text + f"; sessions fully served on the worst day {pct(served)}"
+
+
+def model_card(inputs: CardInputs) -> str:
+    """The MODEL_CARD.md of an exported policy: what, data and splits, KPIs, limits, how to reproduce."""
+    config, metadata = inputs.config, inputs.metadata
+    network = "equivariant (shared per-connector network, pooled site context)"
+    if not (config.algorithm == "ppo" and config.policy_network == "equivariant"):
+        network = f"MLP {'x'.join(str(n) for n in config.net_arch)}"
+    library = "stable-baselines3, sb3-contrib" if config.algorithm == "tqc" else "stable-baselines3"
+    sha = metadata.onnx_sha256[:16]
+    lines = [
+        f"# Policy `{inputs.name}/{inputs.version}`",
+        "",
+        "## What",
+        f"- {config.algorithm.upper()} ({library}), "
+        f"{network}, trained {config.total_timesteps} environment steps on `{config.template}` "
+        f"with objective `{config.objective.name}`.",
+        f"- ONNX graph (opset {metadata.onnx_opset_version}, sha256 `{sha}...`) from the raw "
+        "observation (layout of `smac_rl.core.observation`, "
+        f"{metadata.n_connectors_max} connectors at most) to setpoints in kW; the service passes them "
+        "through the safety projection.",
+        f"- Provenance: MLflow run `{metadata.mlflow_run_id}`, git `{metadata.git_sha[:12]}`"
+        + (f", registry {inputs.registry}" if inputs.registry else "")
+        + ".",
+        "",
+        "## Data and splits (DESIGN.md section 4)",
+        f"- Training days: generated days of `{config.template}` from {config.first_day} to {config.last_day}"
+        + (f" (a pool of {config.pool_size} distinct days)" if config.pool_size else "")
+        + ".",
+        f"- Selection days (runs compared, champion chosen): {_days(config.selection_days)}.",
+        f"- Test days (reported once, here): {_days(config.test_days)}.",
+        "",
+        "## Results",
+        "Savings capture is `(uncontrolled - policy) / (uncontrolled - optimum)` of the objective per day "
+        "(days with under 1 EUR to save excluded and counted); the optimum is the perfect-foresight MILP.",
+        "",
+        f"Test days: {_headline(inputs.test, inputs.policy_label)}.",
+        "",
+        *summary_table(inputs.test.summary),
+        "",
+        f"Selection days: {_headline(inputs.selection, inputs.policy_label)}.",
+        "",
+        *summary_table(inputs.selection.summary),
+        "",
+        "## Known limits",
+        f"- Trained on one template (`{config.template}`); other sites are out of its training distribution.",
+        f"- Sites with more than {metadata.n_connectors_max} connectors are answered by least laxity first "
+        "in the service.",
+        "- Generated (ElaadNL-like) sessions and Dutch day-ahead prices; the price outlook in the "
+        "observation is the day-ahead price, known a day ahead.",
+        "- The issue's target is a median savings capture of at least 0.90 on the test days; compare the "
+        "table above with it before relying on this policy.",
+        "",
+        "## Reproduce",
+        "```bash",
+        *inputs.commands,
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
