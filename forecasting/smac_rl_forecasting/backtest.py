@@ -21,6 +21,19 @@ weeks are scored apart: 2022-08-29 (a model refitted on targets before that Mond
 on 2021-05..08, with 2020-02..05 (COVID collapse) reported apart as a regime-shift stress. The
 periods are separate blocks, so a block's first 29 days only serve as history: its scored days
 start on day 30.
+
+**Session needs** (:func:`sessions_backtest`): the same Caltech splits, one forecast per session at
+its arrival (energy delivered and dwell time, quantiles 10/50/90) reading only the sessions of the
+same block that ended before it; a block's sessions are scored once 28 days of ended sessions lie
+before them. Baselines are the empirical quantiles of the sessions of the same weekday and hour one
+week earlier (``seasonal_naive``) and of the weekday-by-hour profile of the last 4 weeks
+(``profile_4w``), both widened when empty (:mod:`smac_rl_forecasting.sessions`); unlike the slot
+baselines they have intervals. Candidates (``raw``, ``normalized``) are fitted on 2019-05..08 and
+selected by the mean over both targets of the pinball loss relative to ``profile_4w`` on 2019-09..12;
+the selected one's intervals are then widened (or narrowed) about the median by the factor per
+target that covers 80 % of the 2019-09..12 sessions
+(:func:`~smac_rl_forecasting.sessions.widening_for_coverage`), and that model is scored once on
+2021 and on 2020. The selection table shows the unwidened candidates (their out-of-sample scores).
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from smac_rl.data.loaders import caltech_sessions
 from smac_rl.data.periods import CALTECH_PERIODS
 from smac_rl_forecasting.features import HISTORY_DAYS
 from smac_rl_forecasting.metrics import (
@@ -50,6 +64,16 @@ from smac_rl_forecasting.series import (
     arrival_counts,
     bundled_prices,
     caltech_period_bounds,
+)
+from smac_rl_forecasting.sessions import (
+    BASELINE_WINDOWS,
+    SESSION_BOOSTER,
+    SESSION_TARGETS,
+    SessionFeatureConfig,
+    SessionNeedsForecaster,
+    session_targets,
+    widening_for_coverage,
+    window_statistics,
 )
 
 ORIGIN_HOUR_LOCAL = 12
@@ -350,3 +374,208 @@ def arrivals_backtest(
     report = _evaluate_arrivals(fitted[selected], ARRIVALS_REPORT, "report_2021-05..08")
     stress = [_evaluate_arrivals(fitted[selected], ARRIVALS_STRESS, "stress_2020-02..05")]
     return ArrivalsBacktestResult(selection, selected, report, stress, fitted[selected])
+
+
+SESSIONS_CANDIDATES: dict[str, SessionFeatureConfig] = {
+    "raw": SessionFeatureConfig(is_normalized=False),
+    "normalized": SessionFeatureConfig(is_normalized=True),
+}
+"""Session-needs candidates compared on 2019-09..12: targets and value features as they are, or
+divided by each target's 28-day median."""
+
+SESSIONS_DEFAULT_CANDIDATE = "raw"
+"""The candidate ``smac forecast backtest --target sessions`` selected on 2019-09..12 (``fit`` uses it)."""
+
+SESSION_SHORT_NAMES = {"energy_kwh": "energy", "dwell_min": "dwell"}
+"""Short name of each session target in ratio and coverage columns."""
+
+
+def score_sessions(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Session scores of the forecaster (``lightgbm``) and the baselines, per target.
+
+    Columns per target ``T`` (``energy_kwh``, ``dwell_min``; short ``energy``, ``dwell``):
+    ``mae_T``, ``rmse_T`` (of the median), ``pinball_q10_T`` .. ``pinball_q90_T``,
+    ``pinball_mean_T``, ``coverage_10_90_<short>_frac`` and, per baseline ``B``,
+    ``mae_ratio_<short>_B`` and ``pinball_ratio_<short>_B`` (the method's over the baseline's).
+
+    Args:
+        forecasts: One row per session: ``actual_T``, the forecaster's ``q10_T`` .. ``q90_T`` and
+            the baselines' ``<B>_q10_T`` ...
+    """
+    rows: dict[str, dict[str, float]] = {}
+    for method in ("lightgbm", *BASELINE_WINDOWS):
+        prefix = "" if method == "lightgbm" else f"{method}_"
+        row: dict[str, float] = {}
+        for target in SESSION_TARGETS:
+            y = forecasts[f"actual_{target}"].to_numpy()
+            q10, q50, q90 = (forecasts[f"{prefix}{q}_{target}"].to_numpy() for q in ("q10", "q50", "q90"))
+            row[f"mae_{target}"] = mae(y, q50)
+            row[f"rmse_{target}"] = rmse(y, q50)
+            pinballs = [pinball_loss(y, f, a) for f, a in ((q10, 0.1), (q50, 0.5), (q90, 0.9))]
+            for level, value in zip((10, 50, 90), pinballs, strict=True):
+                row[f"pinball_q{level}_{target}"] = value
+            row[f"pinball_mean_{target}"] = float(np.mean(pinballs))
+            row[f"coverage_10_90_{SESSION_SHORT_NAMES[target]}_frac"] = interval_coverage_frac(y, q10, q90)
+        rows[method] = row
+    scores = pd.DataFrame.from_dict(rows, orient="index")
+    for target in SESSION_TARGETS:
+        short = SESSION_SHORT_NAMES[target]
+        for baseline in BASELINE_WINDOWS:
+            for metric in ("mae", "pinball_mean"):
+                ratio = scores[f"{metric}_{target}"] / score(scores, baseline, f"{metric}_{target}")
+                scores[f"{metric.split('_')[0]}_ratio_{short}_{baseline}"] = ratio
+    return scores
+
+
+def evaluate_sessions(
+    forecaster: SessionNeedsForecaster,
+    sessions: pd.DataFrame,
+    label: str,
+    max_days: int | None = None,
+) -> Evaluation:
+    """Score a fitted forecaster on every session of a block that has enough history.
+
+    Args:
+        forecaster: The fitted forecaster.
+        sessions: The block's sessions; each is forecast from those that ended before it arrived.
+        label: Name of the evaluation.
+        max_days: Score only the sessions of the first ``max_days`` local days that have enough
+            history (all when None).
+
+    Returns:
+        The evaluation; its forecasts hold one row per scored session: ``arrival_utc``,
+        ``target_utc`` (the arrival, for the plots), the forecaster's and the baselines' quantiles
+        and ``actual_energy_kwh``, ``actual_dwell_min``.
+
+    Raises:
+        ValueError: When no session of the block has enough history.
+    """
+    timezone = forecaster.features.timezone
+    truth = session_targets(sessions, timezone)
+    history = forecaster.history(sessions)
+    eligible = window_statistics(history.arrival_ns, history, timezone).has_history
+    local_day = truth["arrival_utc"].dt.tz_convert(timezone).dt.date
+    if not eligible.any():
+        raise ValueError(f"sessions: got no session with enough history in {label}; expected some")
+    if max_days is not None:
+        first = local_day[eligible].min()
+        eligible &= (local_day < first + dt.timedelta(days=max_days)).to_numpy()
+    scored = truth[eligible].reset_index(drop=True)
+    forecasts = forecaster.predict(pd.DatetimeIndex(scored["arrival_utc"]), sessions, include_baselines=True)
+    forecasts.insert(1, "target_utc", forecasts["arrival_utc"])
+    for target in SESSION_TARGETS:
+        forecasts[f"actual_{target}"] = scored[target].to_numpy()
+    days = local_day[eligible]
+    return Evaluation(label, days.min(), days.max(), forecasts, score_sessions(forecasts))
+
+
+def widened_to_coverage(
+    forecaster: SessionNeedsForecaster, evaluation: Evaluation, coverage_frac: float = 0.8
+) -> SessionNeedsForecaster:
+    """The forecaster with the widening per target that covers ``coverage_frac`` of an evaluation.
+
+    The evaluation must be this forecaster's, unwidened, on sessions it was not fitted on.
+    """
+    frame = evaluation.forecasts
+    widening = tuple(
+        widening_for_coverage(
+            frame[f"actual_{target}"].to_numpy(),
+            frame[f"q10_{target}"].to_numpy(),
+            frame[f"q50_{target}"].to_numpy(),
+            frame[f"q90_{target}"].to_numpy(),
+            coverage_frac,
+        )
+        for target in SESSION_TARGETS
+    )
+    return replace(forecaster, interval_widening=widening)
+
+
+@dataclass(frozen=True)
+class SessionsBacktestConfig:
+    """Settings of the session-needs backtest.
+
+    Attributes:
+        candidates: Names of :data:`SESSIONS_CANDIDATES` compared on 2019-09..12.
+        booster: LightGBM settings shared by the candidates.
+        max_days: Score only the first ``max_days`` eligible days of each block (None: all; a
+            small value makes a quick check, not a result).
+        coverage_frac: Share of the 2019-09..12 sessions the selected model's 10-90 % intervals are
+            widened to cover, or None to keep the boosters' intervals.
+    """
+
+    candidates: tuple[str, ...] = tuple(SESSIONS_CANDIDATES)
+    booster: BoosterConfig = field(default_factory=lambda: replace(SESSION_BOOSTER, num_threads=2))
+    max_days: int | None = None
+    coverage_frac: float | None = 0.8
+
+
+@dataclass(frozen=True)
+class SessionsBacktestResult:
+    """Everything a session-needs backtest produced.
+
+    Attributes:
+        selection: The 2019-09..12 evaluation of each candidate.
+        selected: The candidate chosen by the mean pinball ratio to ``profile_4w`` on 2019-09..12.
+        report: The one evaluation on 2021-05..08.
+        stress: The 2020-02..05 (COVID) evaluation.
+        report_forecaster: The selected model (fitted on 2019-05..08, intervals widened on
+            2019-09..12: its ``interval_widening``).
+    """
+
+    selection: dict[str, Evaluation]
+    selected: str
+    report: Evaluation
+    stress: list[Evaluation]
+    report_forecaster: SessionNeedsForecaster
+
+
+def session_selection_score(scores: pd.DataFrame) -> float:
+    """Mean over both targets of the forecaster's pinball loss relative to ``profile_4w`` (lower wins)."""
+    ratios = [
+        score(scores, "lightgbm", f"pinball_ratio_{s}_profile_4w") for s in SESSION_SHORT_NAMES.values()
+    ]
+    return float(np.mean(ratios))
+
+
+def sessions_backtest(
+    config: SessionsBacktestConfig | None = None, progress: Progress = _quiet
+) -> SessionsBacktestResult:
+    """The session-needs backtest: fit 2019-05..08, select 2019-09..12, report 2021-05..08, stress 2020.
+
+    Args:
+        config: Settings; the defaults when None.
+        progress: Receives a line per stage.
+
+    Raises:
+        ValueError: For an unknown candidate.
+    """
+    config = config or SessionsBacktestConfig()
+    fit_sessions = caltech_sessions(ARRIVALS_FIT)
+    selection: dict[str, Evaluation] = {}
+    fitted: dict[str, SessionNeedsForecaster] = {}
+    for name in config.candidates:
+        if name not in SESSIONS_CANDIDATES:
+            raise ValueError(f"candidates: got {name!r}; expected one of {', '.join(SESSIONS_CANDIDATES)}")
+        progress(f"fitting session-needs candidate {name} on {ARRIVALS_FIT}")
+        forecaster = SessionNeedsForecaster(features=SESSIONS_CANDIDATES[name], booster=config.booster)
+        fitted[name] = forecaster.fit(fit_sessions)
+        selection[name] = evaluate_sessions(
+            fitted[name], caltech_sessions(ARRIVALS_SELECT), f"select_2019-09..12_{name}", config.max_days
+        )
+    selected = min(selection, key=lambda c: session_selection_score(selection[c].scores))
+    model = fitted[selected]
+    if config.coverage_frac is not None:
+        model = widened_to_coverage(model, selection[selected], config.coverage_frac)
+        progress(
+            f"selected {selected}; intervals widened by "
+            f"{', '.join(f'{k:.3f}' for k in model.interval_widening)} (energy, dwell) to cover "
+            f"{config.coverage_frac:.0%} of {ARRIVALS_SELECT}"
+        )
+    progress(f"reporting {selected} on {ARRIVALS_REPORT} and {ARRIVALS_STRESS}")
+    report = evaluate_sessions(
+        model, caltech_sessions(ARRIVALS_REPORT), "report_2021-05..08", config.max_days
+    )
+    stress = [
+        evaluate_sessions(model, caltech_sessions(ARRIVALS_STRESS), "stress_2020-02..05", config.max_days)
+    ]
+    return SessionsBacktestResult(selection, selected, report, stress, model)

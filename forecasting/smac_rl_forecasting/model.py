@@ -148,8 +148,6 @@ class SlotForecaster:
         Raises:
             ForecastInputError: For a bad series or one too short for a single training origin.
         """
-        import lightgbm as lgb
-
         checked = self._checked(series)
         values = checked.to_numpy()
         first, last = self.features.history_steps, values.shape[0] - self.horizon_steps
@@ -164,15 +162,7 @@ class SlotForecaster:
         origin_pos, lead = _pairs(origins, self.horizon_steps)
         features, level, scale = build_features(values, checked.index[0], origin_pos, lead, self.features)
         target = (values[origin_pos + lead] - level) / scale
-        names = self.feature_names
-        self.boosters = {}
-        for i, name in enumerate(self.booster.output_names):
-            dataset = lgb.Dataset(
-                features, label=target, feature_name=names, free_raw_data=True, params={"verbosity": -1}
-            )
-            self.boosters[name] = lgb.train(
-                self.booster.lightgbm_params(i), dataset, num_boost_round=self.booster.n_trees
-            )
+        self.boosters = train_boosters(features, target, self.feature_names, self.booster)
         step = pd.Timedelta(minutes=self.features.step_min)
         self.training = TrainingSummary(
             first_target_utc=(checked.index[0] + step * int(origin_pos.min())).isoformat(),
@@ -190,10 +180,7 @@ class SlotForecaster:
         """
         if not self.is_fitted:
             raise ForecastInputError(f"{self.field} forecaster: not fitted; call fit() first")
-        columns = [np.asarray(self.boosters[n].predict(features), dtype=np.float64) for n in self.boosters]
-        outputs = np.column_stack(columns)
-        if self.booster.objective == "quantile":
-            outputs = np.sort(outputs, axis=1)
+        outputs = predict_boosters(list(self.boosters.values()), features, self.booster.objective)
         return np.asarray(outputs * scale[:, None] + level[:, None], dtype=np.float64)
 
     def feature_rows(
@@ -267,6 +254,14 @@ class SlotForecaster:
             frame[name] = outputs[:, i]
         return frame
 
+    @property
+    def postprocess(self) -> str:
+        """How the exported graphs' outputs become forecasts, in words (``metadata.json``)."""
+        return (
+            "forecast = variable * scale + level (level, scale: the features of those names; 0 and 1 "
+            "when not normalised); quantiles sorted per row"
+        )
+
     def describe(self) -> dict[str, Any]:
         """Configuration and training summary as plain JSON-able values."""
         return {
@@ -303,6 +298,61 @@ class SlotForecaster:
         if payload["training"] is not None:
             forecaster.training = TrainingSummary(**payload["training"])
         return forecaster
+
+
+def train_boosters(
+    features: FloatArray,
+    target: FloatArray,
+    feature_names: Sequence[str],
+    config: BoosterConfig,
+    suffix: str = "",
+) -> dict[str, Any]:
+    """One LightGBM booster per output of ``config`` on the same rows (the forecasters' shared fit).
+
+    Args:
+        features: Training rows, ``(N, F)``.
+        target: Training targets, ``(N,)``.
+        feature_names: The ``F`` feature names, in column order.
+        config: LightGBM settings (objective, quantile levels, trees...).
+        suffix: Appended to each output name to key the result (``_energy_kwh`` gives
+            ``q10_energy_kwh``...); empty by default.
+
+    Returns:
+        The fitted boosters, keyed ``<output name><suffix>`` in :attr:`BoosterConfig.output_names`
+        order.
+    """
+    import lightgbm as lgb
+
+    boosters: dict[str, Any] = {}
+    for i, name in enumerate(config.output_names):
+        dataset = lgb.Dataset(
+            features,
+            label=target,
+            feature_name=list(feature_names),
+            free_raw_data=True,
+            params={"verbosity": -1},
+        )
+        boosters[f"{name}{suffix}"] = lgb.train(
+            config.lightgbm_params(i), dataset, num_boost_round=config.n_trees
+        )
+    return boosters
+
+
+def predict_boosters(
+    boosters: Sequence[Any], features: FloatArray, objective: Literal["quantile", "poisson"]
+) -> FloatArray:
+    """Raw outputs of boosters on feature rows, ``(N, len(boosters))``; quantiles sorted per row.
+
+    Args:
+        boosters: Fitted boosters of one target, in :attr:`BoosterConfig.output_names` order.
+        features: Feature rows, ``(N, F)``.
+        objective: The boosters' objective; ``quantile`` outputs are sorted so they never cross.
+    """
+    columns = [np.asarray(b.predict(features), dtype=np.float64) for b in boosters]
+    outputs = np.column_stack(columns)
+    if objective == "quantile":
+        outputs = np.sort(outputs, axis=1)
+    return np.asarray(outputs, dtype=np.float64)
 
 
 def _pairs(origins: IntArray, horizon_steps: int) -> tuple[IntArray, IntArray]:

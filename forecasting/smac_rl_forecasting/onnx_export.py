@@ -3,13 +3,15 @@
 Each booster becomes ``<output>.onnx`` (``q10.onnx``, ``q50.onnx``, ``q90.onnx`` or ``mean.onnx``)
 via onnxmltools' LightGBM converter (``target_opset`` :data:`TARGET_OPSET`). A graph takes the
 feature rows ``features`` (float32, ``(N, F)``, in the metadata's order) and returns ``variable``
-``(N, 1)``: the booster's output before the forecaster scales it back, i.e. the forecast is
-``variable * scale + level`` with ``level`` and ``scale`` from the features (0 and 1 when the
-forecaster is not normalised); quantiles are sorted afterwards so they never cross.
+``(N, 1)``: the booster's output before the forecaster's post-processing, which the metadata's
+``postprocess`` states (for a ``SlotForecaster``: the forecast is ``variable * scale + level`` with
+``level`` and ``scale`` from the features, 0 and 1 when not normalised; quantiles are sorted
+afterwards so they never cross).
 
 Parity: the export recomputes every graph on the given rows with onnxruntime and compares with
-LightGBM on the same float32 rows; it refuses to write when the largest difference exceeds
-:data:`PARITY_TOLERANCE` (graphs hold float32 thresholds and leaf values, LightGBM float64).
+LightGBM on the same float32 rows; it refuses to write when the largest difference exceeds the
+tolerance, :data:`PARITY_TOLERANCE` unless the caller states another (graphs hold float32
+thresholds and leaf values, LightGBM float64).
 """
 
 from __future__ import annotations
@@ -19,13 +21,12 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from smac_rl.core.arraytypes import FloatArray
-from smac_rl_forecasting.model import SlotForecaster
 
 TARGET_OPSET = 15
 """Highest ONNX opset asked of the LightGBM converter."""
@@ -39,6 +40,32 @@ METADATA_SCHEMA_VERSION = 1
 
 class OnnxParityError(ValueError):
     """An exported graph that disagrees with its booster beyond the tolerance."""
+
+
+class ExportableForecaster(Protocol):
+    """What the export reads of a fitted forecaster (``SlotForecaster``, ``SessionNeedsForecaster``).
+
+    Attributes:
+        field: Name of what is forecast (graph names start with it).
+        boosters: Fitted LightGBM boosters by output name (each becomes ``<name>.onnx``).
+    """
+
+    field: str
+    boosters: dict[str, Any]
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Ordered feature names (the columns of the graphs' input)."""
+        ...
+
+    @property
+    def postprocess(self) -> str:
+        """How graph outputs become forecasts, in words (written to the metadata)."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Configuration and training summary as plain JSON-able values."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +85,7 @@ class ExportedForecaster:
     metadata: dict[str, Any]
 
 
-def to_onnx_bytes(core: SlotForecaster) -> dict[str, bytes]:
+def to_onnx_bytes(core: ExportableForecaster) -> dict[str, bytes]:
     """Serialised ONNX graph of each fitted booster, by output name."""
     import onnxmltools
     from onnxmltools.convert.common.data_types import FloatTensorType
@@ -85,7 +112,9 @@ def onnx_outputs(graph: bytes, features: npt.ArrayLike) -> FloatArray:
     return np.asarray(output, dtype=np.float64).reshape(-1)
 
 
-def parity_errors(core: SlotForecaster, graphs: dict[str, bytes], features: FloatArray) -> dict[str, float]:
+def parity_errors(
+    core: ExportableForecaster, graphs: dict[str, bytes], features: FloatArray
+) -> dict[str, float]:
     """Largest absolute ONNX-LightGBM difference of each output on the same float32 rows."""
     rows = np.asarray(features, dtype=np.float32)
     return {
@@ -102,13 +131,14 @@ def _opsets(graph: bytes) -> dict[str, int]:
 
 
 def export_forecaster(
-    core: SlotForecaster,
+    core: ExportableForecaster,
     directory: Path,
     parity_features: FloatArray,
     name: str,
     version: str,
     extra_metadata: dict[str, Any] | None = None,
     model_card: str | None = None,
+    tolerance: float = PARITY_TOLERANCE,
 ) -> ExportedForecaster:
     """Write a fitted forecaster's graphs, ``metadata.json`` and (optionally) ``MODEL_CARD.md``.
 
@@ -120,21 +150,23 @@ def export_forecaster(
         version: Model version (``v1``...).
         extra_metadata: Merged into the metadata (splits, metrics, MLflow run id, git SHA...).
         model_card: Markdown written as ``MODEL_CARD.md``.
+        tolerance: Largest ONNX-LightGBM difference allowed [model units]; the default suits
+            outputs of order 1 (graphs sum float32 leaf values, so outputs in the hundreds, such
+            as dwell times in minutes, need a larger one).
 
     Returns:
         What was written.
 
     Raises:
-        OnnxParityError: When a graph differs from its booster by more than :data:`PARITY_TOLERANCE`;
+        OnnxParityError: When a graph differs from its booster by more than ``tolerance``;
             nothing is written then.
     """
     graphs = to_onnx_bytes(core)
     errors = parity_errors(core, graphs, parity_features)
     worst = max(errors.values())
-    if worst > PARITY_TOLERANCE:
+    if worst > tolerance:
         raise OnnxParityError(
-            f"onnx: got a difference of {worst:.3g} from LightGBM ({errors}); "
-            f"expected at most {PARITY_TOLERANCE}"
+            f"onnx: got a difference of {worst:.3g} from LightGBM ({errors}); expected at most {tolerance}"
         )
     directory.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -153,14 +185,11 @@ def export_forecaster(
             output: {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
             for output, path in files.items()
         },
-        "postprocess": (
-            "forecast = variable * scale + level (level, scale: the features of those names; 0 and 1 when "
-            "not normalised); quantiles sorted per row"
-        ),
+        "postprocess": core.postprocess,
         "opsets": _opsets(first),
         "target_opset": TARGET_OPSET,
         "parity": {
-            "tolerance": PARITY_TOLERANCE,
+            "tolerance": tolerance,
             "max_abs_error": errors,
             "n_rows": int(parity_features.shape[0]),
         },

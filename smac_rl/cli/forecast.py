@@ -1,4 +1,4 @@
-"""``smac forecast``: fit and backtest the LightGBM forecasters (prices, arrivals), tracked in MLflow."""
+"""``smac forecast``: fit and backtest the LightGBM forecasters (prices, arrivals, sessions), in MLflow."""
 
 from __future__ import annotations
 
@@ -16,11 +16,24 @@ from smac_rl.cli.common import NON_TERMINAL_WIDTH, console, fail, print_table
 from smac_rl.core.errors import SmacError
 
 if TYPE_CHECKING:
-    from smac_rl_forecasting.backtest import ArrivalsBacktestResult, Evaluation, PriceBacktestResult
+    import pandas as pd
+
+    from smac_rl_forecasting.backtest import (
+        ArrivalsBacktestResult,
+        Evaluation,
+        PriceBacktestResult,
+        SessionsBacktestResult,
+    )
+    from smac_rl_forecasting.onnx_export import ExportableForecaster
+
+    BacktestResult = PriceBacktestResult | ArrivalsBacktestResult | SessionsBacktestResult
 
 forecast_app = typer.Typer(
     rich_markup_mode=None,
-    help="LightGBM forecasters of day-ahead prices and Caltech arrivals: fit, backtest, ONNX export.",
+    help=(
+        "LightGBM forecasters of day-ahead prices, Caltech arrivals and Caltech session needs (energy, "
+        "dwell time): fit, backtest, ONNX export."
+    ),
     no_args_is_help=True,
 )
 
@@ -30,11 +43,24 @@ class Target(StrEnum):
 
     prices = "prices"
     arrivals = "arrivals"
+    sessions = "sessions"
 
 
-DEFAULT_NAMES = {Target.prices: "nl_day_ahead_prices", Target.arrivals: "caltech_arrivals"}
+DEFAULT_NAMES = {
+    Target.prices: "nl_day_ahead_prices",
+    Target.arrivals: "caltech_arrivals",
+    Target.sessions: "caltech_session_needs",
+}
 
-TargetOption = Annotated[Target, typer.Option(help="prices (Dutch day-ahead) or arrivals (Caltech, 15 min).")]
+TargetOption = Annotated[
+    Target,
+    typer.Option(
+        help=(
+            "prices (Dutch day-ahead), arrivals (Caltech, 15 min) or sessions (Caltech energy and dwell "
+            "time at arrival)."
+        )
+    ),
+]
 TrackingOption = Annotated[str, typer.Option(help="MLflow tracking URI.")]
 ThreadsOption = Annotated[int, typer.Option(min=1, help="LightGBM threads (results depend on it).")]
 
@@ -92,8 +118,8 @@ def _summary_table(title: str, evaluations: list[Evaluation], columns: tuple[str
 
 
 def _plots(evaluations: list[Evaluation], directory: Path, target: Target, timezone: str) -> list[Path]:
-    from smac_rl_forecasting.plots import error_by_hour_png, forecast_figure_png
-
+    if target is Target.sessions:
+        return _session_plots(evaluations, directory, timezone)
     if target is Target.prices:
         median, band, unit = (
             "price_q50_eur_per_kwh",
@@ -104,32 +130,72 @@ def _plots(evaluations: list[Evaluation], directory: Path, target: Target, timez
         median, band, unit = "mean", None, "arrivals per 15 min"
     written = []
     for evaluation in evaluations:
+        written += _evaluation_plots(
+            evaluation.forecasts, evaluation.label, directory, target.value, median, band, unit, timezone
+        )
+    return written
+
+
+def _evaluation_plots(
+    frame: pd.DataFrame,
+    label: str,
+    directory: Path,
+    what: str,
+    median: str,
+    band: tuple[str, str] | None,
+    unit: str,
+    timezone: str,
+) -> list[Path]:
+    """Forecast-against-actual (first 14 days; all of a stress period) and error-by-hour figures."""
+    from smac_rl_forecasting.plots import error_by_hour_png, forecast_figure_png
+
+    shown = frame
+    if not label.startswith("stress"):
+        first = frame["target_utc"].min()
+        shown = frame[frame["target_utc"] < first + dt.timedelta(days=14)]
+    return [
+        forecast_figure_png(
+            shown,
+            directory / f"{label}_forecast.png",
+            f"{what}: {label} (first 14 days or the week)",
+            median,
+            band,
+            unit,
+            timezone,
+        ),
+        error_by_hour_png(
+            frame,
+            directory / f"{label}_error_by_hour.png",
+            f"{what}: error by hour, {label}",
+            median,
+            unit,
+            timezone,
+        ),
+    ]
+
+
+def _session_plots(evaluations: list[Evaluation], directory: Path, timezone: str) -> list[Path]:
+    """The figures of each session target, by arrival time (baselines drawn at their median)."""
+    from smac_rl_forecasting.backtest import BASELINES, SESSION_SHORT_NAMES
+
+    written = []
+    for evaluation in evaluations:
         frame = evaluation.forecasts
-        shown = frame
-        if not evaluation.label.startswith("stress"):
-            first = frame["target_utc"].min()
-            shown = frame[frame["target_utc"] < first + dt.timedelta(days=14)]
-        written.append(
-            forecast_figure_png(
-                shown,
-                directory / f"{evaluation.label}_forecast.png",
-                f"{target.value}: {evaluation.label} (first 14 days or the week)",
-                median,
-                band,
-                unit,
+        for target, short in SESSION_SHORT_NAMES.items():
+            view = frame[["target_utc", f"q10_{target}", f"q50_{target}", f"q90_{target}"]].copy()
+            view["actual"] = frame[f"actual_{target}"]
+            for baseline in BASELINES:
+                view[baseline] = frame[f"{baseline}_q50_{target}"]
+            written += _evaluation_plots(
+                view,
+                f"{evaluation.label}_{short}",
+                directory,
+                f"session {short} at arrival",
+                f"q50_{target}",
+                (f"q10_{target}", f"q90_{target}"),
+                "kWh" if target == "energy_kwh" else "min",
                 timezone,
             )
-        )
-        written.append(
-            error_by_hour_png(
-                frame,
-                directory / f"{evaluation.label}_error_by_hour.png",
-                f"{target.value}: error by hour, {evaluation.label}",
-                median,
-                unit,
-                timezone,
-            )
-        )
     return written
 
 
@@ -149,8 +215,9 @@ def backtest_command(
     """Backtest on the DESIGN.md splits with baselines in the same run; log to MLflow; print the table.
 
     Prices: candidates fitted to 2022 and selected on 2023, the selected one refitted to 2023 and
-    scored once on 2024, plus three stress weeks (several minutes). Arrivals: fit 2019-05..08,
-    select 2019-09..12, report 2021-05..08, 2020 apart (under a minute).
+    scored once on 2024, plus three stress weeks (several minutes). Arrivals and sessions (energy
+    and dwell time at each arrival): fit 2019-05..08, select 2019-09..12, report 2021-05..08, 2020
+    apart (under a minute each).
     """
     try:
         import mlflow
@@ -162,8 +229,9 @@ def backtest_command(
     from dataclasses import asdict, replace
 
     out = run_dir / target.value
-    result: PriceBacktestResult | ArrivalsBacktestResult
+    result: BacktestResult
     columns: tuple[str, ...]
+    origin = "12:00 local, next day"
     try:
         if target is Target.prices:
             config = backtest.PriceBacktestConfig()
@@ -171,6 +239,18 @@ def backtest_command(
             params: dict[str, Any] = {"candidates": ",".join(config.candidates), **asdict(config.booster)}
             result = backtest.price_backtest(config, progress=_say)
             columns, timezone = cards.PRICE_SUMMARY_COLUMNS, "Europe/Amsterdam"
+        elif target is Target.sessions:
+            sessions_config = backtest.SessionsBacktestConfig()
+            sessions_config = replace(
+                sessions_config, booster=replace(sessions_config.booster, num_threads=threads)
+            )
+            params = {"candidates": ",".join(sessions_config.candidates), **asdict(sessions_config.booster)}
+            result = backtest.sessions_backtest(sessions_config, progress=_say)
+            params["interval_widening"] = ",".join(
+                f"{k:.6g}" for k in result.report_forecaster.interval_widening
+            )
+            columns, timezone = cards.SESSIONS_SUMMARY_COLUMNS, "America/Los_Angeles"
+            origin = "each session's arrival (sessions ended before it)"
         else:
             params = {"candidates": ",".join(backtest.ARRIVALS_CANDIDATES), "num_threads": threads}
             result = backtest.arrivals_backtest(num_threads=threads, progress=_say)
@@ -188,9 +268,7 @@ def backtest_command(
     mlflow.set_experiment(f"forecast-{target.value}")
     with mlflow.start_run(run_name=f"backtest-{target.value}") as run:
         mlflow.set_tags(provenance_tags())
-        mlflow.log_params(
-            {**params, "target": target.value, "selected": result.selected, "origin": "12:00 local, next day"}
-        )
+        mlflow.log_params({**params, "target": target.value, "selected": result.selected, "origin": origin})
         _log_evaluations(evaluations)
         for path in [*plots, out / "backtest.json"]:
             mlflow.log_artifact(str(path))
@@ -199,20 +277,30 @@ def backtest_command(
         _export(result, target, export, version, run_id)
     if isinstance(result, backtest.PriceBacktestResult):
         lines = cards.price_target_lines(result)
+    elif isinstance(result, backtest.SessionsBacktestResult):
+        lines = cards.sessions_target_lines(result)
     else:
         lines = cards.arrivals_target_lines(result)
-    unit = "EUR/kWh; pinball: mean of q10/q50/q90" if target is Target.prices else "arrivals per 15 min"
+    unit = {
+        Target.prices: "EUR/kWh; pinball: mean of q10/q50/q90",
+        Target.arrivals: "arrivals per 15 min",
+        Target.sessions: "energy kWh, dwell min; pinball: mean of q10/q50/q90; ratios: model / baseline",
+    }[target]
     title = (
         f"Backtest of the {target.value} forecaster [{unit}] (selected: {result.selected}; run {run_id[:8]})"
     )
-    _print_wide(_summary_table(title, evaluations, columns))
+    if target is Target.sessions:
+        for name, target_columns in cards.SESSIONS_COLUMNS_BY_TARGET.items():
+            _print_wide(_summary_table(f"{title}: {name}", evaluations, target_columns))
+    else:
+        _print_wide(_summary_table(title, evaluations, columns))
     for line in lines:
         _say(line)
     _say(f"plots and scores in {out}; open the run: .venv/bin/mlflow ui --backend-store-uri {tracking_uri}")
 
 
 def _export(
-    result: PriceBacktestResult | ArrivalsBacktestResult,
+    result: BacktestResult,
     target: Target,
     directory: Path,
     version: str,
@@ -223,30 +311,42 @@ def _export(
 
     from smac_rl.agents.tracking import git_sha
     from smac_rl_forecasting import cards
-    from smac_rl_forecasting.backtest import PriceBacktestResult
-    from smac_rl_forecasting.onnx_export import OnnxParityError, export_forecaster
+    from smac_rl_forecasting.backtest import PriceBacktestResult, SessionsBacktestResult
+    from smac_rl_forecasting.onnx_export import PARITY_TOLERANCE, OnnxParityError, export_forecaster
+    from smac_rl_forecasting.series import arrival_counts, bundled_prices
+    from smac_rl_forecasting.sessions import SESSION_PARITY_TOLERANCE
 
     name = DEFAULT_NAMES[target]
     command = "smac " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    if isinstance(result, PriceBacktestResult):
-        core = result.report_forecaster.core
-        card = cards.price_model_card(result, name, version, command)
-    else:
-        core = result.report_forecaster
-        card = cards.arrivals_model_card(result, name, version, command)
     forecasts = result.report.forecasts
-    from smac_rl_forecasting.series import arrival_counts, bundled_prices
+    core: ExportableForecaster
+    if isinstance(result, SessionsBacktestResult):
+        import pandas as pd
 
-    if target is Target.prices:
-        series = bundled_prices(
-            dt.datetime(2015, 1, 1, tzinfo=dt.UTC), dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
-        )
-    else:
+        from smac_rl.data.loaders import caltech_sessions
         from smac_rl_forecasting.backtest import ARRIVALS_REPORT
 
-        series = arrival_counts(ARRIVALS_REPORT)
-    origins = sorted(set(forecasts["origin_utc"]))
-    _, _, features, _, _ = core.feature_rows(series, origins)
+        core = result.report_forecaster
+        card = cards.sessions_model_card(result, name, version, command)
+        features = result.report_forecaster.feature_rows(
+            pd.DatetimeIndex(forecasts["arrival_utc"]), caltech_sessions(ARRIVALS_REPORT)
+        )[0]
+    else:
+        if isinstance(result, PriceBacktestResult):
+            slot = result.report_forecaster.core
+            card = cards.price_model_card(result, name, version, command)
+            series = bundled_prices(
+                dt.datetime(2015, 1, 1, tzinfo=dt.UTC), dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+            )
+        else:
+            from smac_rl_forecasting.backtest import ARRIVALS_REPORT
+
+            slot = result.report_forecaster
+            card = cards.arrivals_model_card(result, name, version, command)
+            series = arrival_counts(ARRIVALS_REPORT)
+        origins = sorted(set(forecasts["origin_utc"]))
+        _, _, features, _, _ = slot.feature_rows(series, origins)
+        core = slot
     extra = {
         "target": target.value,
         "selected": result.selected,
@@ -255,8 +355,9 @@ def _export(
         "report_scores": result.report.scores.to_dict(orient="index"),
         "command": command,
     }
+    tolerance = SESSION_PARITY_TOLERANCE if target is Target.sessions else PARITY_TOLERANCE
     try:
-        exported = export_forecaster(core, directory, features, name, version, extra, card)
+        exported = export_forecaster(core, directory, features, name, version, extra, card, tolerance)
     except (OnnxParityError, OSError) as exc:
         raise fail(str(exc)) from None
     _say(
@@ -281,20 +382,25 @@ def fit_command(
         int | None, typer.Option(min=1, help="Boosting rounds per booster (default: the backtested setting).")
     ] = None,
 ) -> None:
-    """Fit the default configuration (prices: normalized; arrivals: medium) and export it to ONNX.
+    """Fit the default configuration and export it to ONNX.
 
-    Prices are fitted on the bundle's hours up to ``--until``; arrivals on Caltech 2019-05..08. The
-    card carries no test scores: run ``smac forecast backtest --export DIR`` for a scored model.
+    Configurations: prices normalized, arrivals medium, sessions the backtest's choice. Prices are
+    fitted on the bundle's hours up to ``--until``; arrivals and sessions on Caltech 2019-05..08.
+    The card carries no test scores: run ``smac forecast backtest --export DIR`` for a scored model.
     """
     try:
         import mlflow
 
         from smac_rl.agents.tracking import git_sha, provenance_tags
         from smac_rl_forecasting import backtest
-        from smac_rl_forecasting.model import SlotForecaster
-        from smac_rl_forecasting.onnx_export import OnnxParityError, export_forecaster
+        from smac_rl_forecasting.onnx_export import PARITY_TOLERANCE, OnnxParityError, export_forecaster
         from smac_rl_forecasting.prices import PriceForecaster
         from smac_rl_forecasting.series import arrival_counts, bundled_prices
+        from smac_rl_forecasting.sessions import (
+            SESSION_BOOSTER,
+            SESSION_PARITY_TOLERANCE,
+            SessionNeedsForecaster,
+        )
     except ImportError as exc:
         raise _forecast_extra_missing(exc) from None
     from dataclasses import replace
@@ -303,7 +409,7 @@ def fit_command(
         end_day = dt.date.fromisoformat(until)
     except ValueError:
         raise fail(f"until: got {until!r}; expected a day as YYYY-MM-DD") from None
-    core: SlotForecaster
+    core: ExportableForecaster
     try:
         if target is Target.prices:
             end = dt.datetime.combine(end_day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
@@ -313,20 +419,48 @@ def fit_command(
             booster = replace(backtest.PriceBacktestConfig().booster, num_threads=threads)
             booster = booster if n_trees is None else replace(booster, n_trees=n_trees)
             _say(f"fitting the price forecaster on {series.index[0].date()} to {series.index[-1].date()} ...")
-            core = PriceForecaster(booster=booster).fit(series).core
+            slot = PriceForecaster(booster=booster).fit(series).core
             data = f"Dutch day-ahead prices, targets up to {until}"
+        elif target is Target.sessions:
+            from smac_rl.data.loaders import caltech_sessions
+
+            sessions = caltech_sessions(backtest.ARRIVALS_FIT)
+            booster = replace(SESSION_BOOSTER, num_threads=threads)
+            booster = booster if n_trees is None else replace(booster, n_trees=n_trees)
+            candidate = backtest.SESSIONS_DEFAULT_CANDIDATE
+            _say(f"fitting the session-needs forecaster ({candidate}) on Caltech {backtest.ARRIVALS_FIT} ...")
+            features_config = backtest.SESSIONS_CANDIDATES[candidate]
+            sessions_core = SessionNeedsForecaster(features=features_config, booster=booster).fit(sessions)
+            check = backtest.evaluate_sessions(
+                sessions_core, caltech_sessions(backtest.ARRIVALS_SELECT), backtest.ARRIVALS_SELECT
+            )
+            sessions_core = backtest.widened_to_coverage(sessions_core, check)
+            widening = sessions_core.interval_widening
+            _say(
+                f"intervals widened by {widening[0]:.3f} (energy), {widening[1]:.3f} (dwell) on {check.label}"
+            )
+            last = sessions["arrival_utc"].max()
+            recent = sessions["arrival_utc"][sessions["arrival_utc"] >= last - dt.timedelta(days=14)]
+            features = sessions_core.feature_rows(list(recent), sessions)[0]
+            core = sessions_core
+            data = (
+                f"Caltech sessions, {backtest.ARRIVALS_FIT}; 10-90 % intervals widened to cover 80 % of "
+                f"{backtest.ARRIVALS_SELECT}"
+            )
         else:
             series = arrival_counts(backtest.ARRIVALS_FIT)
             booster = replace(backtest.ARRIVALS_CANDIDATES["medium"], num_threads=threads)
             booster = booster if n_trees is None else replace(booster, n_trees=n_trees)
             _say(f"fitting the arrivals forecaster on Caltech {backtest.ARRIVALS_FIT} ...")
-            core = backtest.arrivals_forecaster(booster).fit(series)
+            slot = backtest.arrivals_forecaster(booster).fit(series)
             data = f"Caltech arrivals per 15 min, {backtest.ARRIVALS_FIT}"
+        if target is not Target.sessions:
+            last_origin = series.index[-1] + (series.index[1] - series.index[0])
+            origins = [last_origin - dt.timedelta(days=d) for d in range(14)]
+            _, _, features, _, _ = slot.feature_rows(series, origins)
+            core = slot
     except SmacError as exc:
         raise fail(str(exc)) from None
-    last_origin = series.index[-1] + (series.index[1] - series.index[0])
-    origins = [last_origin - dt.timedelta(days=d) for d in range(14)]
-    _, _, features, _, _ = core.feature_rows(series, origins)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(f"forecast-{target.value}")
     with mlflow.start_run(run_name=f"fit-{target.value}") as run:
@@ -348,6 +482,7 @@ def fit_command(
                 version,
                 {"mlflow_run_id": run_id, "git_sha": git_sha(), "data": data},
                 card,
+                SESSION_PARITY_TOLERANCE if target is Target.sessions else PARITY_TOLERANCE,
             )
         except (OnnxParityError, OSError) as exc:
             raise fail(str(exc)) from None
