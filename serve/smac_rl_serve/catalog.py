@@ -2,7 +2,8 @@
 
 Versions of a policy live side by side in ``models/policies/<name>/<version>/`` (``policy.onnx``
 and ``metadata.json``). ``models/policies/<name>/ALIASES.json`` maps aliases to version folders,
-e.g. ``{"champion": "v2", "previous": "v1"}``. Serving ``NAME@ALIAS`` serves the folder the alias
+e.g. ``{"champion": "v2", "previous": "v1"}``; an installed wheel carries the folder of each
+family it ships as ``smac_rl_serve/policies/<name>/``. Serving ``NAME@ALIAS`` serves the folder the alias
 names; ``NAME@VERSION`` serves a version folder directly. Rolling back is editing ALIASES.json (or
 naming the older version) and restarting the service.
 """
@@ -15,8 +16,23 @@ from pathlib import Path
 
 from smac_rl_serve.model import ModelError
 
-MODELS_ROOT = Path(__file__).resolve().parents[2] / "models" / "policies"
-"""The repository's policy folders (``models/policies``)."""
+REPOSITORY_MODELS_ROOT = Path(__file__).resolve().parents[2] / "models" / "policies"
+"""The repository's policy folders (``models/policies``), for a checkout or an editable install."""
+
+PACKAGED_MODELS_ROOT = Path(__file__).resolve().parent / "policies"
+"""Where an installed wheel carries them: ``pyproject.toml`` force-includes each policy family
+``models/policies/NAME`` (its ``ALIASES.json`` and version folders) as ``smac_rl_serve/policies/NAME``."""
+
+
+def models_root(
+    repository_root: Path = REPOSITORY_MODELS_ROOT, packaged_root: Path = PACKAGED_MODELS_ROOT
+) -> Path:
+    """The folders ``NAME@ALIAS`` is resolved under: the repository's if there is one, else the wheel's."""
+    return repository_root if repository_root.is_dir() else packaged_root
+
+
+MODELS_ROOT = models_root()
+"""The policy folders of this installation (:func:`models_root`)."""
 
 ALIASES_FILE = "ALIASES.json"
 """The alias file of a policy name: ``{alias: version folder}``."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +37,59 @@ class InferenceError(SmacError):
     def __init__(self, reason: FallbackReason, message: str) -> None:
         super().__init__(message)
         self.reason: FallbackReason = reason
+
+
+CALENDAR_CACHE_SIZE = 256
+"""Calendar tables an :class:`OnnxPolicy` keeps (a site's requests and events within one period
+share one; 96 steps take 4 KiB)."""
+
+
+class CalendarCache:
+    """The core's :func:`~smac_rl.core.observation.calendar_table` of recent grids, least recently used out.
+
+    A table depends on the grid (time zone, start, step, length) and the exogenous series (the
+    price outlook); the key is those, the series by their bytes, so any change to a series is a new
+    key. Safe across threads; the tables are read-only.
+    """
+
+    def __init__(self, n_tables_max: int = CALENDAR_CACHE_SIZE) -> None:
+        """Keep at most ``n_tables_max`` tables."""
+        self.n_tables_max = n_tables_max
+        self._tables: OrderedDict[tuple[object, ...], npt.NDArray[np.float64]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(arrays: ScenarioArrays) -> tuple[object, ...]:
+        """What a calendar table is a function of."""
+        series = hashlib.blake2b(digest_size=16)
+        for field in dataclasses.fields(arrays.series):
+            value = getattr(arrays.series, field.name)
+            series.update(
+                np.ascontiguousarray(value).tobytes()
+                if isinstance(value, np.ndarray)
+                else repr(value).encode()
+            )
+        return (arrays.timezone, arrays.start_utc, arrays.step_h, arrays.n_steps, series.digest())
+
+    def table(self, arrays: ScenarioArrays) -> npt.NDArray[np.float64]:
+        """The calendar table of a scenario, ``(T, N_CALENDAR_FEATURES)``, computed on a miss."""
+        key = self.key(arrays)
+        with self._lock:
+            table = self._tables.get(key)
+            if table is not None:
+                self._tables.move_to_end(key)
+                return table
+        table = np.asarray(calendar_table(arrays), dtype=np.float64)
+        table.flags.writeable = False
+        with self._lock:
+            self._tables[key] = table
+            while len(self._tables) > self.n_tables_max:
+                self._tables.popitem(last=False)
+        return table
+
+    def __len__(self) -> int:
+        """Tables held."""
+        return len(self._tables)
 
 
 class OnnxPolicy:
@@ -99,6 +155,7 @@ class OnnxPolicy:
                 )
         self.probe()
         self._act: Callable[[StepContext], Setpoints] = self._unbound
+        self._calendars = CalendarCache()
 
     def probe(self) -> None:
         """Run the graph on a zero observation (``/readyz`` and the start both do).
@@ -139,7 +196,7 @@ class OnnxPolicy:
 
         The function raises :class:`InferenceError` when the graph fails or gives non-finite output.
         """
-        calendar = calendar_table(arrays)  # once per rollout, not per step
+        calendar = self._calendars.table(arrays)  # once per rollout at most, not per step
 
         def act(context: StepContext) -> Setpoints:
             rows = np.broadcast_to(calendar[context.step_index], (context.batch_size, calendar.shape[1]))

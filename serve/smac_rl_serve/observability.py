@@ -49,6 +49,7 @@ class ServiceMetrics:
         requests: ``smac_http_requests_total{method, route, status}``.
         latency: ``smac_http_request_duration_seconds{method, route}``.
         fallbacks: ``smac_llf_fallbacks_total{reason}``.
+        v2g_withheld: ``smac_v2g_withheld_sessions_total{format}`` (OCPP 1.6 and 2.0.1 answers).
         sessions_rendered: ``smac_profile_sessions_rendered_total{format}``.
         replays: ``smac_idempotent_replays_total{kind}``.
         events: ``smac_registry_events_total{kind}``.
@@ -74,6 +75,12 @@ class ServiceMetrics:
             "smac_llf_fallbacks",
             "Rollouts answered by least laxity first instead of the model, by reason.",
             ["reason"],
+            registry=self.registry,
+        )
+        self.v2g_withheld = Counter(
+            "smac_v2g_withheld_sessions",
+            "Sessions that may discharge planned charge-only, their format having no discharge, by format.",
+            ["format"],
             registry=self.registry,
         )
         self.sessions_rendered = Counter(

@@ -58,6 +58,27 @@ CHARGE_ONLY_FORMATS = ("ocpp16", "ocpp201")
 """Formats whose limits cannot be negative: their rollout runs with V2G off."""
 
 
+def v2g_withheld_session_ids(spec: ScenarioSpec, profile_format: ProfileFormat) -> list[str]:
+    """Sessions that may discharge but are planned charge-only, because the format cannot express discharge.
+
+    OCPP 1.6 and 2.0.1 limits cannot be negative, so their rollout runs with V2G off; a session with
+    ``allow_v2g`` at a bidirectional charger is then planned without discharge, and the answer lists
+    it (``v2g_withheld_session_ids``) so that the caller knows; ``ocpp21`` and ``json`` carry V2G.
+    (OCPI 2.2 refuses such a session with a 422 instead: :func:`smac_rl.core.profiles.format_problems`.)
+
+    Args:
+        spec: The request's scenario.
+        profile_format: The requested format.
+
+    Returns:
+        The session ids, in the scenario's order; empty for the formats that carry or refuse V2G.
+    """
+    if profile_format not in CHARGE_ONLY_FORMATS:
+        return []
+    bidirectional = {c.station_id for c in spec.site.chargers if c.is_bidirectional}
+    return [s.session_id for s in spec.sessions if s.allow_v2g and s.station_id in bidirectional]
+
+
 class Planner:
     """Checks, rolls out and renders site states with one loaded policy (safe across threads).
 
@@ -108,10 +129,13 @@ class Planner:
             rate_unit: The unit of the OCPP and OCPI limits.
 
         Returns:
-            ``policy``, ``fallback_reason``, ``model_onnx_sha256``, ``valid_until_utc``, ``kpis``
-            and ``profiles`` (one entry per session plugged in during the horizon).
+            ``policy``, ``fallback_reason``, ``v2g_withheld_session_ids``, ``model_onnx_sha256``,
+            ``valid_until_utc``, ``kpis`` and ``profiles`` (one entry per session plugged in during
+            the horizon).
         """
-        if profile_format in CHARGE_ONLY_FORMATS:
+        withheld = v2g_withheld_session_ids(spec, profile_format)
+        if profile_format in CHARGE_ONLY_FORMATS and any(s.allow_v2g for s in spec.sessions):
+            self.metrics.v2g_withheld.labels(profile_format).inc(len(withheld))
             spec = spec.model_copy(
                 update={"sessions": [s.model_copy(update={"allow_v2g": False}) for s in spec.sessions]}
             )
@@ -156,6 +180,7 @@ class Planner:
         return {
             "policy": answered_by,
             "fallback_reason": fallback,
+            "v2g_withheld_session_ids": withheld,
             "model_onnx_sha256": self.policy.metadata.onnx_sha256,
             "valid_until_utc": valid_until.isoformat(),
             "kpis": score(arrays, trace).as_dict(),

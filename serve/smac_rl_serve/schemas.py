@@ -21,9 +21,10 @@ FORMAT_DESCRIPTION = """The answer's format, per session:
 
 * `ocpp16`: `set_charging_profile`, an OCPP 1.6 `SetChargingProfile.req` (TxProfile, Absolute;
   `connectorId` = the session's `evse_id`; the sessions' `transaction_id` must be integers). Charge
-  only: the rollout runs without V2G.
+  only: the rollout runs without V2G, and the sessions that could have discharged (`allow_v2g` at a
+  bidirectional charger) are listed in the answer's `v2g_withheld_session_ids`.
 * `ocpp201` (default): `set_charging_profile_request`, an OCPP 2.0.1 `SetChargingProfileRequest`
-  (TxProfile, Absolute). Charge only: the rollout runs without V2G.
+  (TxProfile, Absolute). Charge only, as `ocpp16` (`v2g_withheld_session_ids`).
 * `ocpp21`: `set_charging_profile_request`, an OCPP 2.1 `SetChargingProfileRequest` with V2G: a
   discharging period has `operationMode` `CentralSetpoint`, a negative `setpoint` and
   `dischargeLimit`, and `limit` 0; other periods are plain limits.
@@ -161,6 +162,9 @@ class PlanAnswer(BaseModel):
     Attributes:
         policy: What answered: ``onnx``, or ``least_laxity_first`` beyond the model's connectors.
         fallback_reason: Why the heuristic answered, if it did.
+        v2g_withheld_session_ids: Sessions that may discharge (``allow_v2g`` at a bidirectional
+            charger) planned charge-only because the format cannot express discharge (``ocpp16``,
+            ``ocpp201``); empty otherwise. Ask for ``ocpp21`` to use their V2G.
         model_onnx_sha256: The loaded model's ONNX hash.
         valid_until_utc: Re-request by then (next period, arrival or departure).
         kpis: The rollout's KPIs; null where a KPI is undefined (no sessions, no PV, no setpoint).
@@ -169,6 +173,11 @@ class PlanAnswer(BaseModel):
 
     policy: str
     fallback_reason: str | None
+    v2g_withheld_session_ids: list[str] = Field(
+        default_factory=list,
+        description="Sessions that may discharge planned charge-only: the format (ocpp16, ocpp201) "
+        "cannot express discharge. Ask for ocpp21 to use their V2G.",
+    )
     model_onnx_sha256: str
     valid_until_utc: str
     kpis: dict[str, float | None]

@@ -8,10 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _REPOSITORY_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "policies" / "default" / "v1"
-_WHEEL_MODEL_DIR = Path(__file__).resolve().parent / "default_policy"
+_WHEEL_MODEL_DIR = Path(__file__).resolve().parent / "policies" / "default" / "v1"
 DEFAULT_MODEL_DIR = _REPOSITORY_MODEL_DIR if _REPOSITORY_MODEL_DIR.is_dir() else _WHEEL_MODEL_DIR
 """The policy committed with the repository (``models/policies/default/v1``); an installed wheel
-carries the same files as ``smac_rl_serve/default_policy``."""
+carries the same files as ``smac_rl_serve/policies/default/v1``, beside the family's ``ALIASES.json``
+(:data:`smac_rl_serve.catalog.PACKAGED_MODELS_ROOT`)."""
 
 DEFAULT_DATABASE_URL = "sqlite:///smac-serve.db"
 """The registry's database when none is given: a SQLite file in the working folder."""

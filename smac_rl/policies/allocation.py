@@ -10,12 +10,14 @@ the leading batch axis ``B`` of the context; the site may be one site for every 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from smac_rl.core.arraytypes import BoolArray, FloatArray, IntArray
-from smac_rl.core.projection import below_minimum_current
+from smac_rl.core.physics import FEASIBILITY_TOL_KW
+from smac_rl.core.projection import TOP_UP_TOL_KW, below_minimum_current, energy_headroom_kw
 from smac_rl.core.state import StepContext
 
 FILL_TOL_KW = 1e-9
@@ -112,6 +114,10 @@ def allocate_in_order(context: StepContext, order: IntArray, request_kw: FloatAr
     """
     batch, n_connectors = request_kw.shape
     limits = _Limits.of(context)
+    if batch == 1:  # one rollout (the service, evaluation): Python floats, no NumPy call per connector
+        power_one_kw = _allocate_one_row(context, limits, order, request_kw)
+        if power_one_kw is not None:
+            return power_one_kw
     rows = np.arange(batch)
     site_left_kw = site_headroom_kw(context)
     charger_left_kw, phase_left_a = limits.charger_max_kw, limits.phase_limit_a
@@ -130,6 +136,78 @@ def allocate_in_order(context: StepContext, order: IntArray, request_kw: FloatAr
         charger_left_kw[rows, k] -= alloc_kw
         phase_left_a = phase_left_a - alloc_kw[:, None] * a_per_kw
     return power_kw
+
+
+def _allocate_one_row(
+    context: StepContext, limits: _Limits, order: IntArray, request_kw: FloatArray
+) -> FloatArray | None:
+    """:func:`allocate_in_order` for a batch of one row, on Python floats.
+
+    The batched loop's float64 operations in its order, so equal setpoints, without a dozen NumPy
+    calls on one-element arrays per connector (a 50-connector step took about 1 ms that way, most of
+    a 50-session rollout). Subtractions that change nothing (an allocation of 0, a phase the
+    connector does not draw on) are skipped. Whether an allocation is below the minimum current is
+    predicted per connector from the thresholds of
+    :func:`smac_rl.core.projection.below_minimum_current`; every prediction is then checked at once
+    against that function on the allocations before the rule, so the projection's rule stays the
+    one authority.
+
+    Args:
+        context: State at the step's start, batch size 1.
+        limits: The site's sharing limits of ``context``.
+        order: Connector indices in order of service, ``(1, C)``.
+        request_kw: The most each connector asks for [kW], ``(1, C)``.
+
+    Returns:
+        The setpoints [kW], ``(1, C)``; None (the caller runs the batched loop) when an input is NaN
+        or a prediction differs from the projection's rule.
+    """
+    n_connectors = request_kw.shape[1]
+    minimum_kw = np.broadcast_to(context.site.connector_min_charge_kw, (1, n_connectors)) - FEASIBILITY_TOL_KW
+    top_up_kw = energy_headroom_kw(context) - TOP_UP_TOL_KW
+    site_left_kw = float(site_headroom_kw(context)[0])
+    inputs = (
+        request_kw,
+        minimum_kw,
+        top_up_kw,
+        limits.charger_max_kw,
+        limits.phase_a_per_kw,
+        limits.phase_limit_a,
+    )
+    if np.isnan(site_left_kw) or any(np.isnan(values).any() for values in inputs):
+        return None
+    requests_kw, minimums_kw, top_ups_kw = (
+        request_kw[0].tolist(),
+        minimum_kw[0].tolist(),
+        top_up_kw[0].tolist(),
+    )
+    charger_of = limits.charger_index[0].tolist()
+    charger_left_kw = limits.charger_max_kw[0].tolist()
+    phase_left_a = limits.phase_limit_a[0].tolist()
+    # The phases each connector draws on: (phase, A per kW > 0). A phase it does not draw on loses
+    # alloc * 0.0 = 0.0 in the batched loop, which leaves its headroom as it is.
+    draws = [[(q, a) for q, a in enumerate(row) if a > 0.0] for row in limits.phase_a_per_kw[0].tolist()]
+    power_kw = [0.0] * n_connectors
+    tried_kw = [0.0] * n_connectors  # each allocation before the minimum-current rule
+    is_dropped = [False] * n_connectors
+    for c in order[0].tolist():
+        k = charger_of[c]
+        phase_room_kw = math.inf
+        for q, a_per_kw in draws[c]:
+            phase_room_kw = min(phase_room_kw, phase_left_a[q] / a_per_kw)
+        alloc_kw = max(min(requests_kw[c], site_left_kw, charger_left_kw[k], phase_room_kw), 0.0)
+        tried_kw[c] = alloc_kw
+        if 0.0 < alloc_kw < minimums_kw[c] and not alloc_kw >= top_ups_kw[c]:
+            is_dropped[c], alloc_kw = True, 0.0
+        power_kw[c] = alloc_kw
+        if alloc_kw != 0.0:  # subtracting 0.0 changes no headroom
+            site_left_kw = site_left_kw - alloc_kw
+            charger_left_kw[k] -= alloc_kw
+            for q, a_per_kw in draws[c]:
+                phase_left_a[q] = phase_left_a[q] - alloc_kw * a_per_kw
+    if not np.array_equal(below_minimum_current(context, np.array([tried_kw]))[0], is_dropped):
+        return None
+    return np.array([power_kw])
 
 
 def _room_kw(left: FloatArray, per_kw: FloatArray) -> FloatArray:
