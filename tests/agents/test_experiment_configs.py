@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from smac_rl.agents.config import TrainConfig
+from smac_rl.agents.sweep import load_sweep_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
@@ -48,3 +49,10 @@ def test_days_end_on_their_last_day() -> None:
         "2023-01-15",
     )
     assert config.last_day.isoformat() == "2022-12-31"
+
+
+@pytest.mark.parametrize("path", sorted((EXPERIMENTS / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_sweep_validates(path: Path) -> None:
+    sweep = load_sweep_config(path)
+    assert sweep.train.template in path.stem
+    assert sweep.train.last_day < sweep.train.selection_days.first_day < sweep.train.test_days.first_day
