@@ -12,6 +12,12 @@ Parity: the export recomputes every graph on the given rows with onnxruntime and
 LightGBM on the same float32 rows; it refuses to write when the largest difference exceeds the
 tolerance, :data:`PARITY_TOLERANCE` unless the caller states another (graphs hold float32
 thresholds and leaf values, LightGBM float64).
+
+Holidays: a forecaster whose features name a ``holiday_country`` gets the public holidays of that
+country (and subdivision) for :data:`HOLIDAY_FIRST_YEAR` .. :data:`HOLIDAY_LAST_YEAR` in its
+metadata (``holidays``: country, subdivision, years, package version and the ISO dates), so that a
+consumer without the ``holidays`` package (the service) builds the same ``is_holiday`` feature.
+:func:`add_holidays_to_metadata` adds them to a folder exported before this existed.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +43,12 @@ PARITY_TOLERANCE = 1e-4
 normalised price for prices, arrivals per step for arrivals]."""
 
 METADATA_SCHEMA_VERSION = 1
+
+HOLIDAY_FIRST_YEAR = 2015
+"""First year whose public holidays the metadata lists (the bundled prices start in 2015)."""
+
+HOLIDAY_LAST_YEAR = 2035
+"""Last year whose public holidays the metadata lists."""
 
 
 class OnnxParityError(ValueError):
@@ -123,6 +136,91 @@ def parity_errors(
     }
 
 
+def holiday_dates(
+    country: str, subdiv: str | None, first_year: int = HOLIDAY_FIRST_YEAR, last_year: int = HOLIDAY_LAST_YEAR
+) -> list[str]:
+    """Public holidays of a country (and subdivision) in ``first_year .. last_year``, ISO dates, sorted.
+
+    The same call the features make (:func:`smac_rl_forecasting.features.calendar_features`).
+
+    Raises:
+        ValueError: For ``last_year`` before ``first_year``.
+    """
+    import holidays
+
+    if last_year < first_year:
+        raise ValueError(f"last_year: got {last_year}; expected at least first_year {first_year}")
+    days = holidays.country_holidays(country, subdiv=subdiv, years=range(first_year, last_year + 1))
+    return [day.isoformat() for day in sorted(days)]
+
+
+def holiday_metadata(
+    features: Mapping[str, Any], first_year: int = HOLIDAY_FIRST_YEAR, last_year: int = HOLIDAY_LAST_YEAR
+) -> dict[str, Any] | None:
+    """The ``holidays`` entry of a forecaster's metadata, from its feature configuration.
+
+    Args:
+        features: The ``features`` entry of the metadata (``holiday_country``, ``holiday_subdiv``).
+        first_year: First year listed.
+        last_year: Last year listed.
+
+    Returns:
+        ``country``, ``subdiv``, ``first_year``, ``last_year``, ``source`` (the ``holidays``
+        package and its version) and ``dates`` (ISO, sorted); None when the features name no
+        holiday country.
+    """
+    from importlib.metadata import version
+
+    country = features.get("holiday_country")
+    if not country:
+        return None
+    subdiv = features.get("holiday_subdiv")
+    return {
+        "country": str(country),
+        "subdiv": None if subdiv is None else str(subdiv),
+        "first_year": first_year,
+        "last_year": last_year,
+        "source": f"holidays {version('holidays')}",
+        "dates": holiday_dates(str(country), None if subdiv is None else str(subdiv), first_year, last_year),
+    }
+
+
+def _write_metadata(directory: Path, metadata: Mapping[str, Any]) -> None:
+    (directory / "metadata.json").write_text(
+        json.dumps(metadata, indent=2, default=str) + "\n", encoding="utf-8"
+    )
+
+
+def add_holidays_to_metadata(
+    directory: Path, first_year: int = HOLIDAY_FIRST_YEAR, last_year: int = HOLIDAY_LAST_YEAR
+) -> dict[str, Any]:
+    """Add (or refresh) the ``holidays`` entry of an exported folder's ``metadata.json``, in place.
+
+    Every other field is kept as it is; the graphs are not touched, so their hashes still hold.
+
+    Args:
+        directory: The model folder.
+        first_year: First year listed.
+        last_year: Last year listed.
+
+    Returns:
+        The metadata written.
+
+    Raises:
+        ValueError: When the metadata has no ``features`` entry naming a ``holiday_country``.
+    """
+    metadata: dict[str, Any] = json.loads((directory / "metadata.json").read_text(encoding="utf-8"))
+    entry = holiday_metadata(metadata.get("features") or {}, first_year, last_year)
+    if entry is None:
+        raise ValueError(
+            f"{directory / 'metadata.json'}: got no features.holiday_country; expected a forecaster "
+            "whose features use public holidays"
+        )
+    metadata["holidays"] = entry
+    _write_metadata(directory, metadata)
+    return metadata
+
+
 def _opsets(graph: bytes) -> dict[str, int]:
     import onnx
 
@@ -196,9 +294,11 @@ def export_forecaster(
         **core.describe(),
         **(extra_metadata or {}),
     }
-    (directory / "metadata.json").write_text(
-        json.dumps(metadata, indent=2, default=str) + "\n", encoding="utf-8"
-    )
+    features = metadata.get("features")
+    holidays_entry = holiday_metadata(features) if isinstance(features, Mapping) else None
+    if holidays_entry is not None:
+        metadata["holidays"] = holidays_entry
+    _write_metadata(directory, metadata)
     if model_card is not None:
         (directory / "MODEL_CARD.md").write_text(model_card, encoding="utf-8")
     return ExportedForecaster(directory, files, worst, metadata)

@@ -4,7 +4,9 @@
 SoC, a time grid starting now, signals), rolls the policy forward through the core's projection
 and physics over the grid, and answers per session with a charging profile. The registry under
 ``/v1/sites`` keeps sites, sessions and capacity signals for INCAR's event flow and answers each
-event the same way (:mod:`smac_rl_serve.sites`).
+event the same way (:mod:`smac_rl_serve.sites`). ``POST /v1/forecasts/prices`` answers day-ahead
+price quantiles from the exported LightGBM forecaster, run with onnxruntime on numpy features
+(:mod:`smac_rl_serve.forecasters`).
 """
 
 from __future__ import annotations
@@ -24,12 +26,25 @@ from smac_rl_serve.auth import KeyRing, configured_keys
 from smac_rl_serve.catalog import resolve_model_dir
 from smac_rl_serve.db import create_registry_engine, upgrade_schema
 from smac_rl_serve.errors import PROBLEM_RESPONSE_SCHEMA, ApiError, install_error_handlers, problem
+from smac_rl_serve.forecasters import (
+    OnnxPriceForecaster,
+    PriceForecastInputError,
+    check_price_history,
+)
 from smac_rl_serve.limits import BodyLimit
 from smac_rl_serve.model import ModelError, OnnxPolicy
 from smac_rl_serve.observability import RequestTelemetry, ServiceMetrics, configure_logging
 from smac_rl_serve.planning import Planner
 from smac_rl_serve.registry import Registry
-from smac_rl_serve.schemas import FORMAT_DESCRIPTION, RATE_UNIT_DESCRIPTION, PlanAnswer, ProfileRequest
+from smac_rl_serve.schemas import (
+    FORMAT_DESCRIPTION,
+    RATE_UNIT_DESCRIPTION,
+    PlanAnswer,
+    PriceForecastAnswer,
+    PriceForecastHour,
+    PriceForecastRequest,
+    ProfileRequest,
+)
 from smac_rl_serve.settings import Settings
 from smac_rl_serve.sites import bearer, registry_router, tenant_label
 
@@ -43,18 +58,22 @@ __all__ = [
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service with its policy loaded and checked and its database migrated.
+    """Build the service with its policy (and price forecaster) loaded and checked and its database migrated.
 
     ``settings.model_dir`` may be a folder or ``NAME@ALIAS`` (:mod:`smac_rl_serve.catalog`).
     Configures the JSON logging of the ``smac_rl_serve`` loggers (one line per request).
 
     Raises:
-        ModelError: When the model folder is missing, altered or of another layout.
+        ModelError: When the model folder or the price forecaster folder is missing, altered or of
+            another layout.
         ValueError: When the API keys are malformed or the database URL is unusable.
     """
     settings = settings or Settings()
     configure_logging()
     policy = OnnxPolicy(resolve_model_dir(settings.model_dir))
+    forecaster = (
+        None if settings.price_forecaster_dir is None else OnnxPriceForecaster(settings.price_forecaster_dir)
+    )
     metrics = ServiceMetrics()
     meta = policy.metadata
     metrics.model_info.labels(meta.onnx_sha256, str(meta.schema_version), str(meta.n_connectors_max)).set(1)
@@ -101,6 +120,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Ready when the model answers a zero observation and the database answers."""
         try:
             policy.probe()
+            if forecaster is not None:
+                forecaster.probe()
         except ModelError:
             raise ApiError.of(503, "model", "failing", "a model that answers") from None
         try:
@@ -112,11 +133,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/model")
     def model() -> dict[str, Any]:
-        """The loaded model's metadata (observation entries left out), its folder and ONNX path."""
+        """The loaded model's metadata (observation entries left out), its folder and ONNX path.
+
+        ``price_forecaster``: the price forecaster's metadata (holiday dates counted, not listed),
+        its folder and horizon, or null when none is loaded.
+        """
         return {
             **policy.metadata.model_dump(mode="json", exclude={"observation"}),
             "model_dir": str(policy.model_dir),
             "onnx_path": str(policy.onnx_path),
+            "price_forecaster": None if forecaster is None else forecaster.summary(),
         }
 
     @app.get("/metrics", response_class=PlainTextResponse)
@@ -162,6 +188,63 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if problems:
             return JSONResponse(status_code=422, content={"detail": problems})
         return JSONResponse(content=planner.answer(spec, request.format, request.rate_unit))
+
+    @app.post(
+        "/v1/forecasts/prices",
+        response_model=PriceForecastAnswer,
+        dependencies=[Depends(profiles_caller)],
+        responses={
+            status: {
+                "description": text,
+                "content": {"application/json": {"schema": PROBLEM_RESPONSE_SCHEMA}},
+            }
+            for status, text in {
+                401: "No API key, or an unknown one (when keys are configured).",
+                404: "The service runs without a price forecaster.",
+                413: "The body is larger than the service accepts.",
+                422: "Invalid input: every problem with its field path, value and expectation.",
+            }.items()
+        },
+    )
+    def price_forecast(request: PriceForecastRequest) -> PriceForecastAnswer:
+        """Day-ahead price quantiles (10/50/90 %) of the hours from ``origin_utc`` on, stateless.
+
+        Needs a key as ``POST /v1/profiles`` does. Reads only the prices of hours before the origin.
+        """
+        if forecaster is None:
+            raise ApiError.of(
+                404, "price_forecaster", "none loaded", "a service started with a price_forecaster_dir"
+            )
+        problems = forecaster.check_origin(request.origin_utc, request.horizon_h)
+        try:
+            history = check_price_history(
+                request.origin_utc,
+                [p.start_utc for p in request.prices],
+                [p.price_eur_per_kwh for p in request.prices],
+            )
+        except PriceForecastInputError as exc:
+            problems += exc.problems
+        if problems:
+            raise ApiError.from_problems(problems)
+        result = forecaster.forecast(request.origin_utc, history, request.horizon_h)
+        return PriceForecastAnswer(
+            forecaster={"name": forecaster.name, "version": forecaster.version},
+            onnx_sha256=dict(forecaster.onnx_sha256),
+            origin_utc=result.origin_utc.isoformat(),
+            n_history_h=int(history.shape[0]),
+            forecasts=[
+                PriceForecastHour(
+                    start_utc=start.isoformat(),
+                    lead_h=float(k),
+                    price_q10_eur_per_kwh=float(q[0]),
+                    price_q50_eur_per_kwh=float(q[1]),
+                    price_q90_eur_per_kwh=float(q[2]),
+                )
+                for k, (start, q) in enumerate(
+                    zip(result.start_utc, result.quantiles_eur_per_kwh, strict=True)
+                )
+            ],
+        )
 
     app.include_router(registry_router(registry, settings))
     return app

@@ -317,3 +317,74 @@ class DecisionPage(BaseModel):
 
     items: list[DecisionEntry]
     next_before_id: int | None
+
+
+PRICE_ABS_MAX_EUR_PER_KWH = 10.0
+"""Largest absolute price accepted [EUR/kWh] (day-ahead prices have stayed within about 1; a value
+in EUR/MWh by mistake is refused)."""
+
+N_PRICES_MAX = 24 * 366 * 2
+"""Most price hours accepted in one forecast request (two years)."""
+
+
+class HourlyPrice(ServeModel):
+    """One hour's day-ahead price.
+
+    Attributes:
+        start_utc: Start of the hour (timezone-aware, on the hour).
+        price_eur_per_kwh: The price [EUR/kWh] (EUR/MWh divided by 1000), finite.
+    """
+
+    start_utc: AwareDatetime
+    price_eur_per_kwh: float = Field(ge=-PRICE_ABS_MAX_EUR_PER_KWH, le=PRICE_ABS_MAX_EUR_PER_KWH)
+
+
+class PriceForecastRequest(ServeModel):
+    """``POST /v1/forecasts/prices``: quantile forecasts of the hours from ``origin_utc`` on.
+
+    Attributes:
+        origin_utc: When the forecast is made: the first hour forecast (timezone-aware, on the hour).
+        prices: Hourly prices, ascending without gaps, up to the hour before ``origin_utc`` and at
+            least 28 days (672 hours) of them; hours from the origin on are ignored.
+        horizon_h: Hours forecast [h], 1 to 48.
+    """
+
+    origin_utc: AwareDatetime
+    prices: list[HourlyPrice] = Field(max_length=N_PRICES_MAX)
+    horizon_h: int = Field(default=48, ge=1, le=48)
+
+
+class PriceForecastHour(BaseModel):
+    """The forecast of one hour.
+
+    Attributes:
+        start_utc: Start of the hour (UTC).
+        lead_h: Hours after the origin [h].
+        price_q10_eur_per_kwh: 10 % quantile [EUR/kWh].
+        price_q50_eur_per_kwh: Median [EUR/kWh].
+        price_q90_eur_per_kwh: 90 % quantile [EUR/kWh].
+    """
+
+    start_utc: str
+    lead_h: float
+    price_q10_eur_per_kwh: float
+    price_q50_eur_per_kwh: float
+    price_q90_eur_per_kwh: float
+
+
+class PriceForecastAnswer(BaseModel):
+    """Quantile price forecasts and the model that made them.
+
+    Attributes:
+        forecaster: ``name`` and ``version`` of the forecaster.
+        onnx_sha256: Hash of each graph (``q10``, ``q50``, ``q90``).
+        origin_utc: The origin (UTC).
+        n_history_h: Hours of prices before the origin that the forecast read [h].
+        forecasts: One entry per hour, ``horizon_h`` of them.
+    """
+
+    forecaster: dict[str, str]
+    onnx_sha256: dict[str, str]
+    origin_utc: str
+    n_history_h: int
+    forecasts: list[PriceForecastHour]

@@ -14,6 +14,28 @@ DEFAULT_MODEL_DIR = _REPOSITORY_MODEL_DIR if _REPOSITORY_MODEL_DIR.is_dir() else
 carries the same files as ``smac_rl_serve/policies/default/v1``, beside the family's ``ALIASES.json``
 (:data:`smac_rl_serve.catalog.PACKAGED_MODELS_ROOT`)."""
 
+_REPOSITORY_PRICE_FORECASTER_DIR = (
+    Path(__file__).resolve().parents[2] / "models" / "forecasters" / "nl_day_ahead_prices" / "v1"
+)
+_WHEEL_PRICE_FORECASTER_DIR = (
+    Path(__file__).resolve().parent / "forecaster_models" / "nl_day_ahead_prices" / "v1"
+)
+
+
+def default_price_forecaster_dir(
+    repository_dir: Path = _REPOSITORY_PRICE_FORECASTER_DIR, wheel_dir: Path = _WHEEL_PRICE_FORECASTER_DIR
+) -> Path | None:
+    """The repository's price forecaster folder if present, else the wheel's, else None (none served)."""
+    for candidate in (repository_dir, wheel_dir):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+DEFAULT_PRICE_FORECASTER_DIR = default_price_forecaster_dir()
+"""The price forecaster committed with the repository (``models/forecasters/nl_day_ahead_prices/v1``);
+an installed wheel carries it as ``smac_rl_serve/forecaster_models/nl_day_ahead_prices/v1``."""
+
 DEFAULT_DATABASE_URL = "sqlite:///smac-serve.db"
 """The registry's database when none is given: a SQLite file in the working folder."""
 
@@ -27,6 +49,9 @@ class Settings:
 
     Attributes:
         model_dir: Folder with ``policy.onnx`` and ``metadata.json``.
+        price_forecaster_dir: Folder with the day-ahead price forecaster (``q10/q50/q90.onnx`` and
+            ``metadata.json``), checked at start and served by ``POST /v1/forecasts/prices``; None
+            serves no forecaster (that endpoint then answers 404).
         database_url: SQLAlchemy URL of the registry (``sqlite:///file.db`` or
             ``postgresql+psycopg://user:password@host/db``).
         api_keys: SHA-256 hex digest of each API key -> the tenants (CPO ids) it may act for.
@@ -47,6 +72,7 @@ class Settings:
     """
 
     model_dir: Path = DEFAULT_MODEL_DIR
+    price_forecaster_dir: Path | None = DEFAULT_PRICE_FORECASTER_DIR
     database_url: str = DEFAULT_DATABASE_URL
     api_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     api_keys_file: Path | None = None
@@ -64,7 +90,8 @@ class Settings:
     def from_environment(cls, environment: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``SMAC_*`` environment variables, defaults for the rest.
 
-        Reads ``SMAC_MODEL_DIR``, ``SMAC_DATABASE_URL``, ``SMAC_API_KEYS_FILE`` and
+        Reads ``SMAC_MODEL_DIR``, ``SMAC_PRICE_FORECASTER_DIR`` (a folder, or ``none`` for no
+        forecaster), ``SMAC_DATABASE_URL``, ``SMAC_API_KEYS_FILE`` and
         ``SMAC_ALLOW_ANONYMOUS_PROFILES`` (``1``/``true``/``yes``).
 
         Args:
@@ -76,8 +103,17 @@ class Settings:
         env = os.environ if environment is None else environment
         model_dir = env.get("SMAC_MODEL_DIR")
         keys_file = env.get("SMAC_API_KEYS_FILE")
+        forecaster_dir = env.get("SMAC_PRICE_FORECASTER_DIR")
+        price_forecaster_dir = (
+            DEFAULT_PRICE_FORECASTER_DIR
+            if not forecaster_dir
+            else None
+            if forecaster_dir.lower() == "none"
+            else Path(forecaster_dir)
+        )
         return cls(
             model_dir=Path(model_dir) if model_dir else DEFAULT_MODEL_DIR,
+            price_forecaster_dir=price_forecaster_dir,
             database_url=env.get("SMAC_DATABASE_URL") or DEFAULT_DATABASE_URL,
             api_keys_file=Path(keys_file) if keys_file else None,
             allow_anonymous_profiles=env.get("SMAC_ALLOW_ANONYMOUS_PROFILES", "").lower()

@@ -45,6 +45,7 @@ OPERATIONS = [
     "GET /metrics",
     "GET /v1/model",
     "POST /v1/profiles",
+    "POST /v1/forecasts/prices",
     "PUT /v1/sites/{site_id}",
     "GET /v1/sites/{site_id}",
     "POST /v1/sites/{site_id}/sessions",
