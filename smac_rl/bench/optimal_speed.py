@@ -20,7 +20,8 @@ Figures, per (N, price case), on one thread (HiGHS ``threads=1``; the command pi
 one core):
 
 * ``build_s``, ``solve_s``: as :func:`smac_rl.optimal.solve.solve_optimal` measures them: pyomo
-  model construction, and hand-over to HiGHS (appsi) plus HiGHS itself;
+  model construction, and compilation to matrices, hand-over to HiGHS and every HiGHS run (the
+  rounding path's two LPs, then branch and bound where rounding does not prove optimality);
 * ``replay_score_s``: the rest of that call (loading the solution, replay through the projection
   and the physics, scoring, counting the binaries); ``total_s`` is the whole call, from the compiled
   scenario to the result;
@@ -30,9 +31,11 @@ one core):
   the same options: its hand-over plus solve time, HiGHS's own run time, its objective, and the
   relative gap between it and the MIP's objective (how weak the relaxation is).
 
-The model's binaries here (counted per variable in each record): V2G charge/discharge modes ``z``
-for every plugged-in step of a V2G session, storage modes ``zs`` on every step (the benchmark
-battery self-discharges), and PV curtailment ``c_pv`` on steps with a negative price and PV.
+The model's binaries here (counted per variable in each record), where
+:func:`smac_rl.optimal.model.binary_needs` puts them: V2G charge/discharge modes ``z`` where the
+reachability floor rises above what the session can never go below or where simultaneous charge
+and discharge could pay, storage modes ``zs`` on every step (the benchmark battery self-discharges
+and has a minimum), and PV curtailment ``c_pv`` on steps with a negative price and PV.
 
 Targets (issue 6): at N = 200, proven optimal with a MIP gap <= 1e-4 in <= 2 s with positive prices
 and <= 10 s with negative-price hours, counted on ``total_s``. The solver's time limit keeps every
@@ -118,6 +121,8 @@ class OptimalSpeed:
         target_total_s: Issue 6's time target for this row; None where N is not the target's [s].
         is_target_met: Optimal, gap within the target, in time; None where there is no target.
         error: The solver's message when no solution was found; empty otherwise.
+        path: How the optimum was solved: ``rounding`` (proven by the rounded LP, no branch and
+            bound) or ``branch_and_bound`` (started from the rounded solution); empty without one.
     """
 
     n_sessions_requested: int
@@ -149,6 +154,7 @@ class OptimalSpeed:
     target_total_s: float | None
     is_target_met: bool | None
     error: str = field(default="")
+    path: str = field(default="")
 
 
 def scaled_template(n_sessions: int, oversampling: float = OVERSAMPLING) -> SiteTemplate:
@@ -399,6 +405,7 @@ def measure_scenario(
         target_total_s=target_s,
         is_target_met=is_met,
         error=error,
+        path="" if result is None else result.path.value,
     )
 
 

@@ -21,20 +21,32 @@ from pyomo.common.tee import capture_output
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from smac_rl.core.arrays import ScenarioArrays
+from smac_rl.core.arraytypes import FloatArray
 from smac_rl.optimal.model import OptimalError
-from smac_rl.optimal.solve import ModelSolution, SolverStatus
+from smac_rl.optimal.solve import ModelSolution, SolvePath, SolverStatus
+
+_Outcome = tuple[SolverStatus, float, float, FloatArray]
+"""Status, objective [EUR], relative gap and column values of a solve."""
 
 
 class MatrixSolver:
     """HiGHS fed with the standard form of a model of :func:`smac_rl.optimal.model.build_model`."""
 
-    def __init__(self, time_limit_s: float = 120.0, mip_gap_frac: float = 1e-4, n_threads: int = 1) -> None:
+    def __init__(
+        self,
+        time_limit_s: float = 120.0,
+        mip_gap_frac: float = 1e-4,
+        n_threads: int = 1,
+        is_rounding_first: bool = False,
+    ) -> None:
         """Create the solver.
 
         Args:
             time_limit_s: Solver time limit of each solve [s].
             mip_gap_frac: Relative MIP gap at which a solve stops.
             n_threads: Solver threads.
+            is_rounding_first: Whether a model with binaries is first tried by rounding
+                (:meth:`solve`): LP relaxation, binaries fixed from its profile, LP again.
 
         Raises:
             ValueError: For a time limit that is not positive, a gap outside [0, 1) or no thread.
@@ -46,8 +58,9 @@ class MatrixSolver:
         if n_threads < 1:
             raise ValueError(f"n_threads: got {n_threads}; expected at least 1")
         self.time_limit_s, self.mip_gap_frac, self.n_threads = time_limit_s, mip_gap_frac, n_threads
+        self.is_rounding_first = is_rounding_first
 
-    def _solver(self) -> highspy.Highs:
+    def _solver(self, time_limit_s: float | None = None) -> highspy.Highs:
         """A fresh, quiet HiGHS instance for each solve.
 
         One instance's clock runs on across solves and its time limit counts that total; the
@@ -58,7 +71,7 @@ class MatrixSolver:
             highs.setOptionValue("output_flag", False)
         highs.setOptionValue("threads", self.n_threads)
         highs.setOptionValue("random_seed", 0)
-        highs.setOptionValue("time_limit", self.time_limit_s)
+        highs.setOptionValue("time_limit", self.time_limit_s if time_limit_s is None else time_limit_s)
         highs.setOptionValue("mip_rel_gap", self.mip_gap_frac)
         return highs
 
@@ -78,25 +91,23 @@ class MatrixSolver:
         started = time.perf_counter()
         repn = LinearStandardFormCompiler().write(model, mixed_form=True, set_sense=None)
         columns: list[Any] = list(repn.columns)
-        highs = self._solver()
         is_mip = any(var.is_integer() for var in columns)
-        highs.passModel(_lp(repn, columns, is_mip))
+        lp = _lp(repn, columns, is_mip)
         handed = time.perf_counter()
-        highs.run()
+        outcome: _Outcome | None = None
+        start: highspy.HighsSolution | None = None
+        path = SolvePath.SOLVER
+        if is_mip and self.is_rounding_first:
+            outcome, start, path = self._by_rounding(model, lp, columns, arrays, started)
+        if outcome is None:
+            highs = self._solver(max(self.time_limit_s - (time.perf_counter() - started), 1e-3))
+            highs.passModel(lp)
+            if start is not None:
+                highs.setSolution(start)
+            highs.run()
+            outcome = _read(highs, arrays, is_mip)
+        status, objective, gap, values = outcome
         solved = time.perf_counter()
-        condition = highs.getModelStatus()
-        info = highs.getInfo()
-        has_solution = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
-        if condition == highspy.HighsModelStatus.kOptimal:
-            status = SolverStatus.OPTIMAL
-        elif condition == highspy.HighsModelStatus.kTimeLimit and has_solution:
-            status = SolverStatus.TIME_LIMIT
-        else:
-            raise OptimalError(
-                f"optimum of {arrays.name}: the solver ended with {highs.modelStatusToString(condition)} "
-                "and no solution"
-            )
-        values = np.asarray(highs.getSolution().col_value, dtype=np.float64)
         column_of = {id(var): j for j, var in enumerate(columns)}
 
         def value_of(var: Any) -> float:
@@ -111,12 +122,146 @@ class MatrixSolver:
         return ModelSolution(
             ev_power_kw=ev_power,
             storage_power_kw=storage,
-            objective_eur=float(info.objective_function_value),
+            objective_eur=objective,
             status=status,
-            mip_gap_frac=float(info.mip_gap) if is_mip else 0.0,
+            mip_gap_frac=gap,
             compile_s=handed - started,
             solve_s=solved - handed,
+            path=path,
         )
+
+    def _by_rounding(
+        self,
+        model: pyo.ConcreteModel,
+        lp: highspy.HighsLp,
+        columns: list[Any],
+        arrays: ScenarioArrays,
+        started: float,
+    ) -> tuple[_Outcome | None, highspy.HighsSolution | None, SolvePath]:
+        """The proof-by-rounding path: the outcome, or None with a MIP start (or none) for HiGHS.
+
+        1. Solve the LP relaxation (binaries in [0, 1]): its objective ``bound`` is a lower bound.
+        2. Fix every binary from the relaxed profile (:func:`rounded_binaries`) and solve the LP
+           again: a feasible solution of the model, objective ``value``.
+        3. If ``value - bound <= mip_gap * |value|``, it is optimal within the gap: no branch and
+           bound. Otherwise the fixed solution becomes the MIP start of the full solve.
+        """
+        integrality = list(lp.integrality_)
+        binary = np.asarray([v == highspy.HighsVarType.kInteger for v in integrality])
+        lp.integrality_ = [highspy.HighsVarType.kContinuous] * len(integrality)
+        try:
+            relaxed = self._run(lp, started)
+            if relaxed is None:
+                return None, None, SolvePath.BRANCH_AND_BOUND
+            bound, relaxed_values = relaxed
+            fixed_values = rounded_binaries(model, columns, relaxed_values, arrays)
+            lower, upper = np.array(lp.col_lower_), np.array(lp.col_upper_)
+            lp.col_lower_ = np.where(binary, fixed_values, lower)
+            lp.col_upper_ = np.where(binary, fixed_values, upper)
+            fixed = self._run(lp, started)
+            lp.col_lower_, lp.col_upper_ = lower, upper
+        finally:
+            lp.integrality_ = integrality
+        if fixed is None:
+            return None, None, SolvePath.BRANCH_AND_BOUND
+        value, values = fixed
+        gap = max(value - bound, 0.0) / max(abs(value), 1e-9)
+        if gap <= self.mip_gap_frac:
+            return (SolverStatus.OPTIMAL, value, gap, values), None, SolvePath.ROUNDING
+        start = highspy.HighsSolution()
+        start.col_value = list(values)
+        start.value_valid = True
+        return None, start, SolvePath.BRANCH_AND_BOUND
+
+    def _run(self, lp: highspy.HighsLp, started: float) -> tuple[float, FloatArray] | None:
+        """Solve an LP; its objective and column values, or None when not optimal in time."""
+        left_s = self.time_limit_s - (time.perf_counter() - started)
+        if left_s <= 0.0:
+            return None
+        highs = self._solver(left_s)
+        highs.passModel(lp)
+        highs.run()
+        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        values = np.asarray(highs.getSolution().col_value, dtype=np.float64)
+        return float(highs.getInfo().objective_function_value), values
+
+
+def rounded_binaries(
+    model: pyo.ConcreteModel, columns: list[Any], values: FloatArray, arrays: ScenarioArrays
+) -> FloatArray:
+    """Binary values from a relaxed solution: each mode from the sign of its asset's net power.
+
+    ``z[s,t] = 1`` (V2G discharge mode) where ``pd > pc``; ``zs[t] = 1`` where ``sd > sc``;
+    ``charging[s,t] = 1`` where ``pc > 0``; ``d_imp[t] = 1`` where ``imp >= exp``; ``c_pv[t] = 1``
+    where PV is curtailed; the minimum-current modes (and any tie) are the relaxed value rounded
+    to the nearest integer.
+
+    Args:
+        model: The model of the columns.
+        columns: Its standard-form columns.
+        values: The relaxed column values.
+        arrays: The scenario it was built from.
+
+    Returns:
+        Column values with every binary column set to 0 or 1 (other columns as given).
+    """
+    tol = 1e-7
+    column_of = {id(var): j for j, var in enumerate(columns)}
+
+    def val(var: Any) -> float:
+        j = column_of.get(id(var))
+        return float(values[j]) if j is not None else float(var.value or 0.0)
+
+    def mode(on: float, off: float) -> float | None:
+        if on > off + tol:
+            return 1.0
+        if off > on + tol:
+            return 0.0
+        return None
+
+    out = np.array(values, dtype=np.float64)
+    pv_kw = arrays.series.pv_available_kw
+    for j, var in enumerate(columns):
+        if not var.is_integer():
+            continue
+        name, index = var.parent_component().name, var.index()
+        chosen: float | None = None
+        if name == "z":
+            chosen = mode(val(model.pd[index]), val(model.pc[index]))
+        elif name == "zs":
+            chosen = mode(val(model.sd[index]), val(model.sc[index]))
+        elif name == "charging":
+            chosen = 1.0 if val(model.pc[index]) > tol else 0.0
+        elif name == "d_imp":
+            chosen = mode(val(model.imp[index]), val(model.exp[index]))
+        elif name == "c_pv":
+            chosen = 1.0 if val(model.pv[index]) < float(pv_kw[index]) - tol else 0.0
+        out[j] = float(round(float(values[j]))) if chosen is None else chosen
+    return out
+
+
+def _read(highs: highspy.Highs, arrays: ScenarioArrays, is_mip: bool) -> _Outcome:
+    """Status, objective, gap and column values of a finished HiGHS run.
+
+    Raises:
+        OptimalError: When HiGHS finds no solution.
+    """
+    condition = highs.getModelStatus()
+    info = highs.getInfo()
+    has_solution = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+    if condition == highspy.HighsModelStatus.kOptimal:
+        status = SolverStatus.OPTIMAL
+    elif condition == highspy.HighsModelStatus.kTimeLimit and has_solution:
+        status = SolverStatus.TIME_LIMIT
+    else:
+        raise OptimalError(
+            f"optimum of {arrays.name}: the solver ended with {highs.modelStatusToString(condition)} "
+            "and no solution"
+        )
+    values = np.asarray(highs.getSolution().col_value, dtype=np.float64)
+    gap = float(info.mip_gap) if is_mip else 0.0
+    return status, float(info.objective_function_value), gap, values
 
 
 def _lp(repn: Any, columns: list[Any], is_mip: bool) -> highspy.HighsLp:

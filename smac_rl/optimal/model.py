@@ -26,6 +26,8 @@ minimum, or the final top-up).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyomo.environ as pyo
 
@@ -50,8 +52,158 @@ def _windows(arrays: ScenarioArrays) -> list[range]:
     ]
 
 
-def build_model(arrays: ScenarioArrays) -> pyo.ConcreteModel:
+@dataclass(frozen=True)
+class BinaryNeeds:
+    """Where the mode binaries of V2G sessions and of the storage may change the optimum.
+
+    From :func:`binary_needs`; :meth:`everywhere` puts them on every row (the plain MILP, for tests
+    and comparisons).
+
+    Attributes:
+        exclusion_steps: Steps where charging and discharging one asset at once could pay, so the
+            charge/discharge exclusion must be enforced by a binary.
+        v2g_mode_rows: ``(session, step)`` rows with a V2G mode binary ``z``.
+        storage_mode_steps: Steps with a storage mode binary ``zs``.
+        is_storage_floor_conditional: Whether the storage floor holds only in discharge mode
+            (self-discharge can take the storage below it).
+    """
+
+    exclusion_steps: frozenset[int]
+    v2g_mode_rows: frozenset[tuple[int, int]]
+    storage_mode_steps: frozenset[int]
+    is_storage_floor_conditional: bool
+
+    @classmethod
+    def everywhere(cls, arrays: ScenarioArrays) -> BinaryNeeds:
+        """Binaries on every V2G row and every storage step, whatever the scenario."""
+        windows = _windows(arrays)
+        steps = frozenset(range(arrays.n_steps))
+        sessions = arrays.sessions
+        rows = frozenset((s, t) for s, w in enumerate(windows) if sessions.max_discharge_kw[s] > 0 for t in w)
+        has_storage = arrays.site.storage_capacity_kwh > 0
+        return cls(steps, rows, steps if has_storage else frozenset(), _is_floor_conditional(arrays))
+
+
+def _is_floor_conditional(arrays: ScenarioArrays) -> bool:
+    site = arrays.site
+    return bool(
+        site.storage_capacity_kwh > 0
+        and site.storage_self_discharge_per_h_frac > 0.0
+        and site.storage_min_energy_kwh > 0.0
+    )
+
+
+def v2g_floor_kwh(arrays: ScenarioArrays, s: int, t: int) -> float:
+    """The projection's V2G floor of session ``s`` after step ``t`` [kWh].
+
+    ``floor_t = max(v2g floor, target - max_charge * eta_c * dt * (steps left after t), 0)``.
+    """
+    sessions = arrays.sessions
+    steps_after = max(int(sessions.end_step[s]) - t - 1, 0)
+    reachable = (
+        float(sessions.target_energy_kwh[s])
+        - float(sessions.max_charge_kw[s] * sessions.charge_efficiency_frac[s]) * arrays.step_h * steps_after
+    )
+    return max(float(sessions.floor_energy_kwh[s]), reachable, 0.0)
+
+
+def v2g_lowest_kwh(arrays: ScenarioArrays, s: int) -> float:
+    """Energy no trajectory of V2G session ``s`` goes below [kWh]: ``max(min(arrival, v2g floor), 0)``.
+
+    Charging only raises the energy, and discharging stops at ``floor_t >= v2g floor``.
+    """
+    sessions = arrays.sessions
+    return max(min(float(sessions.arrival_energy_kwh[s]), float(sessions.floor_energy_kwh[s])), 0.0)
+
+
+def binary_needs(arrays: ScenarioArrays) -> BinaryNeeds:
+    """The relaxation rule: where a mode binary may change the optimum, and only there.
+
+    **Charge/discharge exclusion** (V2G ``pc``/``pd``, storage ``sc``/``sd``). Take a solution of the
+    model without the exclusion that charges ``a > 0`` and discharges ``b > 0`` one asset in step
+    ``t``. Lower ``pc`` by ``x`` and ``pd`` by ``eta_c * eta_d * x`` (``x`` as large as keeps both
+    >= 0): the stored energy ``e[t+1] = e[t] + dt * (eta_c * pc - pd / eta_d)`` is unchanged at every
+    step, so every energy constraint (taper, headroom, floors, storage bounds, unmet energy) still
+    holds; the charger, phase and power bounds hold (``pc + pd`` fell); the degradation cost fell.
+    Only the bus of step ``t`` changes: the site draws ``(1 - eta_c * eta_d) * x >= 0`` less
+    (efficiencies are at most 1). Drawing less lowers the import (never the peak, never the demand
+    charge) or raises the export; that costs nothing more when
+
+    * the import and export prices of ``t`` are not negative (or the energy weight is 0),
+    * no setpoint is tracked (the tracking term would see the change),
+    * the export limit cannot bind at ``t``: PV available, plus the storage's and the plugged-in
+      V2G sessions' discharge limits, minus the base load, stay within it (PV the physics would
+      curtail is not curtailable at will).
+
+    Then an optimum without simultaneous charge and discharge exists, with the same objective: the
+    exclusion needs a binary only on the other steps (``exclusion_steps``).
+
+    **V2G floor.** Discharge is allowed down to ``floor_t`` (:func:`v2g_floor_kwh`), a rule that
+    holds only in discharge mode: an EV below it may still charge. No trajectory goes below
+    ``L = max(min(arrival, v2g floor), 0)`` (:func:`v2g_lowest_kwh`), so ``e - pd * dt / eta_d >= L``
+    is valid everywhere and, where ``floor_t <= L``, it is the floor itself: no binary. The floor
+    needs one only where ``floor_t > L`` (the reachability floor before departure, and sessions
+    arriving below their V2G floor). The headroom ``e + eta_c * pc * dt <= target`` holds in both
+    modes for sessions arriving at or below their target (discharging only lowers ``e``), so it
+    needs no binary either.
+
+    **Storage floor.** With self-discharge and a positive minimum, the storage may decay below
+    ``E_min`` and then only charge: the floor holds in discharge mode only, on every step (the
+    valid bound ``E[t] * keep - sd * dt / eta_d >= E_min * keep ** (t + 1)`` holds in both modes
+    and tightens the relaxation). Without self-discharge or without a minimum the floor holds in
+    both modes (the initial energy is at least ``E_min``, validated).
+
+    The other binaries are the physics' rules (:func:`define_physics_rules`, the minimum-current
+    option, V2G sessions arriving above their target) and keep their own conditions.
+
+    Args:
+        arrays: The compiled scenario.
+
+    Returns:
+        Where binaries go.
+    """
+    site, series, sessions, w = arrays.site, arrays.series, arrays.sessions, arrays.objective
+    windows = _windows(arrays)
+    discharge_kw = np.full(
+        arrays.n_steps, site.storage_max_discharge_kw if site.storage_capacity_kwh > 0 else 0.0
+    )
+    for s, window in enumerate(windows):
+        if sessions.max_discharge_kw[s] > 0:
+            for t in window:
+                discharge_kw[t] += float(sessions.max_discharge_kw[s])
+    prices_negative = (series.import_price_eur_per_kwh < 0) | (series.export_price_eur_per_kwh < 0)
+    if w.energy_weight_frac == 0.0:
+        prices_negative = np.zeros(arrays.n_steps, dtype=bool)
+    export_may_bind = series.pv_available_kw + discharge_kw - series.base_load_kw > series.export_limit_kw
+    exclusion = prices_negative | export_may_bind | (w.tracking_eur_per_kwh > 0.0)
+    exclusion_steps = frozenset(int(t) for t in np.flatnonzero(exclusion))
+    min_charge_kw = site.connector_min_charge_kw
+    rows = frozenset(
+        (s, t)
+        for s, window in enumerate(windows)
+        if sessions.max_discharge_kw[s] > 0
+        for t in window
+        if t in exclusion_steps
+        or v2g_floor_kwh(arrays, s, t) > v2g_lowest_kwh(arrays, s)
+        or min_charge_kw[sessions.connector_index[s]] > 0
+    )
+    conditional = _is_floor_conditional(arrays)
+    if site.storage_capacity_kwh <= 0:
+        storage_steps: frozenset[int] = frozenset()
+    elif conditional:
+        storage_steps = frozenset(range(arrays.n_steps))
+    else:
+        storage_steps = exclusion_steps
+    return BinaryNeeds(exclusion_steps, rows, storage_steps, conditional)
+
+
+def build_model(arrays: ScenarioArrays, needs: BinaryNeeds | None = None) -> pyo.ConcreteModel:
     """Build the optimum's model for a compiled scenario.
+
+    Args:
+        arrays: The compiled scenario.
+        needs: Where mode binaries go; :func:`binary_needs` by default (the same optimum as
+            :meth:`BinaryNeeds.everywhere`, with fewer binaries).
 
     Raises:
         OptimalError: When the scenario uses an option the model does not cover.
@@ -66,13 +218,16 @@ def build_model(arrays: ScenarioArrays) -> pyo.ConcreteModel:
     )
     v2g = [s for s in range(arrays.sessions.n_sessions) if arrays.sessions.max_discharge_kw[s] > 0]
     m.SV = pyo.Set(dimen=2, initialize=[(s, t) for s in v2g for t in windows[s]])
+    needs = binary_needs(arrays) if needs is None else needs
+    m.SZ = pyo.Set(dimen=2, initialize=[(s, t) for s, t in m.SV if (s, t) in needs.v2g_mode_rows])
+    m.TS = pyo.Set(initialize=sorted(needs.storage_mode_steps))
     define_variables(m, arrays)
     define_session_energy(m, arrays, windows)
     define_session_box(m, arrays)
     define_v2g_modes(m, arrays)
     define_minimum_current(m, arrays)
     define_sharing(m, arrays)
-    define_storage(m, arrays)
+    define_storage(m, arrays, needs)
     define_bus(m, arrays)
     define_peak_and_unmet(m, arrays, windows)
     define_objective(m, arrays)
@@ -85,7 +240,7 @@ def define_variables(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
     m.pc = pyo.Var(m.SP, bounds=lambda _m, s, _t: (0.0, float(sessions.max_charge_kw[s])))
     m.pd = pyo.Var(m.SP, bounds=lambda _m, s, _t: (0.0, float(sessions.max_discharge_kw[s])))
     m.e = pyo.Var(m.SE, bounds=lambda _m, s, _t: (0.0, float(sessions.capacity_kwh[s])))
-    m.z = pyo.Var(m.SV, domain=pyo.Binary)
+    m.z = pyo.Var(m.SZ, domain=pyo.Binary)
     m.sc = pyo.Var(m.T, bounds=(0.0, site.storage_max_charge_kw))
     m.sd = pyo.Var(m.T, bounds=(0.0, site.storage_max_discharge_kw))
     m.E = pyo.Var(m.T1, bounds=(0.0, max(site.storage_capacity_kwh, 0.0)))
@@ -117,8 +272,9 @@ def define_session_box(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
     """The projection's box for charging.
 
     ``pc <= ev_max * (cap - e) / (cap * (1 - s0))`` (CC-CV taper, when ``s0 < 1``) and
-    ``e + eta_c * pc * dt <= target`` (no charging past the energy wanted; for V2G sessions only in
-    charge mode, ``+ M * z``); sessions that arrive at or above their target never charge, except
+    ``e + eta_c * pc * dt <= target`` (no charging past the energy wanted; it holds in discharge
+    mode too, where ``pc = 0`` and ``e <= target``: no binary); sessions that arrive at or above
+    their target never charge, except
     V2G sessions arriving above it, which may discharge below it and charge back: for them a binary
     ``charging`` switches the bound on (``pc <= max_charge * charging``, ``+ M * (1 - charging)``).
     """
@@ -145,9 +301,7 @@ def define_session_box(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
         big_m = float(sessions.capacity_kwh[s]) + eta_c * float(sessions.max_charge_kw[s]) * dt
         if (s, t) in m.SA:  # may discharge below its target, then charge back up to it, never past it
             return m.e[s, t] + eta_c * m.pc[s, t] * dt <= target + big_m * (1 - m.charging[s, t])
-        if (s, t) in m.SV:
-            return m.e[s, t] + eta_c * m.pc[s, t] * dt <= target + big_m * m.z[s, t]
-        if arrival >= target:
+        if arrival >= target and (s, t) not in m.SV:
             return m.pc[s, t] == 0.0
         return m.e[s, t] + eta_c * m.pc[s, t] * dt <= target
 
@@ -160,41 +314,39 @@ def define_session_box(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
 def define_v2g_modes(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
     """V2G sessions are in charge mode (``z = 0``) or discharge mode (``z = 1``).
 
+    The binary exists on the rows ``SZ`` of :func:`binary_needs` only.
     ``pc <= max_charge * (1 - z)``; ``pd <= max_discharge * z``; in discharge mode
     ``e - pd * dt / eta_d >= floor_t``, written ``e - pd * dt / eta_d >= floor_t * z`` (the
-    tightest big-M form: in charge mode ``pd = 0`` and ``e >= 0``), with
-    ``floor_t = max(v2g floor, target - max_charge * eta_c * dt * (steps left after t))``, the
-    projection's V2G floor.
+    tightest big-M form: in charge mode ``pd = 0`` and ``e >= 0``), with ``floor_t``
+    (:func:`v2g_floor_kwh`) the projection's V2G floor ``max(v2g floor, target - max_charge * eta_c
+    * dt * (steps left after t))``. On every V2G row, ``e - pd * dt / eta_d >= L`` with
+    ``L = max(min(arrival, v2g floor), 0)`` (:func:`v2g_lowest_kwh`): valid for every trajectory
+    (charging only raises the energy, discharging stops at ``floor_t >= v2g floor``); it is the
+    floor itself on rows without a binary (there ``floor_t <= L``) and tightens the relaxation.
     """
     sessions, dt = arrays.sessions, arrays.step_h
     m.v2g_charge_mode = pyo.Constraint(
-        m.SV, rule=lambda m, s, t: m.pc[s, t] <= float(sessions.max_charge_kw[s]) * (1 - m.z[s, t])
+        m.SZ, rule=lambda m, s, t: m.pc[s, t] <= float(sessions.max_charge_kw[s]) * (1 - m.z[s, t])
     )
     m.v2g_discharge_mode = pyo.Constraint(
-        m.SV, rule=lambda m, s, t: m.pd[s, t] <= float(sessions.max_discharge_kw[s]) * m.z[s, t]
+        m.SZ, rule=lambda m, s, t: m.pd[s, t] <= float(sessions.max_discharge_kw[s]) * m.z[s, t]
     )
 
     def floor(m: pyo.ConcreteModel, s: int, t: int) -> pyo.Expression:
-        steps_after = max(int(sessions.end_step[s]) - t - 1, 0)
-        reachable = (
-            float(sessions.target_energy_kwh[s])
-            - float(sessions.max_charge_kw[s] * sessions.charge_efficiency_frac[s]) * dt * steps_after
-        )
-        floor_kwh = max(float(sessions.floor_energy_kwh[s]), reachable)
+        floor_kwh = v2g_floor_kwh(arrays, s, t)
+        if floor_kwh <= v2g_lowest_kwh(arrays, s):
+            return pyo.Constraint.Skip  # v2g_min_soc is the floor here
         eta_d = float(sessions.discharge_efficiency_frac[s])
         # In charge mode pd = 0 and e >= 0, so the floor times z is the tightest valid big-M form.
-        return m.e[s, t] - m.pd[s, t] * dt / eta_d >= max(floor_kwh, 0.0) * m.z[s, t]
+        return m.e[s, t] - m.pd[s, t] * dt / eta_d >= floor_kwh * m.z[s, t]
 
-    m.v2g_floor = pyo.Constraint(m.SV, rule=floor)
+    m.v2g_floor = pyo.Constraint(m.SZ, rule=floor)
 
     def min_soc(m: pyo.ConcreteModel, s: int, t: int) -> pyo.Expression:
-        # Valid for every trajectory of a session that arrives at or above its V2G floor: charging
-        # only raises the energy and discharging stops at the floor. It tightens the relaxation.
         eta_d = float(sessions.discharge_efficiency_frac[s])
-        return m.e[s, t] - m.pd[s, t] * dt / eta_d >= float(sessions.floor_energy_kwh[s])
+        return m.e[s, t] - m.pd[s, t] * dt / eta_d >= v2g_lowest_kwh(arrays, s)
 
-    above = [(s, t) for (s, t) in m.SV if sessions.arrival_energy_kwh[s] >= sessions.floor_energy_kwh[s]]
-    m.v2g_min_soc = pyo.Constraint(above, rule=min_soc)
+    m.v2g_min_soc = pyo.Constraint(m.SV, rule=min_soc)
     no_v2g = [(s, t) for (s, t) in m.SP if (s, t) not in m.SV]
     for s, t in no_v2g:
         m.pd[s, t].fix(0.0)
@@ -271,16 +423,24 @@ def define_sharing(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
         m.phase_current = pyo.Constraint(phase_rows, rule=phase)
 
 
-def define_storage(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
+def define_storage(m: pyo.ConcreteModel, arrays: ScenarioArrays, needs: BinaryNeeds) -> None:
     """Site storage.
 
-    ``E[0] = initial``; ``E[t+1] = E[t] * (1 - sd_h) ** dt + dt * (eta_c * sc - sd / eta_d)``;
-    ``E[t] * keep + eta_c * sc * dt <= E_max``; ``E[t] * keep - sd * dt / eta_d >= E_min`` (only in
-    discharge mode when there is self-discharge, which can take the storage below ``E_min``).
+    ``E[0] = initial``; ``E[t+1] = E[t] * keep + dt * (eta_c * sc - sd / eta_d)`` with
+    ``keep = (1 - sd_h) ** dt``; ``E[t] * keep + eta_c * sc * dt <= E_max``. On the steps ``TS`` of
+    :func:`binary_needs` a mode binary ``zs`` (1: discharge mode) excludes charging and discharging
+    at once: ``sd <= sd_max * zs``, ``sc <= sc_max * (1 - zs)``. The floor
+    ``E[t] * keep - sd * dt / eta_d >= E_min`` holds in both modes, except with self-discharge and
+    ``E_min > 0`` (the storage may decay below ``E_min``, then only charge), where it holds in
+    discharge mode only and is written with the valid decay bound
+    ``E[t] * keep - sd * dt / eta_d >= E_min * keep ** (t + 1) + E_min * (1 - keep ** (t + 1)) * zs``
+    (in charge mode ``sd = 0`` and ``E[t] >= E_min * keep ** t``: the initial energy is at least
+    ``E_min``, and after every discharge the storage is at least ``E_min``).
     """
     site, dt = arrays.site, arrays.step_h
     keep = float((1.0 - site.storage_self_discharge_per_h_frac) ** dt)
     eta_c, eta_d = site.storage_charge_efficiency_frac, site.storage_discharge_efficiency_frac
+    e_min = site.storage_min_energy_kwh
     m.E[0].fix(site.storage_initial_energy_kwh)
     m.storage_balance = pyo.Constraint(
         m.T, rule=lambda m, t: m.E[t + 1] == m.E[t] * keep + dt * (eta_c * m.sc[t] - m.sd[t] / eta_d)
@@ -288,23 +448,27 @@ def define_storage(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
     m.storage_upper = pyo.Constraint(
         m.T, rule=lambda m, t: m.E[t] * keep + eta_c * m.sc[t] * dt <= site.storage_max_energy_kwh
     )
-    if keep < 1.0:
-        m.zs = pyo.Var(m.T, domain=pyo.Binary)
-        m.storage_modes = pyo.Constraint(
-            m.T, rule=lambda m, t: m.sd[t] <= site.storage_max_discharge_kw * m.zs[t]
-        )
-        m.storage_charge_mode = pyo.Constraint(
-            m.T, rule=lambda m, t: m.sc[t] <= site.storage_max_charge_kw * (1 - m.zs[t])
-        )
-        # In charge mode sd = 0 and E >= 0: E_min times zs is the tightest valid big-M form.
-        m.storage_lower = pyo.Constraint(
-            m.T,
-            rule=lambda m, t: m.E[t] * keep - m.sd[t] * dt / eta_d >= site.storage_min_energy_kwh * m.zs[t],
-        )
+    m.zs = pyo.Var(m.TS, domain=pyo.Binary)
+    m.storage_modes = pyo.Constraint(
+        m.TS, rule=lambda m, t: m.sd[t] <= site.storage_max_discharge_kw * m.zs[t]
+    )
+    m.storage_charge_mode = pyo.Constraint(
+        m.TS, rule=lambda m, t: m.sc[t] <= site.storage_max_charge_kw * (1 - m.zs[t])
+    )
+    if needs.is_storage_floor_conditional:
+
+        def lower(m: pyo.ConcreteModel, t: int) -> pyo.Expression:
+            decayed = keep ** (t + 1)
+            mode = (
+                e_min * (1.0 - decayed) * m.zs[t]
+                if t in needs.storage_mode_steps
+                else e_min * (1.0 - decayed)
+            )
+            return m.E[t] * keep - m.sd[t] * dt / eta_d >= e_min * decayed + mode
+
+        m.storage_lower = pyo.Constraint(m.T, rule=lower)
     else:
-        m.storage_lower = pyo.Constraint(
-            m.T, rule=lambda m, t: m.E[t] - m.sd[t] * dt / eta_d >= site.storage_min_energy_kwh
-        )
+        m.storage_lower = pyo.Constraint(m.T, rule=lambda m, t: m.E[t] * keep - m.sd[t] * dt / eta_d >= e_min)
 
 
 def define_bus(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None:
@@ -342,9 +506,9 @@ def define_physics_rules(m: pyo.ConcreteModel, arrays: ScenarioArrays, at_step: 
       export price) and never while importing: ``pv_available - pv <= pv_available * c``,
       ``imp <= M * (1 - c)``, ``exp >= allowed * c``; only on steps with PV where a
       price is not positive or the export limit is below the PV available.
-    * Storage does not charge and discharge at once (``sc <= max * (1 - zq)``, ``sd <= max * zq``):
-      only where a price is negative (burning energy could pay); with self-discharge the storage
-      modes already exist.
+
+    The exclusion of charging and discharging the storage or a V2G EV at once is in
+    :func:`define_storage` and :func:`define_v2g_modes`, where :func:`binary_needs` puts it.
     """
     site, series, sessions = arrays.site, arrays.series, arrays.sessions
     pi, pe = series.import_price_eur_per_kwh, series.export_price_eur_per_kwh
@@ -382,15 +546,6 @@ def define_physics_rules(m: pyo.ConcreteModel, arrays: ScenarioArrays, at_step: 
         return m.exp[t] >= allowed * m.c_pv[t]
 
     m.curtail_at_allowed = pyo.Constraint(curtail, rule=at_allowed)
-    if site.storage_capacity_kwh > 0 and site.storage_self_discharge_per_h_frac == 0.0:
-        negative = [t for t in range(arrays.n_steps) if pi[t] < 0 or pe[t] < 0]
-        m.zq = pyo.Var(negative, domain=pyo.Binary)
-        m.storage_one_way_c = pyo.Constraint(
-            negative, rule=lambda m, t: m.sc[t] <= site.storage_max_charge_kw * (1 - m.zq[t])
-        )
-        m.storage_one_way_d = pyo.Constraint(
-            negative, rule=lambda m, t: m.sd[t] <= site.storage_max_discharge_kw * m.zq[t]
-        )
 
 
 def define_peak_and_unmet(m: pyo.ConcreteModel, arrays: ScenarioArrays, windows: list[range]) -> None:

@@ -27,6 +27,17 @@ class SolverStatus(enum.Enum):
     """Stopped at the time limit with a feasible solution (see ``mip_gap``)."""
 
 
+class SolvePath(enum.Enum):
+    """How a model with binaries was solved (:class:`smac_rl.optimal.matrix_solve.MatrixSolver`)."""
+
+    SOLVER = "solver"
+    """Handed to HiGHS as it is (an LP, or a MIP without the rounding path)."""
+    ROUNDING = "rounding"
+    """Proven by rounding: the LP with binaries fixed from the relaxation matched its bound."""
+    BRANCH_AND_BOUND = "branch_and_bound"
+    """Rounding did not prove it: HiGHS's branch and bound, started from the rounded solution."""
+
+
 @dataclass(frozen=True)
 class OptimalResult:
     """The optimum of one scenario.
@@ -37,11 +48,13 @@ class OptimalResult:
         objective_eur: The solver's objective: the scenario's objective plus penalised limit slack [EUR].
         status: How the solve ended.
         mip_gap_frac: Relative gap between the solution and the bound (0 for a pure LP).
-        n_binaries: Binary variables in the model (V2G modes, storage modes).
+        n_binaries: Binary variables in the model (where
+            :func:`smac_rl.optimal.model.binary_needs` puts them).
         build_s: Time to build the model [s].
-        solve_s: Time to solve it [s].
+        solve_s: Time to compile it to matrices, hand it to HiGHS and solve it [s].
         trace: The profile replayed through the projection and the physics.
         kpis: The scorer's KPIs of that replay.
+        path: How it was solved (rounding, or branch and bound).
     """
 
     ev_power_kw: FloatArray
@@ -54,6 +67,7 @@ class OptimalResult:
     solve_s: float
     trace: Trace
     kpis: Kpis
+    path: SolvePath = SolvePath.SOLVER
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,7 @@ class ModelSolution:
             to HiGHS is included.
         compile_s: Time to compile the model to matrices and hand them to HiGHS, where that is
             apart from ``solve_s`` (0 through appsi) [s].
+        path: How it was solved.
     """
 
     ev_power_kw: FloatArray
@@ -81,6 +96,7 @@ class ModelSolution:
     mip_gap_frac: float
     solve_s: float
     compile_s: float = 0.0
+    path: SolvePath = SolvePath.SOLVER
 
 
 def solve_model(
@@ -135,9 +151,15 @@ def solve_optimal(
 ) -> OptimalResult:
     """Solve the perfect-foresight optimum of a scenario and score its profile.
 
+    The model has binaries only where :func:`smac_rl.optimal.model.binary_needs` says they may
+    change the optimum; what remains is tried by rounding first (the LP relaxation, binaries fixed
+    from its profile, the LP again: proven optimal without branch and bound when it meets the
+    relaxation's bound within the gap), then by HiGHS's branch and bound started from the rounded
+    solution (:class:`smac_rl.optimal.matrix_solve.MatrixSolver`).
+
     Args:
         arrays: The compiled scenario.
-        time_limit_s: Solver time limit [s].
+        time_limit_s: Solver time limit, for all solves together [s].
         mip_gap_frac: Relative MIP gap at which the solver stops.
         n_threads: Solver threads.
 
@@ -147,10 +169,13 @@ def solve_optimal(
     Raises:
         OptimalError: For options the model does not cover, or when no solution was found.
     """
+    from smac_rl.optimal.matrix_solve import MatrixSolver
+
     started = time.perf_counter()
     model = build_model(arrays)
     built = time.perf_counter()
-    solution = solve_model(model, arrays, time_limit_s, mip_gap_frac, n_threads)
+    solver = MatrixSolver(time_limit_s, mip_gap_frac, n_threads, is_rounding_first=True)
+    solution = solver.solve(model, arrays)
     trace = replay(arrays, solution.ev_power_kw, solution.storage_power_kw)
     n_binaries = sum(1 for v in model.component_data_objects(pyo.Var) if v.is_binary())
     return OptimalResult(
@@ -161,9 +186,10 @@ def solve_optimal(
         mip_gap_frac=solution.mip_gap_frac,
         n_binaries=n_binaries,
         build_s=built - started,
-        solve_s=solution.solve_s,
+        solve_s=solution.compile_s + solution.solve_s,
         trace=trace,
         kpis=score(arrays, trace),
+        path=solution.path,
     )
 
 

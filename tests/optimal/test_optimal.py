@@ -119,20 +119,17 @@ def test_negative_price_day_the_physics_rules_hold_in_the_optimum() -> None:
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=scenario_dicts())
 def test_the_v2g_min_soc_inequality_tightens_without_cutting_the_optimum(data: dict[str, Any]) -> None:
-    """``e - pd * dt / eta_d >= floor`` for sessions arriving above their V2G floor is valid for every
-    trajectory (charging only raises the energy, discharging stops at the floor): with or without
-    it the optimum is the same; it only tightens the relaxation (Rome days went from the 120 s time
-    limit to about 2 s, `smac bench optimal`)."""
-    from smac_rl.optimal.model import build_model
+    """``e - pd * dt / eta_d >= max(min(arrival, v2g floor), 0)`` is valid for every trajectory
+    (charging only raises the energy, discharging stops at the floor): the model with binaries only
+    where :func:`binary_needs` puts them (the inequality is the floor elsewhere) has the optimum of
+    the model with a mode binary on every V2G row and storage step."""
+    from smac_rl.optimal.model import BinaryNeeds, build_model
     from smac_rl.optimal.solve import solve_model
 
     arrays = compile_scenario(parse_scenario(data))
-    with_cut = build_model(arrays)
-    without_cut = build_model(arrays)
-    if hasattr(without_cut, "v2g_min_soc"):
-        without_cut.v2g_min_soc.deactivate()
-    tight = solve_model(with_cut, arrays, time_limit_s=30.0, mip_gap_frac=1e-7)
-    loose = solve_model(without_cut, arrays, time_limit_s=30.0, mip_gap_frac=1e-7)
+    tight = solve_model(build_model(arrays), arrays, time_limit_s=30.0, mip_gap_frac=1e-7)
+    everywhere = build_model(arrays, BinaryNeeds.everywhere(arrays))
+    loose = solve_model(everywhere, arrays, time_limit_s=30.0, mip_gap_frac=1e-7)
     assert tight.status == loose.status == SolverStatus.OPTIMAL
     assert tight.objective_eur == pytest.approx(loose.objective_eur, rel=1e-6, abs=1e-6)
 
