@@ -15,7 +15,7 @@ returns the first observation of its next episode, and ``infos["final_obs"]`` /
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 
+from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.arraytypes import BoolArray, FloatArray
 from smac_rl.core.batch import EpisodeBatch
 from smac_rl.core.forecasts import ForecastProvider
@@ -136,8 +137,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         for i, row_seed in enumerate(seeds):
             if row_seed is not None:
                 self._rngs[i] = seeding.np_random(row_seed)[0]
-        for i in range(self.num_envs):
-            self._load_row(i)
+        self._load_rows(range(self.num_envs))
         observation = self.batch.observe(self.layout)
         return observation, {"scenario": np.asarray(self.batch.names, dtype=object)}
 
@@ -170,16 +170,23 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
             infos["_final_obs"] = terminated.copy()
             infos["final_info"] = final_info
             infos["_final_info"] = terminated.copy()
-            for i in done:
-                self._load_row(int(i))
+            self._load_rows(done.tolist())
         observation = batch.observe(self.layout)
         truncated = np.zeros(self.num_envs, dtype=np.bool_)
         return observation, -result.objective_eur, terminated, truncated, infos
 
-    def _load_row(self, row: int) -> None:
-        arrays = self.sources[row].draw(self._rngs[row])
-        if self._batch is None:
-            self._batch = EpisodeBatch(
-                self.num_envs, self.layout.n_connectors_max, arrays.step_h, self.forecast
-            )
-        self._batch.load(row, arrays)
+    def _load_rows(self, rows: Iterable[int]) -> None:
+        """Draw the next episode of each row (in row order, from its own generator) and load them.
+
+        One batch call per distinct scenario: a fixed scenario or a pool loads many rows at once.
+        """
+        by_scenario: dict[int, tuple[ScenarioArrays, list[int]]] = {}
+        for row in rows:
+            arrays = self.sources[row].draw(self._rngs[row])
+            by_scenario.setdefault(id(arrays), (arrays, []))[1].append(row)
+        for arrays, scenario_rows in by_scenario.values():
+            if self._batch is None:
+                self._batch = EpisodeBatch(
+                    self.num_envs, self.layout.n_connectors_max, arrays.step_h, self.forecast
+                )
+            self._batch.load_rows(scenario_rows, arrays)

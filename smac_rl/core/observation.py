@@ -25,7 +25,7 @@ from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.forecasts import ForecastProvider, PerfectForecast
 from smac_rl.core.projection import ev_power_bounds, storage_power_bounds
-from smac_rl.core.state import Setpoints, StepContext
+from smac_rl.core.state import Setpoints, StepContext, is_all, zeros_of
 
 OBSERVATION_BOUND = 1e6
 """Observations are clipped to +-this, so that absurd inputs cannot overflow a float32 policy."""
@@ -198,50 +198,47 @@ class ObservationLayout:
                 f"connectors: got {n_connectors}; expected at most n_connectors_max = {self.n_connectors_max}"
             )
         batch = context.batch_size
-        s_lower, s_upper = storage_power_bounds(context)
-        capacity = np.broadcast_to(site.storage_capacity_kwh, (batch,))
-        soc = np.divide(context.storage_energy_kwh, capacity, out=np.zeros(batch), where=capacity > 0.0)
-        site_values = np.column_stack(
-            [
-                calendar[:, :3],
-                exo.import_price_eur_per_kwh,
-                exo.export_price_eur_per_kwh,
-                calendar[:, 3:],
-                exo.base_load_kw,
-                exo.pv_available_kw,
-                exo.import_limit_kw,
-                exo.import_limit_kw - exo.base_load_kw + exo.pv_available_kw,
-                context.peak_import_kw,
-                np.broadcast_to(site.demand_charge_eur_per_kw, (batch,)),
-                soc,
-                s_upper,
-                s_lower,
-            ]
-        )
-        lower, upper = ev_power_bounds(context)
-        need = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
-        hours = ev.n_steps_to_departure * dt
-        rate = ev.max_charge_kw * ev.charge_efficiency_frac
-        laxity = hours - need / np.where(rate > 0, rate, 1.0)
-        present = ev.is_present.astype(np.float64)
-        features = (
-            present,
-            ev.energy_kwh / ev.capacity_kwh,
-            need,
-            hours,
-            laxity,
-            upper,
-            lower,
-            ev.max_charge_kw,
-        )
-        n_site = site_values.shape[1]
         observation = np.empty((batch, self.size))
-        observation[:, :n_site] = site_values
+        s_lower, s_upper = storage_power_bounds(context)
+        capacity = site.storage_capacity_kwh
+        values = observation[:, : len(SITE_FEATURES)]
+        values[:, :3] = calendar[:, :3]
+        values[:, 3] = exo.import_price_eur_per_kwh
+        values[:, 4] = exo.export_price_eur_per_kwh
+        values[:, 5:7] = calendar[:, 3:]
+        values[:, 7] = exo.base_load_kw
+        values[:, 8] = exo.pv_available_kw
+        values[:, 9] = exo.import_limit_kw
+        values[:, 10] = exo.import_limit_kw - exo.base_load_kw + exo.pv_available_kw
+        values[:, 11] = context.peak_import_kw
+        values[:, 12] = site.demand_charge_eur_per_kw
+        values[:, 13] = 0.0
+        np.divide(context.storage_energy_kwh, capacity, out=values[:, 13], where=np.greater(capacity, 0.0))
+        values[:, 14] = s_upper
+        values[:, 15] = s_lower
+
+        # Each feature is written straight into its strided place in the blocks. Where no EV is,
+        # the EvView's neutral values make every feature 0 (is_present 0, no energy, steps or
+        # power), so no mask is applied.
+        lower, upper = ev_power_bounds(context)
         # A view (splitting the contiguous last axis), so the features land in place.
-        blocks = observation[:, n_site:].reshape(batch, self.n_connectors_max, len(CONNECTOR_FEATURES))
+        blocks = observation[:, len(SITE_FEATURES) :].reshape(
+            batch, self.n_connectors_max, len(CONNECTOR_FEATURES)
+        )
         blocks[:, n_connectors:] = 0.0
-        for k, feature in enumerate(features):
-            np.multiply(feature, present, out=blocks[:, :n_connectors, k])
+        connectors = blocks[:, :n_connectors]
+        np.copyto(connectors[:, :, 0], ev.is_present)
+        np.divide(ev.energy_kwh, ev.capacity_kwh, out=connectors[:, :, 1])
+        need = np.subtract(ev.target_energy_kwh, ev.energy_kwh)
+        np.maximum(need, zeros_of(need.shape), out=need)
+        connectors[:, :, 2] = need
+        hours = np.multiply(ev.n_steps_to_departure, dt, out=connectors[:, :, 3])
+        rate = ev.max_charge_kw * ev.charge_efficiency_frac
+        np.divide(need, np.where(rate > 0, rate, 1.0), out=need)
+        np.subtract(hours, need, out=connectors[:, :, 4])
+        connectors[:, :, 5] = upper
+        connectors[:, :, 6] = lower
+        connectors[:, :, 7] = ev.max_charge_kw
         np.clip(observation, -OBSERVATION_BOUND, OBSERVATION_BOUND, out=observation)
         return observation
 
@@ -255,11 +252,18 @@ class ObservationLayout:
         Returns:
             The requested setpoints.
         """
-        a = np.clip(np.nan_to_num(np.asarray(action, dtype=np.float64), nan=0.0), -1.0, 1.0)
+        a = np.asarray(action, dtype=np.float64)
+        if not is_all(np.isfinite(a)):  # NaN counts as 0; infinities are clipped below
+            a = np.nan_to_num(a, nan=0.0)
+        a = np.clip(a, -1.0, 1.0)
         n_connectors = context.site.n_connectors
         lower, upper = ev_power_bounds(context)
-        ev_a = a[:, :n_connectors]
-        ev_kw = np.where(ev_a >= 0.0, ev_a * upper, -ev_a * lower)
+        ev_a = np.ascontiguousarray(a[:, :n_connectors])
+        # a * upper where a >= 0, -a * lower where a < 0 (bit for bit; the other term is a zero).
+        zeros = zeros_of(ev_a.shape)
+        ev_kw = np.maximum(ev_a, zeros)
+        ev_kw *= upper
+        ev_kw -= np.minimum(ev_a, zeros, out=ev_a) * lower
         s_lower, s_upper = storage_power_bounds(context)
         s_a = a[:, self.n_connectors_max]
         storage_kw = np.where(s_a >= 0.0, s_a * s_upper, -s_a * s_lower)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from smac_rl.core.arraytypes import FloatArray
-from smac_rl.core.state import Setpoints, StepContext
+from smac_rl.core.state import Setpoints, StepContext, zeros_of
 
 FEASIBILITY_TOL_KW = 1e-9
 """Excess below which a limit counts as met [kW]: float rounding (the projection uses it too)."""
@@ -83,12 +83,18 @@ def physics_step(context: StepContext, setpoints: Setpoints) -> StepOutcome:
         The state at the step's end and the step's grid flows and cost.
     """
     ev, exo, site, dt = context.ev, context.exo, context.site, context.step_h
-    p = np.where(ev.is_present, setpoints.ev_power_kw, 0.0)
-    charge = np.maximum(p, 0.0)
-    discharge = np.maximum(-p, 0.0)
-    ev_energy = ev.energy_kwh + dt * (
-        ev.charge_efficiency_frac * charge - discharge / ev.discharge_efficiency_frac
-    )
+    # Where no EV is, p is 0 (projected setpoints are finite) and the update adds exactly 0 to
+    # the (neutral, finite) stored energy.
+    p = setpoints.ev_power_kw * ev.is_present
+    zeros = zeros_of(p.shape)
+    charge = np.maximum(p, zeros)
+    charge *= ev.charge_efficiency_frac
+    # min(p, 0) / eta_d is -(max(-p, 0) / eta_d) bit for bit, so adding it subtracts the discharge.
+    discharge_neg = np.minimum(p, zeros)
+    discharge_neg /= ev.discharge_efficiency_frac
+    ev_energy = np.add(charge, discharge_neg, out=charge)
+    ev_energy *= dt
+    np.add(ev.energy_kwh, ev_energy, out=ev_energy)
 
     s = setpoints.storage_power_kw
     retained = storage_retained_kwh(context)
@@ -98,15 +104,16 @@ def physics_step(context: StepContext, setpoints: Setpoints) -> StepOutcome:
     )
 
     net_without_pv = exo.base_load_kw + p.sum(axis=1) + s
-    export_with_all_pv = np.maximum(exo.pv_available_kw - net_without_pv, 0.0)
+    pv_kw = exo.pv_available_kw
+    export_with_all_pv = np.maximum(pv_kw - net_without_pv, 0.0)
     allowed_export = np.where(exo.export_price_eur_per_kwh < 0.0, 0.0, exo.export_limit_kw)
-    curtailment = np.clip(export_with_all_pv - allowed_export, 0.0, exo.pv_available_kw)
-    pv_used = exo.pv_available_kw - curtailment
+    curtailment = np.minimum(np.maximum(export_with_all_pv - allowed_export, 0.0), pv_kw)  # np.clip
+    pv_used = pv_kw - curtailment
     net = net_without_pv - pv_used
     grid_import = np.maximum(net, 0.0)
     grid_export = np.maximum(-net, 0.0)
     return StepOutcome(
-        ev_energy_kwh=np.where(ev.is_present, ev_energy, ev.energy_kwh),
+        ev_energy_kwh=ev_energy,
         storage_energy_kwh=storage_energy,
         grid_import_kw=grid_import,
         grid_export_kw=grid_export,

@@ -30,7 +30,7 @@ import numpy as np
 from smac_rl.core.arrays import SiteParams
 from smac_rl.core.arraytypes import BoolArray, FloatArray
 from smac_rl.core.physics import FEASIBILITY_TOL_KW, storage_retained_kwh
-from smac_rl.core.state import Setpoints, StepContext
+from smac_rl.core.state import Setpoints, StepContext, is_all, is_any, nonzero_flat, zeros_of
 
 TOP_UP_TOL_KW = 1e-4
 """How far below the exact top-up a setpoint may be and still count as the final top-up [kW]
@@ -52,27 +52,55 @@ def ev_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
 
 
 def _ev_power_bounds(context: StepContext) -> tuple[FloatArray, FloatArray]:
+    # np.maximum against an array of zeros is max(x, 0) without np.clip's and np.where's slow
+    # paths. Where no EV is, the EvView's neutral values (no energy, limits 0, efficiencies 1,
+    # no taper) give both bounds 0 without a mask.
     ev, dt = context.ev, context.step_h
+    zeros = zeros_of(ev.energy_kwh.shape)
     soc = ev.energy_kwh / ev.capacity_kwh
-    taper_span = np.maximum(1.0 - ev.taper_start_soc_frac, 1e-12)
-    taper = np.where(
-        (ev.taper_start_soc_frac < 1.0) & (soc > ev.taper_start_soc_frac), (1.0 - soc) / taper_span, 1.0
-    )
-    headroom_kw = energy_headroom_kw(context)
-    tapered_kw = np.minimum(ev.max_charge_kw, ev.ev_max_power_kw * np.clip(taper, 0.0, 1.0))
-    upper = np.clip(np.minimum(tapered_kw, headroom_kw), 0.0, None)
-    steps_after = np.maximum(ev.n_steps_to_departure - 1, 0)
-    reachable_floor = ev.target_energy_kwh - ev.max_charge_kw * ev.charge_efficiency_frac * dt * steps_after
-    floor = np.maximum(ev.floor_energy_kwh, reachable_floor)
-    spare_kw = (ev.energy_kwh - floor) * ev.discharge_efficiency_frac / dt
-    lower = -np.clip(np.minimum(ev.max_discharge_kw, spare_kw), 0.0, None)
-    return np.where(ev.is_present, lower, 0.0), np.where(ev.is_present, upper, 0.0)
+    tapering = (ev.taper_start_soc_frac < 1.0) & (soc > ev.taper_start_soc_frac)
+    # Where no taper applies the factor is 1 and ev_max_power_kw * 1.0 is ev_max_power_kw; the
+    # factor is computed only where it applies (few EVs are above their taper start).
+    tapered_kw = np.minimum(ev.max_charge_kw, ev.ev_max_power_kw)
+    where_tapering = nonzero_flat(tapering)
+    if where_tapering.size:
+        start = ev.taper_start_soc_frac.reshape(-1).take(where_tapering)
+        taper_span = np.maximum(1.0 - start, 1e-12)
+        taper = np.clip((1.0 - soc.reshape(-1).take(where_tapering)) / taper_span, 0.0, 1.0)
+        ev_max_kw = ev.ev_max_power_kw.reshape(-1).take(where_tapering)
+        max_kw = ev.max_charge_kw.reshape(-1).take(where_tapering)
+        tapered_kw.put(where_tapering, np.minimum(max_kw, ev_max_kw * taper))
+    upper = np.minimum(tapered_kw, energy_headroom_kw(context), out=tapered_kw)
+    np.maximum(upper, zeros, out=upper)
+    steps_after = np.maximum(ev.n_steps_to_departure - 1.0, zeros)  # exact small integers as floats
+    reachable_floor = ev.max_charge_kw * ev.charge_efficiency_frac
+    reachable_floor *= dt
+    reachable_floor *= steps_after
+    np.subtract(ev.target_energy_kwh, reachable_floor, out=reachable_floor)
+    spare_kw = np.maximum(ev.floor_energy_kwh, reachable_floor, out=reachable_floor)
+    np.subtract(ev.energy_kwh, spare_kw, out=spare_kw)
+    spare_kw *= ev.discharge_efficiency_frac
+    spare_kw /= dt
+    lower = np.minimum(ev.max_discharge_kw, spare_kw, out=spare_kw)
+    np.maximum(lower, zeros, out=lower)
+    return np.negative(lower, out=lower), upper
 
 
 def energy_headroom_kw(context: StepContext) -> FloatArray:
-    """Constant power that completes each EV's energy wanted in exactly this step [kW], ``(B, C)``."""
+    """Constant power that completes each EV's energy wanted in exactly this step [kW], ``(B, C)``.
+
+    Computed once per context; read-only.
+    """
+    (headroom,) = context.memo("energy_headroom_kw", lambda: (_energy_headroom_kw(context),))
+    return headroom
+
+
+def _energy_headroom_kw(context: StepContext) -> FloatArray:
     ev = context.ev
-    return (ev.target_energy_kwh - ev.energy_kwh) / (ev.charge_efficiency_frac * context.step_h)
+    headroom: FloatArray = (ev.target_energy_kwh - ev.energy_kwh) / (
+        ev.charge_efficiency_frac * context.step_h
+    )
+    return headroom
 
 
 def below_minimum_current(context: StepContext, ev_power_kw: FloatArray) -> BoolArray:
@@ -128,35 +156,61 @@ def project(context: StepContext, setpoints: Setpoints) -> Setpoints:
     Returns:
         Feasible setpoints; projecting them again returns them unchanged.
     """
+    # Stages whose factors are all 1 are skipped (multiplying by 1 changes nothing). Scaling the
+    # charging setpoints by a factor f in [0, 1] is min(p, p * f) and the discharging ones
+    # max(p, p * f): bit for bit np.where(p > 0, p * f, p) and np.where(p < 0, p * f, p).
     site, exo = context.site, context.exo
     ev_lower, ev_upper = ev_power_bounds(context)
     s_lower, s_upper = storage_power_bounds(context)
-    p = np.clip(np.nan_to_num(setpoints.ev_power_kw, nan=0.0, posinf=0.0, neginf=0.0), ev_lower, ev_upper)
-    s = np.clip(np.nan_to_num(setpoints.storage_power_kw, nan=0.0, posinf=0.0, neginf=0.0), s_lower, s_upper)
+    p = np.minimum(np.maximum(_finite(setpoints.ev_power_kw), ev_lower), ev_upper)
+    s = np.minimum(np.maximum(_finite(setpoints.storage_power_kw), s_lower), s_upper)
+    zeros = zeros_of(p.shape)
 
-    p = p * charger_share_factor(site, np.abs(p))
+    share = _charger_share(site, np.abs(p))
+    if share is not None:
+        p = np.multiply(p, share, out=share)
 
     phase_limit_a = np.asarray(site.charging_phase_current_limit_a)[..., None]
-    if np.isfinite(phase_limit_a).any():  # no feeder limit anywhere: every factor is 1
+    if is_any(np.isfinite(phase_limit_a)):  # no feeder limit anywhere: every factor is 1
         a_per_kw = site.connector_phase_a_per_kw
         phase_load_a = (np.abs(p)[:, :, None] * a_per_kw).sum(axis=1)
         phase_factor = _shrink_factor(phase_load_a, phase_limit_a)
         p = p * np.where(a_per_kw > 0.0, phase_factor[:, None, :], 1.0).min(axis=2)
 
-    excess_kw = exo.base_load_kw + p.sum(axis=1) + s - exo.pv_available_kw - exo.import_limit_kw
-    charging_kw = np.maximum(p, 0.0).sum(axis=1) + np.maximum(s, 0.0)
-    factor = _reduction_factor(excess_kw, charging_kw)
-    p = np.where(p > 0.0, p * factor[:, None], p)
-    s = np.where(s > 0.0, s * factor, s)
+    p_sum_kw = p.sum(axis=1)
+    is_sum_stale = False
+    excess_kw = exo.base_load_kw + p_sum_kw + s - exo.pv_available_kw - exo.import_limit_kw
+    if is_any(excess_kw > FEASIBILITY_TOL_KW):
+        charging_kw = np.maximum(p, zeros).sum(axis=1) + np.maximum(s, 0.0)
+        factor = _reduction_factor(excess_kw, charging_kw)
+        p = np.minimum(p, p * factor[:, None])
+        s = np.minimum(s, s * factor)
+        is_sum_stale = True
 
-    p = np.where(below_minimum_current(context, p), 0.0, p)
+    min_charge_kw = site.connector_min_charge_kw
+    if is_any(min_charge_kw):  # no minimum current anywhere: stage 5 sets nothing to zero
+        below = below_minimum_current(context, p)
+        if is_any(below):
+            p = p * ~below
+            is_sum_stale = True
 
-    export_excess_kw = -(exo.base_load_kw + p.sum(axis=1) + s) - exo.export_limit_kw
-    discharging_kw = np.maximum(-p, 0.0).sum(axis=1) + np.maximum(-s, 0.0)
-    factor = _reduction_factor(export_excess_kw, discharging_kw)
-    p = np.where(p < 0.0, p * factor[:, None], p)
-    s = np.where(s < 0.0, s * factor, s)
+    if is_sum_stale:
+        p_sum_kw = p.sum(axis=1)
+    export_excess_kw = -(exo.base_load_kw + p_sum_kw + s) - exo.export_limit_kw
+    if is_any(export_excess_kw > FEASIBILITY_TOL_KW):
+        discharging_kw = np.maximum(np.negative(p), zeros).sum(axis=1) + np.maximum(-s, 0.0)
+        factor = _reduction_factor(export_excess_kw, discharging_kw)
+        p = np.maximum(p, p * factor[:, None])
+        s = np.maximum(s, s * factor)
     return Setpoints(ev_power_kw=p, storage_power_kw=s)
+
+
+def _finite(values: FloatArray) -> FloatArray:
+    """``values`` with non-finite entries as 0 (the array itself when all are finite)."""
+    if is_all(np.isfinite(values)):
+        return values
+    finite: FloatArray = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    return finite
 
 
 def charger_share_factor(site: SiteParams, load_kw: FloatArray) -> FloatArray:
@@ -169,13 +223,25 @@ def charger_share_factor(site: SiteParams, load_kw: FloatArray) -> FloatArray:
     Returns:
         The factor of each connector's charger, ``(B, C)`` (1 where the charger is within its rating).
     """
+    shared = _charger_share(site, load_kw)
+    return np.ones(load_kw.shape) if shared is None else shared
+
+
+def _charger_share(site: SiteParams, load_kw: FloatArray) -> FloatArray | None:
+    """:func:`charger_share_factor`, or None when every factor is 1 (no charger over its rating)."""
     batch, n_chargers = load_kw.shape[0], site.n_chargers
-    charger_index = np.broadcast_to(site.connector_charger_index, load_kw.shape)
-    flat_index = charger_index + n_chargers * np.arange(batch)[:, None]
-    charger_load = np.bincount(flat_index.ravel(), load_kw.ravel(), batch * n_chargers).reshape(batch, -1)
-    limit_kw = np.broadcast_to(site.charger_max_kw, charger_load.shape)
-    factor = _shrink_factor(charger_load.astype(np.float64), limit_kw)
-    shared: FloatArray = np.take_along_axis(factor, charger_index, axis=1)
+    flat_index = site.connector_charger_index + n_chargers * np.arange(batch)[:, None]
+    charger_load = np.bincount(flat_index.ravel(), load_kw.ravel(), batch * n_chargers)
+    limit_kw = site.charger_max_kw
+    if limit_kw.ndim == 1 and batch > 1:  # one site for every row
+        limit_kw = np.tile(limit_kw, batch)
+    limit_kw = limit_kw.reshape(-1)
+    over = nonzero_flat(charger_load > limit_kw + FEASIBILITY_TOL_KW)
+    if over.size == 0:
+        return None
+    factor = np.ones(batch * n_chargers)
+    factor[over] = limit_kw[over] / charger_load[over]
+    shared: FloatArray = factor.take(flat_index)
     return shared
 
 

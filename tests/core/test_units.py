@@ -18,7 +18,15 @@ from smac_rl.core.units import SIGN_CONVENTION, UNIT_SUFFIXES, has_unit_suffix, 
 
 # Generic containers whose unit is the one of the field that holds them, and a feature's
 # normalisation divisor, which carries the unit of that feature.
-CONTAINER_FIELDS = {"HeldSeries.values", "Feature.scale", "FeatureEntry.scale"}
+CONTAINER_FIELDS = {
+    "HeldSeries.values",
+    "Feature.scale",
+    "FeatureEntry.scale",
+    # the batch engine's per-scenario row layout: stacks of fields, each named in its docstring
+    "_Prepared.session_values",
+    "_Prepared.series_values",
+    "_Prepared.calendar_values",
+}
 NUMERIC_MARKERS = ("float", "int", "FloatArray", "IntArray", "SeriesValue", "ndarray")
 
 
