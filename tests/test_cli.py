@@ -182,7 +182,9 @@ def test_evaluate_with_the_optimum_reports_savings_capture(tmp_path: Path) -> No
 def test_train_then_export(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     config = tmp_path / "train.yaml"
-    config.write_text("n_envs: 1\nn_steps: 64\nbatch_size: 64\nn_epochs: 1\nn_connectors_max: 8\n")
+    days = "selection_days: {first_day: 2023-03-06, n_days: 1}\n"
+    days += "test_days: {first_day: 2024-03-04, n_days: 1}\n"
+    config.write_text("n_envs: 1\nn_steps: 64\nbatch_size: 64\nn_epochs: 1\nn_connectors_max: 8\n" + days)
     args = ["train", "--config", str(config), "--timesteps", "128", "--template", "rome_v2g_fleet"]
     result = runner.invoke(
         app, [*args, "--run-dir", str(run_dir), "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}"]
@@ -193,6 +195,9 @@ def test_train_then_export(tmp_path: Path) -> None:
     metadata = json.loads((run_dir / "export" / "metadata.json").read_text())
     assert metadata["mlflow_run_id"] == (run_dir / "mlflow_run_id.txt").read_text().strip()
     assert metadata["template"] == "rome_v2g_fleet"
+    card = (run_dir / "export" / "MODEL_CARD.md").read_text()
+    assert "Test days (reported once, here): 2024-03-04..2024-03-04" in card
+    assert "| run/export | " in card  # the exported graph, scored as the service runs it
 
 
 def test_train_rejects_an_unknown_config_key(tmp_path: Path) -> None:
@@ -207,6 +212,22 @@ def test_serve_refuses_a_missing_model(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--model", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "is missing; expected policy.onnx and metadata.json" in result.output
+
+
+def test_serve_refuses_a_missing_price_forecaster(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["serve", "--price-forecaster", str(tmp_path / "none")], terminal_width=200)
+    assert result.exit_code == 1
+    assert "metadata.json is missing; expected metadata.json and q10/q50/q90.onnx" in result.output
+
+
+def test_export_needs_exactly_one_source(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["export"])
+    assert result.exit_code == 1
+    assert "expected exactly one of --run-dir DIR or --champion NAME" in result.output
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    missing = runner.invoke(app, ["export", "--champion", "x", "--tracking-uri", uri])
+    assert missing.exit_code == 1
+    assert "champion: got 'x'; expected a registered model with a 'champion' alias" in missing.output
 
 
 def test_train_refuses_a_layout_too_small_for_the_template(tmp_path: Path) -> None:

@@ -65,12 +65,18 @@ class TrainConfig(StrictModel):
         eval_every_steps: Evaluate on the selection days every this many environment steps (all rows
             counted), logging to MLflow and keeping the best model; None: only once, after training.
         eval_time_limit_s: The optimum's time limit per evaluation day [s].
+        imitation_days: Training days whose optimum PPO's actor imitates before reinforcement learning
+            (:mod:`smac_rl.agents.imitation`); 0: none.
+        imitation_epochs: Passes over the demonstrations.
+        imitation_learning_rate: Learning rate of the imitation.
+        imitation_action_std: Standard deviation of PPO's exploration noise after imitation (in action
+            units, the actions spanning [-1, 1]).
     """
 
     template: str = "turku_ultrafast_hub"
     first_day: dt.date = dt.date(2021, 1, 1)
     last_day: dt.date = dt.date(2022, 12, 31)
-    total_timesteps: int = Field(default=20_000, ge=1, le=100_000_000)
+    total_timesteps: int = Field(default=20_000, ge=0, le=100_000_000)
     seed: int = Field(default=0, ge=0)
     n_envs: int = Field(default=4, ge=1, le=4096)
     pool_size: int | None = Field(default=512, ge=1)
@@ -92,6 +98,10 @@ class TrainConfig(StrictModel):
     test_days: DaysConfig = DaysConfig(first_day=dt.date(2024, 1, 8), n_days=7)
     eval_every_steps: int | None = Field(default=None, ge=1)
     eval_time_limit_s: float = Field(default=60.0, gt=0, le=3600)
+    imitation_days: int = Field(default=0, ge=0, le=10_000)
+    imitation_epochs: int = Field(default=30, ge=1, le=10_000)
+    imitation_learning_rate: float = Field(default=1e-3, gt=0, le=1)
+    imitation_action_std: float = Field(default=0.3, gt=0, le=2)
 
     @model_validator(mode="after")
     def _supported_combinations(self) -> TrainConfig:
@@ -104,6 +114,11 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"policy_network 'equivariant' with algorithm {self.algorithm!r}: the equivariant "
                 "network is an actor-critic for ppo; use policy_network 'mlp' or algorithm 'ppo'"
+            )
+        if self.imitation_days and self.algorithm != "ppo":
+            raise ValueError(
+                f"imitation_days {self.imitation_days} with algorithm {self.algorithm!r}: imitation "
+                "pretrains PPO's actor; use algorithm 'ppo' or imitation_days 0"
             )
         if self.last_day < self.first_day:
             raise ValueError(f"last_day {self.last_day}: expected on or after first_day {self.first_day}")

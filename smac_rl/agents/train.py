@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import torch
 import yaml
 from stable_baselines3 import PPO, SAC, TD3
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import VecEnv
 
 from smac_rl.agents.config import TrainConfig
@@ -74,14 +78,18 @@ def fit_model(
     logger: Logger | None = None,
     callback: BaseCallback | None = None,
     progress_bar: bool = False,
+    log_metric: Callable[[str, float, int], None] | None = None,
 ) -> BaseAlgorithm:
     """Train the config's algorithm on its batched env (no tracking: :func:`train` adds it).
+
+    With ``imitation_days``, PPO's actor first imitates the optimum on that many training days.
 
     Args:
         config: The training configuration.
         logger: SB3 logger to write to (none: SB3's silent default).
         callback: Called during training.
         progress_bar: Show SB3's progress bar.
+        log_metric: Receives ``(name, value, step)`` of the imitation's progress.
 
     Returns:
         The trained model.
@@ -92,10 +100,43 @@ def fit_model(
         model = build_model(config, envs)
         if logger is not None:
             model.set_logger(logger)
+        if config.imitation_days:
+            imitate(model, config, log_metric)
         model.learn(total_timesteps=config.total_timesteps, callback=callback, progress_bar=progress_bar)
     finally:
         envs.close()
     return model
+
+
+def imitate(
+    model: BaseAlgorithm, config: TrainConfig, log_metric: Callable[[str, float, int], None] | None = None
+) -> None:
+    """Pretrain PPO's actor on the optimum's actions (:mod:`smac_rl.agents.imitation`), then set its noise."""
+    from smac_rl.agents.imitation import clone_behaviour, demonstrations
+
+    if not isinstance(model.policy, ActorCriticPolicy):
+        raise SmacError(f"imitation_days: needs PPO's actor-critic policy; got {type(model.policy).__name__}")
+    data = demonstrations(config)
+    if log_metric is not None:
+        log_metric("imitation.n_samples", float(data.observations.shape[0]), 0)
+
+    def on_epoch(epoch: int, loss: float) -> None:
+        if log_metric is not None:
+            log_metric("imitation.loss", loss, epoch)
+
+    clone_behaviour(
+        model.policy,
+        data,
+        config.imitation_epochs,
+        config.imitation_learning_rate,
+        config.batch_size,
+        config.seed,
+        on_epoch,
+    )
+    log_std = getattr(model.policy, "log_std", None)
+    if isinstance(log_std, torch.nn.Parameter):
+        with torch.no_grad():
+            log_std.fill_(math.log(config.imitation_action_std))
 
 
 def train(
@@ -139,7 +180,7 @@ def train(
         best_path = run_dir / "best_model.zip"
         callback = SelectionCallback(config, best_path) if config.eval_every_steps is not None else None
         logger = Logger(folder=None, output_formats=[MlflowWriter()])
-        model = fit_model(config, logger, callback, progress_bar)
+        model = fit_model(config, logger, callback, progress_bar, _log_metric)
         references = callback.references if callback is not None else None
         selection = evaluate_model(model, config, "selection", references)
         score = selection_score(selection.summary[policy_name(config)])
@@ -156,6 +197,10 @@ def train(
         for path in write_selection_files(run_dir, config, selection):
             mlflow.log_artifact(str(path))
         return TrainResult(model, layout, model_path, run.info.run_id, config, selection, score)
+
+
+def _log_metric(name: str, value: float, step: int) -> None:
+    mlflow.log_metric(name, value, step=step)
 
 
 def flat_params(config: TrainConfig) -> dict[str, Any]:

@@ -299,6 +299,13 @@ def serve_command(
         Path | None,
         typer.Option(help="JSON or YAML file of {sha256_of_key: [tenant_id, ...]}; none: no keys asked."),
     ] = None,
+    price_forecaster: Annotated[
+        str | None,
+        typer.Option(
+            help="Price forecaster folder (q10/q50/q90.onnx + metadata.json) for POST /v1/forecasts/prices; "
+            "'none' serves none; default: the shipped nl_day_ahead_prices/v1."
+        ),
+    ] = None,
 ) -> None:
     """Serve charging profiles over HTTP (FastAPI under uvicorn), with the site registry."""
     try:
@@ -306,11 +313,21 @@ def serve_command(
 
         from smac_rl_serve.app import create_app
         from smac_rl_serve.model import ModelError
-        from smac_rl_serve.settings import DEFAULT_MODEL_DIR, Settings
+        from smac_rl_serve.settings import DEFAULT_MODEL_DIR, DEFAULT_PRICE_FORECASTER_DIR, Settings
     except ImportError as exc:
         raise fail(f"smac serve needs the [serve] extra ({exc.name} is missing)") from None
+    forecaster_dir = (
+        DEFAULT_PRICE_FORECASTER_DIR
+        if price_forecaster is None
+        else None
+        if price_forecaster.lower() == "none"
+        else Path(price_forecaster)
+    )
     settings = Settings(
-        model_dir=model or DEFAULT_MODEL_DIR, database_url=database_url, api_keys_file=api_keys
+        model_dir=model or DEFAULT_MODEL_DIR,
+        database_url=database_url,
+        api_keys_file=api_keys,
+        price_forecaster_dir=forecaster_dir,
     )
     try:
         application = create_app(settings)
