@@ -121,6 +121,11 @@ class SelectionCallback(BaseCallback):
         self.best_score = -math.inf
         self._next_eval = config.eval_every_steps
 
+    def _on_training_start(self) -> None:
+        """Score the starting model too when it is not random (after imitation), so it can be kept."""
+        if self.config.imitation_days:
+            self.evaluate()
+
     def _on_step(self) -> bool:
         if self.num_timesteps >= self._next_eval:
             self._next_eval += self.config.eval_every_steps or 0

@@ -97,12 +97,16 @@ def test_training_with_imitation_logs_its_loss(tmp_path: Path) -> None:
         n_envs=2,
         pool_size=2,
         selection_days=DaysConfig(first_day=dt.date(2023, 3, 6), n_days=1),
+        eval_every_steps=1000,
     )
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = train(config, tmp_path / "run", tracking_uri=uri)
     client = mlflow.MlflowClient(tracking_uri=uri)
     assert [m.step for m in client.get_metric_history(result.run_id, "imitation.loss")] == [0, 1, 2]
     assert client.get_run(result.run_id).data.metrics["imitation.n_samples"] == 96.0
+    scored = client.get_metric_history(result.run_id, "selection.savings_capture_median_frac")
+    assert [m.step for m in scored] == [0, 0]  # the imitated model before PPO, then the kept one
+    assert (tmp_path / "run" / "best_model.zip").is_file()
     assert float(np.exp(result.model.policy.log_std.detach().numpy()).max()) == pytest.approx(0.3)  # type: ignore[operator]
 
 
