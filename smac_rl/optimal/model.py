@@ -149,8 +149,8 @@ def binary_needs(arrays: ScenarioArrays) -> BinaryNeeds:
 
     **Storage floor.** With self-discharge and a positive minimum, the storage may decay below
     ``E_min`` and then only charge: the floor holds in discharge mode only, on every step (the
-    valid bound ``E[t] * keep - sd * dt / eta_d >= E_min * keep ** (t + 1)`` holds in both modes
-    and tightens the relaxation). Without self-discharge or without a minimum the floor holds in
+    valid bound ``E[t] * keep - sd * dt / eta_d >= min(initial, E_min) * keep ** (t + 1)`` holds in
+    both modes and tightens the relaxation). Without self-discharge or without a minimum the floor holds in
     both modes (the initial energy is at least ``E_min``, validated).
 
     The other binaries are the physics' rules (:func:`define_physics_rules`, the minimum-current
@@ -433,9 +433,10 @@ def define_storage(m: pyo.ConcreteModel, arrays: ScenarioArrays, needs: BinaryNe
     ``E[t] * keep - sd * dt / eta_d >= E_min`` holds in both modes, except with self-discharge and
     ``E_min > 0`` (the storage may decay below ``E_min``, then only charge), where it holds in
     discharge mode only and is written with the valid decay bound
-    ``E[t] * keep - sd * dt / eta_d >= E_min * keep ** (t + 1) + E_min * (1 - keep ** (t + 1)) * zs``
-    (in charge mode ``sd = 0`` and ``E[t] >= E_min * keep ** t``: the initial energy is at least
-    ``E_min``, and after every discharge the storage is at least ``E_min``).
+    ``E[t] * keep - sd * dt / eta_d >= e0 * keep ** (t + 1) + (E_min - e0 * keep ** (t + 1)) * zs``
+    with ``e0 = min(initial, E_min)`` (in charge mode ``sd = 0`` and ``E[t] >= e0 * keep ** t``:
+    without a discharge the storage holds at least the initial energy decayed, and after a discharge
+    at least ``E_min`` decayed since; an MPC window may start below ``E_min``).
     """
     site, dt = arrays.site, arrays.step_h
     keep = float((1.0 - site.storage_self_discharge_per_h_frac) ** dt)
@@ -456,15 +457,14 @@ def define_storage(m: pyo.ConcreteModel, arrays: ScenarioArrays, needs: BinaryNe
         m.TS, rule=lambda m, t: m.sc[t] <= site.storage_max_charge_kw * (1 - m.zs[t])
     )
     if needs.is_storage_floor_conditional:
+        # The lowest level reachable without a discharge: the initial energy may already lie below
+        # E_min (an MPC window starting from a decayed storage), so the bound starts from the lower.
+        e_start = min(site.storage_initial_energy_kwh, e_min)
 
         def lower(m: pyo.ConcreteModel, t: int) -> pyo.Expression:
-            decayed = keep ** (t + 1)
-            mode = (
-                e_min * (1.0 - decayed) * m.zs[t]
-                if t in needs.storage_mode_steps
-                else e_min * (1.0 - decayed)
-            )
-            return m.E[t] * keep - m.sd[t] * dt / eta_d >= e_min * decayed + mode
+            decayed = e_start * keep ** (t + 1)
+            mode = (e_min - decayed) * m.zs[t] if t in needs.storage_mode_steps else e_min - decayed
+            return m.E[t] * keep - m.sd[t] * dt / eta_d >= decayed + mode
 
         m.storage_lower = pyo.Constraint(m.T, rule=lower)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pyomo.environ as pyo
@@ -199,3 +200,17 @@ def test_rule_and_rounding_give_the_milp_optimum_on_random_scenarios(data: dict[
     # 1e-4 EUR absolute: HiGHS's feasibility tolerance (1e-7 on scaled rows) lets the all-binaries MILP
     # "export" ~1e-4 kW through a zero export limit on some draws (-1.5e-5 EUR against the exact 0.0).
     assert result.objective_eur == pytest.approx(_milp_objective(arrays), rel=1e-6, abs=1e-4)
+
+
+def test_a_window_starting_below_the_storage_minimum_is_feasible() -> None:
+    """An MPC window may start from a storage that self-discharged below its minimum: the decay bound
+    starts from that energy (it only charges until it is back above the minimum)."""
+    arrays = _storage_day()
+    decayed = dataclasses.replace(
+        arrays, site=dataclasses.replace(arrays.site, storage_initial_energy_kwh=15.0)
+    )
+    assert decayed.site.storage_initial_energy_kwh < decayed.site.storage_min_energy_kwh
+    result = solve_optimal(decayed)
+    assert result.status is SolverStatus.OPTIMAL
+    assert result.objective_eur == pytest.approx(_milp_objective(decayed), rel=1e-6, abs=1e-4)
+    assert result.kpis.total_cost_eur == pytest.approx(result.objective_eur, rel=1e-6, abs=1e-6)
