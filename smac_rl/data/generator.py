@@ -416,7 +416,9 @@ def _finish_sessions(
     counters: dict[str, int] = {}
     for item in sorted(raw, key=lambda r: (r.arrival_utc, r.group.name)):
         group = item.group
-        models = mixes.setdefault(group.ev_mix, ev_models(group.ev_mix))
+        if group.ev_mix not in mixes:  # parse the bundle's EV specs once per mix, not once per session
+            mixes[group.ev_mix] = ev_models(group.ev_mix)
+        models = mixes[group.ev_mix]
         weights = np.asarray([m.n_registrations for m in models], dtype=float)
         model = models[int(rng.choice(len(models), p=weights / weights.sum()))]
         dwell_h = max(MIN_DWELL_H, min(item.dwell_h, group.max_dwell_h or item.dwell_h))
