@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -16,7 +17,7 @@ from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.observation import CONNECTOR_FEATURES, OBSERVATION_BOUND, SITE_FEATURES, ObservationLayout
 from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec
 from smac_rl.data.periods import CALTECH_PERIODS
-from smac_rl_envs.sources import EpisodeSource, SessionMode
+from smac_rl_envs.sources import EpisodeOrder, EpisodeSource, SessionMode
 
 DEFAULT_C_MAX = 16
 
@@ -25,6 +26,10 @@ def _feature_table() -> str:
     rows = [f"    | {f.name} | {f.unit} | {f.description} |" for f in SITE_FEATURES]
     rows += [f"    | cNN.{f.name} | {f.unit} | {f.description} |" for f in CONNECTOR_FEATURES]
     return "\n".join(rows)
+
+
+BillingPeriod = Literal["episode", "month"]
+"""Over what the demand charge's peak is billed: each episode, or a calendar month of consecutive episodes."""
 
 
 class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
@@ -75,6 +80,8 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         pool_size: int | None = None,
         forecast: ForecastProvider | None = None,
         objective: ObjectiveSpec | None = None,
+        episode_order: EpisodeOrder = "random",
+        billing_period: BillingPeriod = "episode",
     ) -> None:
         """Create the env.
 
@@ -90,14 +97,36 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
             forecast: Source of the observation's price outlook (:mod:`smac_rl.core.forecasts`); None:
                 the true prices.
             objective: The objective of drawn days (rewards follow it); None: ``cost``.
+            episode_order: ``random`` days, or ``consecutive`` days in calendar order (a seeded reset
+                starts again from ``first_day``).
+            billing_period: ``episode`` (every episode bills its own peak) or ``month`` (the demand
+                charge is billed over a calendar month of consecutive episodes: each episode starts
+                from the highest import of the month's earlier episodes and pays only for raising it;
+                ``info["billing_peak_kw"]`` is that running peak).
 
         Raises:
-            ValueError: When the fixed scenario has more connectors than ``n_connectors_max``.
+            ValueError: When the fixed scenario has more connectors than ``n_connectors_max``, or a
+                monthly billing period is asked without consecutive drawn days.
         """
         self.layout = ObservationLayout(n_connectors_max)
         self.forecast = forecast
+        if billing_period == "month" and (scenario is not None or episode_order != "consecutive"):
+            raise ValueError(
+                f"billing_period: got 'month' with episode_order {episode_order!r}"
+                + (" and a fixed scenario" if scenario is not None else "")
+                + "; expected episode_order 'consecutive' on drawn days (a month is a run of days)"
+            )
+        self.billing_period = billing_period
         self.source = EpisodeSource(
-            scenario, template, first_day, last_day, sessions, caltech_period, pool_size, objective
+            scenario,
+            template,
+            first_day,
+            last_day,
+            sessions,
+            caltech_period,
+            pool_size,
+            objective,
+            episode_order,
         )
         fixed = self.source.fixed
         if fixed is not None and fixed.site.n_connectors > n_connectors_max:
@@ -111,19 +140,39 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         self.action_space = spaces.Box(-1.0, 1.0, (self.layout.action_size,), np.float64)
         self.arrays: ScenarioArrays | None = None
         self._batch: EpisodeBatch | None = None
+        self._month: tuple[int, int] | None = None
+        self._month_peak_kw = 0.0
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[FloatArray, dict[str, Any]]:
         """Start an episode (a new drawn day unless the scenario is fixed)."""
         super().reset(seed=seed)
+        if seed is not None:
+            self.source.restart()
+            self._month = None
         arrays = self.source.draw(self.np_random)
+        if self.billing_period == "month":
+            arrays = self._carry_month_peak(arrays)
         if self._batch is None or abs(self._batch.step_h - arrays.step_h) > 1e-12:
             self._batch = EpisodeBatch(1, self.layout.n_connectors_max, arrays.step_h, self.forecast)
         self._batch.load(0, arrays)
         self.arrays = arrays
         observation: FloatArray = self._batch.observe(self.layout)[0]
-        return observation, {"scenario": arrays.name}
+        info = {"scenario": arrays.name, "billing_peak_kw": arrays.site.billing_peak_start_kw}
+        return observation, info
+
+    def _carry_month_peak(self, arrays: ScenarioArrays) -> ScenarioArrays:
+        """The episode with the month's running peak as its billing start (a new month starts anew)."""
+        day = self.source.last_day
+        month = None if day is None else (day.year, day.month)
+        if month != self._month:
+            self._month, self._month_peak_kw = month, 0.0
+        start_kw = max(arrays.site.billing_peak_start_kw, self._month_peak_kw)
+        self._month_peak_kw = start_kw
+        return dataclasses.replace(
+            arrays, site=dataclasses.replace(arrays.site, billing_peak_start_kw=start_kw)
+        )
 
     def step(self, action: FloatArray) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
         """Apply one step of actions."""
@@ -133,6 +182,9 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         requested = self.layout.setpoints(batch.context(), np.asarray(action, dtype=np.float64)[None, :])
         result = batch.step(requested)
         terminated = bool(result.is_last_step[0])
+        billing_peak_kw = max(float(batch.peak_seen_kw[0]), self.arrays.site.billing_peak_start_kw)
+        if self.billing_period == "month":
+            self._month_peak_kw = billing_peak_kw
         info = {
             "cost_eur": float(result.cost_eur[0]),
             "objective_eur": float(result.objective_eur[0]),
@@ -141,6 +193,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
             "projected_away_kwh": float(result.projected_away_kwh[0]),
             "applied_ev_power_kw": result.applied.ev_power_kw[0, : self.arrays.site.n_connectors].copy(),
             "applied_storage_power_kw": float(result.applied.storage_power_kw[0]),
+            "billing_peak_kw": billing_peak_kw,
         }
         observation = np.zeros(self.layout.size) if terminated else batch.observe(self.layout)[0]
         return observation, -float(result.objective_eur[0]), terminated, False, info

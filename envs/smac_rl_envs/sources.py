@@ -20,6 +20,10 @@ from smac_rl.data.generator import caltech_days, generate_scenario, replay_calte
 from smac_rl.data.periods import CALTECH_PERIODS
 from smac_rl.data.template_spec import SiteTemplate, load_template
 
+EpisodeOrder = Literal["random", "consecutive"]
+"""``random``: each episode a drawn day; ``consecutive``: the days in calendar order (cycling), each
+with a drawn generator seed, as a site lives them (a month's episodes share its billing peak)."""
+
 SessionMode = Literal["generated", "caltech_replay"]
 """``generated``: ElaadNL-sampled sessions on a drawn day; ``caltech_replay``: the real sessions of
 a drawn Caltech day of ``caltech_period``."""
@@ -38,6 +42,7 @@ class EpisodeSource:
         caltech_period: str = CALTECH_PERIODS[0],
         pool_size: int | None = None,
         objective: ObjectiveSpec | None = None,
+        order: EpisodeOrder = "random",
     ) -> None:
         """Create the source.
 
@@ -51,15 +56,22 @@ class EpisodeSource:
             pool_size: Distinct episodes to draw from (built on first use); None: a fresh one each time.
             objective: The objective drawn days are judged on; None: the scenario's own (``cost``
                 for generated days). A fixed scenario keeps its own.
+            order: Days drawn at random, or walked through in calendar order.
 
         Raises:
-            ValueError: For an empty day range, an unknown period or a pool size below 1.
+            ValueError: For an empty day range, an unknown period, a pool size below 1, or a pool
+                with consecutive days.
         """
         self._fixed = None if scenario is None else compile_scenario(scenario)
         self._template: SiteTemplate = load_template(template)
         self._sessions = sessions
         if pool_size is not None and pool_size < 1:
             raise ValueError(f"pool_size: got {pool_size}; expected at least 1 or None")
+        if order == "consecutive" and pool_size is not None:
+            raise ValueError(
+                f"pool_size: got {pool_size} with order 'consecutive'; expected None (a pool draws "
+                "days at random)"
+            )
         if sessions == "caltech_replay":
             if caltech_period not in CALTECH_PERIODS:
                 raise ValueError(
@@ -73,7 +85,11 @@ class EpisodeSource:
             self._days = [first_day + dt.timedelta(days=k) for k in range(n_days)]
         self._pool_size = pool_size
         self._objective = objective
-        self._pool: dict[int, ScenarioArrays] = {}
+        self._pool: dict[int, tuple[ScenarioArrays, dt.date]] = {}
+        self._order = order
+        self._next_index = 0
+        self.last_day: dt.date | None = None
+        """The local day of the last drawn episode (None before the first draw or for a fixed scenario)."""
 
     @property
     def fixed(self) -> ScenarioArrays | None:
@@ -91,18 +107,26 @@ class EpisodeSource:
         """
         if self._fixed is not None:
             return self._fixed
+        if self._order == "consecutive":
+            index, self._next_index = self._next_index, (self._next_index + 1) % len(self._days)
+            return self._build(index, int(rng.integers(2**31)))
         if self._pool_size is None:
             return self._build(int(rng.integers(len(self._days))), int(rng.integers(2**31)))
         slot = int(rng.integers(self._pool_size))
         if slot not in self._pool:
             slot_rng = np.random.default_rng([self._pool_size, slot])
-            self._pool[slot] = self._build(
-                int(slot_rng.integers(len(self._days))), int(slot_rng.integers(2**31))
-            )
-        return self._pool[slot]
+            index = int(slot_rng.integers(len(self._days)))
+            self._pool[slot] = (self._build(index, int(slot_rng.integers(2**31))), self._days[index])
+        arrays, self.last_day = self._pool[slot]
+        return arrays
+
+    def restart(self) -> None:
+        """Walk consecutive days from the first again (a seeded reset of the env does this)."""
+        self._next_index = 0
 
     def _build(self, day_index: int, seed: int) -> ScenarioArrays:
         day = self._days[day_index]
+        self.last_day = day
         if self._sessions == "caltech_replay":
             spec, _ = replay_caltech_day(self._template, day, seed)
         else:
