@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from typing import Any, Literal
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -17,7 +16,14 @@ from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.observation import CONNECTOR_FEATURES, OBSERVATION_BOUND, SITE_FEATURES, ObservationLayout
 from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec
 from smac_rl.data.periods import CALTECH_PERIODS
-from smac_rl_envs.sources import EpisodeOrder, EpisodeSource, SessionMode
+from smac_rl_envs.sources import (
+    BillingPeriod,
+    EpisodeOrder,
+    EpisodeSource,
+    MonthlyBilling,
+    SessionMode,
+    check_billing,
+)
 
 DEFAULT_C_MAX = 16
 
@@ -26,10 +32,6 @@ def _feature_table() -> str:
     rows = [f"    | {f.name} | {f.unit} | {f.description} |" for f in SITE_FEATURES]
     rows += [f"    | cNN.{f.name} | {f.unit} | {f.description} |" for f in CONNECTOR_FEATURES]
     return "\n".join(rows)
-
-
-BillingPeriod = Literal["episode", "month"]
-"""Over what the demand charge's peak is billed: each episode, or a calendar month of consecutive episodes."""
 
 
 class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
@@ -110,12 +112,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         """
         self.layout = ObservationLayout(n_connectors_max)
         self.forecast = forecast
-        if billing_period == "month" and (scenario is not None or episode_order != "consecutive"):
-            raise ValueError(
-                f"billing_period: got 'month' with episode_order {episode_order!r}"
-                + (" and a fixed scenario" if scenario is not None else "")
-                + "; expected episode_order 'consecutive' on drawn days (a month is a run of days)"
-            )
+        check_billing(billing_period, episode_order, scenario is not None)
         self.billing_period = billing_period
         self.source = EpisodeSource(
             scenario,
@@ -140,8 +137,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         self.action_space = spaces.Box(-1.0, 1.0, (self.layout.action_size,), np.float64)
         self.arrays: ScenarioArrays | None = None
         self._batch: EpisodeBatch | None = None
-        self._month: tuple[int, int] | None = None
-        self._month_peak_kw = 0.0
+        self._billing = MonthlyBilling() if billing_period == "month" else None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -150,10 +146,11 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         super().reset(seed=seed)
         if seed is not None:
             self.source.restart()
-            self._month = None
+            if self._billing is not None:
+                self._billing.restart()
         arrays = self.source.draw(self.np_random)
-        if self.billing_period == "month":
-            arrays = self._carry_month_peak(arrays)
+        if self._billing is not None:
+            arrays = self._billing.begin(arrays, self.source.last_day)
         if self._batch is None or abs(self._batch.step_h - arrays.step_h) > 1e-12:
             self._batch = EpisodeBatch(1, self.layout.n_connectors_max, arrays.step_h, self.forecast)
         self._batch.load(0, arrays)
@@ -161,18 +158,6 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         observation: FloatArray = self._batch.observe(self.layout)[0]
         info = {"scenario": arrays.name, "billing_peak_kw": arrays.site.billing_peak_start_kw}
         return observation, info
-
-    def _carry_month_peak(self, arrays: ScenarioArrays) -> ScenarioArrays:
-        """The episode with the month's running peak as its billing start (a new month starts anew)."""
-        day = self.source.last_day
-        month = None if day is None else (day.year, day.month)
-        if month != self._month:
-            self._month, self._month_peak_kw = month, 0.0
-        start_kw = max(arrays.site.billing_peak_start_kw, self._month_peak_kw)
-        self._month_peak_kw = start_kw
-        return dataclasses.replace(
-            arrays, site=dataclasses.replace(arrays.site, billing_peak_start_kw=start_kw)
-        )
 
     def step(self, action: FloatArray) -> tuple[FloatArray, float, bool, bool, dict[str, Any]]:
         """Apply one step of actions."""
@@ -183,8 +168,8 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         result = batch.step(requested)
         terminated = bool(result.is_last_step[0])
         billing_peak_kw = max(float(batch.peak_seen_kw[0]), self.arrays.site.billing_peak_start_kw)
-        if self.billing_period == "month":
-            self._month_peak_kw = billing_peak_kw
+        if self._billing is not None and terminated:
+            self._billing.record(billing_peak_kw)
         info = {
             "cost_eur": float(result.cost_eur[0]),
             "objective_eur": float(result.objective_eur[0]),

@@ -8,6 +8,7 @@ instead of a generation (the batched env resets many rows at once).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Literal
 
@@ -19,6 +20,9 @@ from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec
 from smac_rl.data.generator import caltech_days, generate_scenario, replay_caltech_day
 from smac_rl.data.periods import CALTECH_PERIODS
 from smac_rl.data.template_spec import SiteTemplate, load_template
+
+BillingPeriod = Literal["episode", "month"]
+"""Over what the demand charge's peak is billed: each episode, or a calendar month of consecutive episodes."""
 
 EpisodeOrder = Literal["random", "consecutive"]
 """``random``: each episode a drawn day; ``consecutive``: the days in calendar order (cycling), each
@@ -136,3 +140,49 @@ class EpisodeSource:
             data["objective"] = self._objective.model_dump(mode="json")
             spec = parse_scenario(data, source=f"{spec.name} with objective {self._objective.name}")
         return compile_scenario(spec)
+
+
+def check_billing(billing_period: BillingPeriod, episode_order: EpisodeOrder, is_fixed: bool) -> None:
+    """Refuse a monthly billing period without consecutive drawn days.
+
+    Raises:
+        ValueError: Naming the values and what is expected.
+    """
+    if billing_period == "month" and (is_fixed or episode_order != "consecutive"):
+        raise ValueError(
+            f"billing_period: got 'month' with episode_order {episode_order!r}"
+            + (" and a fixed scenario" if is_fixed else "")
+            + "; expected episode_order 'consecutive' on drawn days (a month is a run of days)"
+        )
+
+
+class MonthlyBilling:
+    """The running billing peak of a calendar month of consecutive episodes (one per env row).
+
+    Each episode starts from the highest import of the month's earlier episodes as its billing
+    start (``SiteArrays.billing_peak_start_kw``), so its demand charge is only for raising it; the
+    first episode of a month starts from the scenario's own start.
+    """
+
+    def __init__(self) -> None:
+        """Start with no month."""
+        self.month: tuple[int, int] | None = None
+        self.peak_kw = 0.0
+
+    def restart(self) -> None:
+        """Forget the month (a seeded reset)."""
+        self.month, self.peak_kw = None, 0.0
+
+    def begin(self, arrays: ScenarioArrays, day: dt.date | None) -> ScenarioArrays:
+        """The episode of local day ``day`` with the month's running peak as its billing start."""
+        month = None if day is None else (day.year, day.month)
+        if month != self.month:
+            self.month, self.peak_kw = month, 0.0
+        self.peak_kw = max(arrays.site.billing_peak_start_kw, self.peak_kw)
+        return dataclasses.replace(
+            arrays, site=dataclasses.replace(arrays.site, billing_peak_start_kw=self.peak_kw)
+        )
+
+    def record(self, billing_peak_kw: float) -> None:
+        """Take in the billing peak an episode ended with [kW]."""
+        self.peak_kw = max(self.peak_kw, billing_peak_kw)

@@ -31,9 +31,23 @@ from smac_rl.core.observation import OBSERVATION_BOUND, ObservationLayout
 from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec
 from smac_rl.data.periods import CALTECH_PERIODS
 from smac_rl_envs.site_env import DEFAULT_C_MAX
-from smac_rl_envs.sources import EpisodeSource, SessionMode
+from smac_rl_envs.sources import (
+    BillingPeriod,
+    EpisodeOrder,
+    EpisodeSource,
+    MonthlyBilling,
+    SessionMode,
+    check_billing,
+)
 
-INFO_KEYS = ("cost_eur", "objective_eur", "unmet_energy_kwh", "grid_import_kw", "projected_away_kwh")
+INFO_KEYS = (
+    "cost_eur",
+    "objective_eur",
+    "unmet_energy_kwh",
+    "grid_import_kw",
+    "projected_away_kwh",
+    "billing_peak_kw",
+)
 """Per-row step values in ``infos`` (as in the single env's info), each ``(B,)``."""
 
 
@@ -56,6 +70,8 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         pool_size: int | None = None,
         forecast: ForecastProvider | None = None,
         objective: ObjectiveSpec | None = None,
+        episode_order: EpisodeOrder = "random",
+        billing_period: BillingPeriod = "episode",
     ) -> None:
         """Create the batched env.
 
@@ -73,9 +89,14 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
                 the rows); None: a fresh day at every reset.
             forecast: Source of the observation's price outlook; None: the true prices.
             objective: The objective of drawn days (rewards follow it); None: ``cost``.
+            episode_order: ``random`` days, or ``consecutive`` days in calendar order, each row
+                walking its own calendar from ``first_day`` (see the single env).
+            billing_period: ``episode`` or ``month`` (each row's demand charge billed on its
+                month's running peak, as in the single env; ``infos["billing_peak_kw"]``).
 
         Raises:
-            ValueError: For ``num_envs`` below 1 or an empty ``templates``.
+            ValueError: For ``num_envs`` below 1, an empty ``templates``, or a monthly billing period
+                without consecutive drawn days.
         """
         if num_envs < 1:
             raise ValueError(f"num_envs: got {num_envs}; expected at least 1")
@@ -85,13 +106,27 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         self.num_envs = num_envs
         self.layout = ObservationLayout(n_connectors_max)
         self.forecast = forecast
-        by_name = {
-            name: EpisodeSource(
-                scenario, name, first_day, last_day, sessions, caltech_period, pool_size, objective
+        check_billing(billing_period, episode_order, scenario is not None)
+
+        def source(name: str) -> EpisodeSource:
+            return EpisodeSource(
+                scenario,
+                name,
+                first_day,
+                last_day,
+                sessions,
+                caltech_period,
+                pool_size,
+                objective,
+                episode_order,
             )
-            for name in dict.fromkeys(names)
-        }
-        self.sources = [by_name[names[i % len(names)]] for i in range(num_envs)]
+
+        if episode_order == "consecutive":  # each row walks its own calendar
+            self.sources = [source(names[i % len(names)]) for i in range(num_envs)]
+        else:
+            by_name = {name: source(name) for name in dict.fromkeys(names)}
+            self.sources = [by_name[names[i % len(names)]] for i in range(num_envs)]
+        self._billing = [MonthlyBilling() for _ in range(num_envs)] if billing_period == "month" else None
         self.single_observation_space = spaces.Box(
             -OBSERVATION_BOUND, OBSERVATION_BOUND, (self.layout.size,), np.float64
         )
@@ -137,6 +172,9 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         for i, row_seed in enumerate(seeds):
             if row_seed is not None:
                 self._rngs[i] = seeding.np_random(row_seed)[0]
+                self.sources[i].restart()
+                if self._billing is not None:
+                    self._billing[i].restart()
         self._load_rows(range(self.num_envs))
         observation = self.batch.observe(self.layout)
         return observation, {"scenario": np.asarray(self.batch.names, dtype=object)}
@@ -160,6 +198,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
             "unmet_energy_kwh": result.unmet_energy_kwh,
             "grid_import_kw": result.outcome.grid_import_kw,
             "projected_away_kwh": result.projected_away_kwh,
+            "billing_peak_kw": np.maximum(batch.peak_seen_kw, batch.site.billing_peak_start_kw),
         }
         for key in INFO_KEYS:
             infos[f"_{key}"] = np.ones(self.num_envs, dtype=np.bool_)
@@ -170,6 +209,9 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
             infos["_final_obs"] = terminated.copy()
             infos["final_info"] = final_info
             infos["_final_info"] = terminated.copy()
+            if self._billing is not None:
+                for row in done.tolist():
+                    self._billing[row].record(float(infos["billing_peak_kw"][row]))
             self._load_rows(done.tolist())
         observation = batch.observe(self.layout)
         truncated = np.zeros(self.num_envs, dtype=np.bool_)
@@ -183,6 +225,8 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         by_scenario: dict[int, tuple[ScenarioArrays, list[int]]] = {}
         for row in rows:
             arrays = self.sources[row].draw(self._rngs[row])
+            if self._billing is not None:
+                arrays = self._billing[row].begin(arrays, self.sources[row].last_day)
             by_scenario.setdefault(id(arrays), (arrays, []))[1].append(row)
         for arrays, scenario_rows in by_scenario.values():
             if self._batch is None:

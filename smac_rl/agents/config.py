@@ -71,6 +71,10 @@ class TrainConfig(StrictModel):
         imitation_learning_rate: Learning rate of the imitation.
         imitation_action_std: Standard deviation of PPO's exploration noise after imitation (in action
             units, the actions spanning [-1, 1]).
+        episode_order: ``random`` training days, or ``consecutive`` (each env row walks the calendar
+            from ``first_day``; needs ``pool_size`` None).
+        billing_period: ``episode`` or ``month`` (the demand charge billed on each row's running
+            monthly peak across consecutive episodes; needs ``episode_order`` consecutive).
     """
 
     template: str = "turku_ultrafast_hub"
@@ -102,6 +106,8 @@ class TrainConfig(StrictModel):
     imitation_epochs: int = Field(default=30, ge=1, le=10_000)
     imitation_learning_rate: float = Field(default=1e-3, gt=0, le=1)
     imitation_action_std: float = Field(default=0.3, gt=0, le=2)
+    episode_order: Literal["random", "consecutive"] = "random"
+    billing_period: Literal["episode", "month"] = "episode"
 
     @model_validator(mode="after")
     def _supported_combinations(self) -> TrainConfig:
@@ -119,6 +125,16 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"imitation_days {self.imitation_days} with algorithm {self.algorithm!r}: imitation "
                 "pretrains PPO's actor; use algorithm 'ppo' or imitation_days 0"
+            )
+        if self.billing_period == "month" and self.episode_order != "consecutive":
+            raise ValueError(
+                "billing_period 'month': a month is a run of consecutive days; expected episode_order "
+                f"'consecutive', got {self.episode_order!r}"
+            )
+        if self.episode_order == "consecutive" and self.pool_size is not None:
+            raise ValueError(
+                f"pool_size {self.pool_size} with episode_order 'consecutive': a pool draws days at random; "
+                "expected pool_size null"
             )
         if self.last_day < self.first_day:
             raise ValueError(f"last_day {self.last_day}: expected on or after first_day {self.first_day}")

@@ -35,6 +35,8 @@ def training_vec_env(config: TrainConfig) -> Sb3VectorEnv:
         n_connectors_max=config.n_connectors_max,
         pool_size=config.pool_size,
         objective=config.objective,
+        episode_order=config.episode_order,
+        billing_period=config.billing_period,
     )
     venv = Sb3VectorEnv(vector, normalise=True, reward_scale_eur=config.reward_scale_eur)
     venv.seed(config.seed)
@@ -52,6 +54,8 @@ def env_factory(config: TrainConfig) -> Callable[[], gym.Env[Any, Any]]:
             n_connectors_max=config.n_connectors_max,
             pool_size=config.pool_size,
             objective=config.objective,
+            episode_order=config.episode_order,
+            billing_period=config.billing_period,
         )
         return normalised(env, config.reward_scale_eur)
 

@@ -62,3 +62,22 @@ def test_off_policy_training_and_onnx_parity(algorithm: str, tmp_path: Path) -> 
 def test_equivariant_network_with_an_off_policy_algorithm_is_refused() -> None:
     with pytest.raises(pydantic.ValidationError, match="equivariant network is an actor-critic for ppo"):
         TrainConfig(algorithm="sac", policy_network="equivariant")
+
+
+def test_training_on_a_monthly_billing_period(tmp_path: Path) -> None:
+    config = TrainConfig(
+        selection_days=ONE_SELECTION_DAY,
+        template="budapest_workplace",
+        total_timesteps=192,
+        n_envs=2,
+        n_steps=96,
+        batch_size=96,
+        n_epochs=1,
+        n_connectors_max=C_MAX * 2,
+        net_arch=[16, 16],
+        pool_size=None,
+        episode_order="consecutive",
+        billing_period="month",
+    )
+    result = train(config, tmp_path / "run", tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert result.model.num_timesteps == 192  # one whole day per row, reset into the next day

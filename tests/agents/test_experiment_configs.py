@@ -56,3 +56,12 @@ def test_shipped_sweep_validates(path: Path) -> None:
     sweep = load_sweep_config(path)
     assert sweep.train.template in path.stem
     assert sweep.train.last_day < sweep.train.selection_days.first_day < sweep.train.test_days.first_day
+
+
+def test_monthly_billing_needs_consecutive_days_without_a_pool() -> None:
+    with pytest.raises(pydantic.ValidationError, match="expected episode_order 'consecutive', got 'random'"):
+        TrainConfig(billing_period="month")
+    with pytest.raises(pydantic.ValidationError, match="pool_size 512 with episode_order 'consecutive'"):
+        TrainConfig(episode_order="consecutive", billing_period="month")
+    config = TrainConfig(episode_order="consecutive", billing_period="month", pool_size=None)
+    assert (config.episode_order, config.billing_period) == ("consecutive", "month")

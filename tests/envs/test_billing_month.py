@@ -9,6 +9,7 @@ import pytest
 
 from smac_rl_envs.site_env import SiteChargingEnv
 from smac_rl_envs.sources import EpisodeSource
+from smac_rl_envs.vector_env import SiteChargingVectorEnv
 
 RATE_EUR_PER_KW = 0.35  # budapest_workplace's demand charge
 
@@ -80,3 +81,42 @@ def test_consecutive_days_walk_the_calendar_and_refuse_a_pool() -> None:
     assert days == [dt.date(2024, 1, 30), dt.date(2024, 1, 31), dt.date(2024, 1, 30)]
     with pytest.raises(ValueError, match="pool_size: got 4 with order 'consecutive'"):
         EpisodeSource(template="budapest_workplace", pool_size=4, order="consecutive")
+
+
+def test_the_batched_env_bills_each_rows_month_like_the_single_env() -> None:
+    first, last = dt.date(2024, 1, 30), dt.date(2024, 2, 1)
+    vector = SiteChargingVectorEnv(
+        2,
+        template="budapest_workplace",
+        first_day=first,
+        last_day=last,
+        episode_order="consecutive",
+        billing_period="month",
+    )
+    singles = [
+        SiteChargingEnv(
+            template="budapest_workplace",
+            first_day=first,
+            last_day=last,
+            episode_order="consecutive",
+            billing_period="month",
+        )
+        for _ in range(2)
+    ]
+    vector.reset(seed=4)
+    for i, env in enumerate(singles):
+        env.reset(seed=4 + i)
+    rng = np.random.default_rng(0)
+    carried = 0
+    for _ in range(3 * 96):  # three days: the month's peak carried once, then February afresh
+        actions = rng.uniform(-1.0, 1.0, (2, vector.layout.action_size))
+        _, rewards, terminated, _, infos = vector.step(actions)
+        for i, env in enumerate(singles):
+            _, reward, done, _, info = env.step(actions[i])
+            assert rewards[i] == pytest.approx(reward, abs=1e-9)
+            assert infos["billing_peak_kw"][i] == pytest.approx(info["billing_peak_kw"], abs=1e-9)
+            assert bool(terminated[i]) is done
+            if done:
+                _, started = env.reset()
+                carried += started["billing_peak_kw"] > 0.0
+    assert carried == 2  # each row's second January day started from its first day's peak
