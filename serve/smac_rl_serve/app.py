@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from smac_rl_serve.auth import KeyRing, configured_keys
 from smac_rl_serve.catalog import resolve_model_dir
 from smac_rl_serve.db import create_registry_engine, upgrade_schema
-from smac_rl_serve.errors import PROBLEM_RESPONSE_SCHEMA, ApiError, install_error_handlers, problem
+from smac_rl_serve.errors import ApiError, install_error_handlers, problem, problem_responses
 from smac_rl_serve.forecasters import (
     OnnxPriceForecaster,
     PriceForecastInputError,
@@ -154,17 +154,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/profiles",
         response_model=PlanAnswer,
         dependencies=[Depends(profiles_caller)],
-        responses={
-            status: {
-                "description": text,
-                "content": {"application/json": {"schema": PROBLEM_RESPONSE_SCHEMA}},
-            }
-            for status, text in {
+        responses=problem_responses(
+            {
                 401: "No API key, or an unknown one (when keys are configured).",
                 413: "The body is larger than the service accepts.",
                 422: "Invalid input: every problem with its field path, value and expectation.",
-            }.items()
-        },
+            }
+        ),
     )
     def profiles(request: ProfileRequest) -> JSONResponse:
         """Profiles of a whole site state, stateless.
@@ -193,18 +189,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/forecasts/prices",
         response_model=PriceForecastAnswer,
         dependencies=[Depends(profiles_caller)],
-        responses={
-            status: {
-                "description": text,
-                "content": {"application/json": {"schema": PROBLEM_RESPONSE_SCHEMA}},
-            }
-            for status, text in {
+        responses=problem_responses(
+            {
                 401: "No API key, or an unknown one (when keys are configured).",
                 404: "The service runs without a price forecaster.",
                 413: "The body is larger than the service accepts.",
                 422: "Invalid input: every problem with its field path, value and expectation.",
-            }.items()
-        },
+            }
+        ),
     )
     def price_forecast(request: PriceForecastRequest) -> PriceForecastAnswer:
         """Day-ahead price quantiles (10/50/90 %) of the hours from ``origin_utc`` on, stateless.

@@ -39,6 +39,18 @@ PROBLEM_RESPONSE_SCHEMA: dict[str, Any] = {
 """OpenAPI schema of an error body."""
 
 
+def problem_responses(texts: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` of an endpoint: each status with its description and the error body schema.
+
+    Args:
+        texts: Status code -> what it means for the endpoint.
+    """
+    return {
+        status: {"description": text, "content": {"application/json": {"schema": PROBLEM_RESPONSE_SCHEMA}}}
+        for status, text in texts.items()
+    }
+
+
 def problem(path: str, value: str, expectation: str) -> dict[str, str]:
     """One entry of an error's ``detail``."""
     return {"field": path, "value": value, "expected": expectation}

@@ -22,7 +22,7 @@ from smac_rl.core.profiles import ProfileFormat, RateUnit
 from smac_rl.core.specs import SessionSpec
 from smac_rl_serve.auth import Caller, KeyRing
 from smac_rl_serve.capacity import CapacitySignal
-from smac_rl_serve.errors import PROBLEM_RESPONSE_SCHEMA, ApiError
+from smac_rl_serve.errors import ApiError, problem_responses
 from smac_rl_serve.registry import EventRequest, Outcome, Registry
 from smac_rl_serve.schemas import (
     FORMAT_DESCRIPTION,
@@ -43,17 +43,16 @@ KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`.")
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"description": text, "content": {"application/json": {"schema": PROBLEM_RESPONSE_SCHEMA}}}
-    for status, text in {
+_ERRORS = problem_responses(
+    {
         401: "No API key, or an unknown one.",
         403: "The site, session or tenant belongs to a tenant the key does not act for.",
         404: "Unknown site or session.",
         409: "Idempotency key reused for another request; session id in use; EVSE occupied; session ended.",
         413: "Body over the size bound.",
         422: "Invalid input; each problem names its field.",
-    }.items()
-}
+    }
+)
 
 SiteId = Annotated[str, Path(pattern=ID_PATTERN, description="The CPO's site id.")]
 SessionId = Annotated[str, Path(pattern=ID_PATTERN, description="The session id (unique across sites).")]
