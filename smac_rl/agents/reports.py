@@ -11,32 +11,13 @@ from typing import Any
 
 from smac_rl.agents.config import DaysConfig, TrainConfig
 from smac_rl.core.artifacts import PolicyMetadata
-from smac_rl.optimal.protocol import ProtocolResult
+from smac_rl.optimal.protocol import SUMMARY_HEADERS, ProtocolResult, summary_cells
 
 
 def summary_table(summary: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown rows of a protocol summary: capture, objective, unmet energy, service, violations."""
-
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.1%}"
-
-    rows = [
-        "| policy | median capture | pooled capture | excluded days | mean objective [EUR] "
-        "| mean unmet [kWh] | min fully served | violation [kWh] |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, row in summary.items():
-        cells = [
-            name,
-            pct(row["savings_capture_median_frac"]),
-            pct(row["savings_capture_pooled_frac"]),
-            str(row["n_days_excluded"]),
-            f"{row['objective_mean_eur']:.2f}",
-            f"{row['unmet_energy_mean_kwh']:.2f}",
-            pct(row["sessions_fully_served_min_frac"]),
-            f"{row['limit_violation_total_kwh']:.2f}",
-        ]
-        rows.append("| " + " | ".join(cells) + " |")
+    rows = ["| " + " | ".join(SUMMARY_HEADERS) + " |", "|---" + "|---:" * (len(SUMMARY_HEADERS) - 1) + "|"]
+    rows += ["| " + " | ".join(summary_cells(name, row, 1)) + " |" for name, row in summary.items()]
     return rows
 
 

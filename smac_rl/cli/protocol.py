@@ -46,7 +46,13 @@ def run_protocol(
     from smac_rl.core.specs import ObjectiveSpec
 
     try:
-        from smac_rl.optimal.protocol import DaySet, evaluate_days, write_report
+        from smac_rl.optimal.protocol import (
+            SUMMARY_HEADERS,
+            DaySet,
+            evaluate_days,
+            summary_cells,
+            write_report,
+        )
     except ImportError as exc:
         raise data_extra_missing(exc) from None
     try:
@@ -71,32 +77,10 @@ def run_protocol(
     table = Table(
         title=f"{template}: {n_days} day(s) x {n_seeds} seed(s) from {start}, objective {objective or 'cost'}"
     )
-    for header in (
-        "policy",
-        "median capture",
-        "pooled capture",
-        "excluded days",
-        "mean objective [EUR]",
-        "mean unmet [kWh]",
-        "min fully served",
-        "violation [kWh]",
-    ):
+    for header in SUMMARY_HEADERS:
         table.add_column(escape(header), justify="left" if header == "policy" else "right")
-
-    def pct(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.0%}"
-
     for name, row in summary.items():
-        table.add_row(
-            name,
-            pct(row["savings_capture_median_frac"]),
-            pct(row["savings_capture_pooled_frac"]),
-            str(row["n_days_excluded"]),
-            f"{row['objective_mean_eur']:.2f}",
-            f"{row['unmet_energy_mean_kwh']:.2f}",
-            pct(row["sessions_fully_served_min_frac"]),
-            f"{row['limit_violation_total_kwh']:.2f}",
-        )
+        table.add_row(*summary_cells(name, row))
     print_table(table)
     proven = summary["optimal"]["n_optimum_proven"]
     console.print(f"optimum proven optimal on {proven} of {n_days * n_seeds} day(s)", highlight=False)

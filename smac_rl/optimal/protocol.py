@@ -263,6 +263,43 @@ def summarize(
     return summary
 
 
+SUMMARY_HEADERS = (
+    "policy",
+    "median capture",
+    "pooled capture",
+    "excluded days",
+    "mean objective [EUR]",
+    "mean unmet [kWh]",
+    "min fully served",
+    "violation [kWh]",
+)
+"""Columns of a summary table (:func:`summary_cells`), for the terminal and for markdown."""
+
+
+def summary_cells(name: str, row: dict[str, Any], percent_digits: int = 0) -> list[str]:
+    """One policy's summary row as the texts of :data:`SUMMARY_HEADERS`.
+
+    Args:
+        name: Policy name.
+        row: Its summary (:func:`summarize`).
+        percent_digits: Decimals of the percentages.
+    """
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.{percent_digits}%}"
+
+    return [
+        name,
+        pct(row["savings_capture_median_frac"]),
+        pct(row["savings_capture_pooled_frac"]),
+        str(row["n_days_excluded"]),
+        f"{row['objective_mean_eur']:.2f}",
+        f"{row['unmet_energy_mean_kwh']:.2f}",
+        pct(row["sessions_fully_served_min_frac"]),
+        f"{row['limit_violation_total_kwh']:.2f}",
+    ]
+
+
 def write_report(
     path: Path, records: list[DayRecord], summary: dict[str, dict[str, Any]], setup: dict[str, Any]
 ) -> None:
