@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from smac_rl.core.scenario_io import (
     parse_scenario,
     scenario_to_yaml,
 )
+from smac_rl.core.specs.scenario import TimeGridSpec
 from tests.core.tiny import tiny_data, tiny_scenario
 
 
@@ -118,3 +121,13 @@ def test_missing_file_names_a_long_path_in_full(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError) as info:
         load_scenario(deep)
     assert repr(str(deep)) in str(info.value)
+
+
+def test_time_grid_end_counts_elapsed_time_across_a_clock_change() -> None:
+    # 2024-03-31 00:00 in Amsterdam is 2024-03-30 23:00 UTC; 96 steps of 15 minutes are 24 elapsed
+    # hours, so the grid ends at 2024-03-31 23:00 UTC, which is 2024-04-01 01:00 local (CEST): the
+    # day has only 23 local hours. Wall-clock arithmetic would give 2024-04-01 00:00 local, 22:00 UTC.
+    start = dt.datetime(2024, 3, 31, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    grid = TimeGridSpec(start_utc=start, step_min=15, n_steps=96)
+    assert grid.end_utc == dt.datetime(2024, 3, 31, 23, tzinfo=dt.UTC)
+    assert grid.end_utc - grid.start_utc == dt.timedelta(hours=24)

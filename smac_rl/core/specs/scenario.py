@@ -103,8 +103,8 @@ class TimeGridSpec(StrictModel):
 
     @property
     def end_utc(self) -> dt.datetime:
-        """End of the last step."""
-        return self.start_utc + dt.timedelta(minutes=self.step_min * self.n_steps)
+        """End of the last step, in UTC (elapsed time: a clock change in the start's zone moves nothing)."""
+        return self.start_utc.astimezone(dt.UTC) + dt.timedelta(minutes=self.step_min * self.n_steps)
 
 
 class ScenarioSpec(StrictModel):
