@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
+from smac_rl.core.errors import ScenarioError
 from smac_rl.core.scenario_io import parse_scenario
 from smac_rl.core.scoring import Kpis, savings_capture_frac, score, summarize_savings_capture
 from smac_rl.core.simulate import Trace, replay
@@ -257,6 +258,44 @@ def test_v2g_reachability_floor_keeps_departure_target_reachable() -> None:
     assert trace.ev_power_kw[:, 0] == _approx([-1.0, 0.0, 10.0])
 
 
+def test_v2g_discharge_efficiency_battery_loses_more_than_the_connector_delivers() -> None:
+    v2g: dict[str, Any] = {
+        "ev_max_dc_kw": 50.0,
+        "allow_v2g": True,
+        "v2g_min_soc_frac": 0.2,
+        "discharge_efficiency_frac": 0.9,
+    }
+    arrays = _scenario(
+        [_dc("V2G1", 50.0, is_bidirectional=True), _dc("V2G2", 50.0, is_bidirectional=True)],
+        [
+            # 50 kWh at 80 % = 40 kWh; target and V2G floor 0.2 * 50 = 10 kWh; eta_d = 0.9.
+            _session("S1", "V2G1", capacity_kwh=50.0, soc=0.8, target_soc_frac=0.2, **v2g),
+            # 50 kWh at 30 % = 15 kWh: only 15 - 10 = 5 kWh of battery energy above the floor.
+            _session("S2", "V2G2", capacity_kwh=50.0, soc=0.3, target_soc_frac=0.2, **v2g),
+        ],
+        series={"export_price_eur_per_kwh": 0.10},
+        site={"v2g_degradation_cost_eur_per_kwh": 0.02},
+    )
+    trace = _replay(arrays, [[-9.0, -20.0]])
+    kpis = score(arrays, trace)
+    # Departure after this step: reachability floor = target 10 kWh = the V2G floor.
+    # S1: lower bound -min(50, (40 - 10) * 0.9 / 1 h) = -27 kW, so -9 stays.
+    # S2: lower bound -min(50, (15 - 10) * 0.9 / 1 h) = -4.5 kW, so -20 becomes -4.5.
+    assert trace.ev_power_kw == _approx([[-9.0, -4.5]])
+    # The battery loses p * dt / eta_d: S1 40 - 9 / 0.9 = 30 kWh; S2 15 - 4.5 / 0.9 = 10 kWh, the floor.
+    assert trace.session_energy_kwh[1] == _approx([30.0, 10.0])
+    # v2g_discharged_kwh counts the connector side: 9 + 4.5 = 13.5 kWh (the batteries gave 10 + 5 = 15).
+    assert kpis.v2g_discharged_kwh == _approx(13.5)
+    # No load: the 13.5 kW are exported; energy cost -13.5 * 0.10 = -1.35 EUR.
+    assert trace.grid_export_kw == _approx([13.5])
+    assert kpis.energy_cost_eur == _approx(-1.35)
+    # Degradation 0.02 EUR/kWh * 13.5 kWh = 0.27 EUR; both end at or above their 10 kWh target.
+    assert kpis.degradation_cost_eur == _approx(0.27)
+    assert kpis.unmet_energy_kwh == _approx(0.0)
+    # Total -1.35 + 0.27 = -1.08 EUR.
+    assert kpis.total_cost_eur == _approx(-1.08)
+
+
 # 3. V2G refused ----------------------------------------------------------------------------------
 
 
@@ -373,6 +412,50 @@ def test_charger_sharing_scales_connectors_by_one_factor() -> None:
     assert trace.ev_power_kw == _approx([[11.04, 11.04]])
     # Delivered 2 * 11.04 = 22.08 kWh.
     assert kpis.energy_delivered_kwh == _approx(22.08)
+
+
+def test_evse_with_two_connectors_one_session_at_a_time_sharing_the_charger() -> None:
+    # DC 50 kW station: EVSE 1 has connector 1 and connector 2 (a 20 kW outlet), EVSE 2 has connector 1.
+    # Connector order (evse, connector): (1, 1), (1, 2), (2, 1); all three share the 50 kW rating.
+    charger = {
+        **_dc("DC50", 50.0),
+        "connectors": [
+            {"evse_id": 1, "connector_id": 1},
+            {"evse_id": 1, "connector_id": 2, "max_power_kw": 20.0},
+            {"evse_id": 2, "connector_id": 1},
+        ],
+    }
+    # 100 kWh at 20 % = 20 kWh each; EV DC limit 40 kW.
+    s1 = _session("S1", "DC50", evse_id=1, connector_id=1, soc=0.2, ev_max_dc_kw=40.0)
+    s3 = _session("S3", "DC50", evse_id=2, soc=0.2, depart_h=2.0, energy_wanted_kwh=80.0, ev_max_dc_kw=40.0)
+    # The format allows one session at a time per EVSE: connector 2 of EVSE 1 while S1 is on connector 1
+    # is refused.
+    overlapping = _session("S2", "DC50", evse_id=1, connector_id=2, arrive_h=0.0, depart_h=2.0)
+    with pytest.raises(ScenarioError, match="no overlap on station 'DC50' EVSE 1"):
+        _scenario([charger], [s1, overlapping, s3], n_steps=2)
+    # Allowed: S2 on connector 2 from 01:00, when S1 (connector 1, 00:00 to 01:00) has left.
+    s2 = _session(
+        "S2", "DC50", evse_id=1, connector_id=2, arrive_h=1.0, depart_h=2.0, soc=0.2, ev_max_dc_kw=40.0
+    )
+    arrays = _scenario([charger], [s1, s2, s3], n_steps=2)
+    assert arrays.site.connector_max_kw == _approx([50.0, 20.0, 50.0])
+    assert arrays.site.connector_charger_index.tolist() == [0, 0, 0]
+    assert arrays.connector_session_index.tolist() == [[0, -1, 2], [-1, 1, 2]]
+    trace, kpis = _uncontrolled(arrays)
+    # Step 0: S1 asks min(EV 40, outlet 50, 50 kWh wanted / 1 h) = 40; S3 min(40, 80) = 40.
+    # Step 1: S2 asks min(40, outlet 20) = 20; S3 min(40, (100 - 45) / 1 h = 55) = 40.
+    assert trace.requested_ev_power_kw == _approx([[40.0, 0.0, 40.0], [0.0, 20.0, 40.0]])
+    # Step 0: 80 > 50 -> factor 50 / 80 = 0.625 -> 25 each. Step 1: 60 > 50 -> factor 5 / 6 ->
+    # S2 20 * 5 / 6 = 16.667, S3 40 * 5 / 6 = 33.333: the charger always delivers exactly 50 kW.
+    assert trace.ev_power_kw == _approx([[25.0, 0.0, 25.0], [0.0, 50.0 / 3.0, 100.0 / 3.0]])
+    # Energies: S1 20 -> 45; S2 20 -> 20 -> 36.667; S3 20 -> 45 -> 78.333.
+    assert trace.session_energy_kwh == _approx(
+        [[20.0, 20.0, 20.0], [45.0, 20.0, 45.0], [45.0, 20.0 + 50.0 / 3.0, 45.0 + 100.0 / 3.0]]
+    )
+    # Delivered 50 + 50 = 100 kWh of the 50 + 50 + 80 = 180 wanted: unmet 80 kWh, nobody fully served.
+    assert kpis.energy_delivered_kwh == _approx(100.0)
+    assert kpis.unmet_energy_kwh == _approx(80.0)
+    assert kpis.sessions_fully_served_frac == _approx(0.0)
 
 
 # 6. Feeder phase limit ---------------------------------------------------------------------------
@@ -519,6 +602,43 @@ def test_storage_bounds_include_self_discharge_and_efficiency() -> None:
     assert trace.storage_energy_kwh == _approx([95.0, 100.0])
 
 
+def test_storage_power_limits_then_soc_window_stop_it() -> None:
+    # Window 0.2 * 100 = 20 kWh to 0.8 * 100 = 80 kWh; starts at 50; eta 0.8 both ways; no self-discharge.
+    storage = {
+        "capacity_kwh": 100.0,
+        "max_charge_kw": 20.0,
+        "max_discharge_kw": 30.0,
+        "initial_soc_frac": 0.5,
+        "min_soc_frac": 0.2,
+        "max_soc_frac": 0.8,
+        "charge_efficiency_frac": 0.8,
+        "discharge_efficiency_frac": 0.8,
+        "self_discharge_per_h_frac": 0.0,
+    }
+    arrays = _scenario(
+        [_dc("DC1", 50.0)], n_steps=6, site={"storage": storage}, grid={"import_limit_kw": 100.0}
+    )
+    trace = _replay(arrays, [[0.0]] * 6, [50.0, 50.0, 50.0, -100.0, -100.0, -100.0])
+    kpis = score(arrays, trace)
+    # Step 0: min(20, (80 - 50) / (0.8 * 1 h) = 37.5) = 20, the power limit; E 50 + 0.8 * 20 = 66.
+    # Step 1: min(20, (80 - 66) / 0.8 = 17.5) = 17.5, max_soc_frac; E 66 + 0.8 * 17.5 = 80.
+    # Step 2: min(20, (80 - 80) / 0.8) = 0: full, the storage stops; E 80.
+    # Step 3: -min(30, (80 - 20) * 0.8 / 1 h = 48) = -30, the power limit; E 80 - 30 / 0.8 = 42.5.
+    # Step 4: -min(30, (42.5 - 20) * 0.8 = 18) = -18, min_soc_frac; E 42.5 - 18 / 0.8 = 20.
+    # Step 5: -min(30, (20 - 20) * 0.8) = 0: empty, the storage stops; E 20.
+    assert trace.storage_power_kw == _approx([20.0, 17.5, 0.0, -30.0, -18.0, 0.0])
+    assert trace.storage_energy_kwh == _approx([50.0, 66.0, 80.0, 80.0, 42.5, 20.0, 20.0])
+    # No base load: the grid carries the storage power.
+    assert trace.grid_import_kw == _approx([20.0, 17.5, 0.0, 0.0, 0.0, 0.0])
+    assert trace.grid_export_kw == _approx([0.0, 0.0, 0.0, 30.0, 18.0, 0.0])
+    # Throughput 20 + 17.5 + 30 + 18 = 85.5 kWh; the projection moved
+    # 30 + 32.5 + 50 + 70 + 82 + 100 = 364.5 kWh.
+    assert kpis.storage_throughput_kwh == _approx(85.5)
+    assert kpis.projection_adjustment_kwh == _approx(364.5)
+    # Import 37.5 kWh at 0.20 EUR/kWh = 7.5 EUR; export price 0.
+    assert kpis.energy_cost_eur == _approx(7.5)
+
+
 # 9. PV and curtailment --------------------------------------------------------------------------------
 
 
@@ -609,6 +729,71 @@ def test_time_varying_import_limit_takes_the_lower_limit() -> None:
     # Step 0: 5 + 22 = 27 <= 30 -> 22 kW. Step 1: 5 + 22 - 20 = 7 kW excess -> 22 - 7 = 15 kW.
     assert trace.ev_power_kw[:, 0] == _approx([22.0, 15.0])
     assert trace.grid_import_kw == _approx([27.0, 20.0])
+    assert kpis.limit_violation_kwh == _approx(0.0)
+
+
+def test_time_varying_export_limit_curtails_pv_step_by_step() -> None:
+    arrays = _scenario(
+        [_dc("DC1", 50.0)],
+        n_steps=3,
+        site={"pv": {"peak_power_kwp": 40.0}},
+        grid={"import_limit_kw": 50.0, "export_limit_kw": 30.0},
+        series={
+            "pv_available_kw": 30.0,
+            "base_load_kw": 5.0,
+            "export_limit_kw": [20.0, 10.0, 40.0],
+            "export_price_eur_per_kwh": [0.10, 0.20, 0.05],
+        },
+    )
+    # Effective limit: min(30, 20) = 20, min(30, 10) = 10, min(30, 40) = 30.
+    assert arrays.series.export_limit_kw == _approx([20.0, 10.0, 30.0])
+    trace = _replay(arrays, [[0.0]] * 3)
+    kpis = score(arrays, trace)
+    # Surplus 30 - 5 = 25 kW in every step; exported min(25, limit) = 20, 10, 25 kW (1 h steps: kWh).
+    assert trace.grid_export_kw == _approx([20.0, 10.0, 25.0])
+    assert trace.grid_import_kw == _approx([0.0, 0.0, 0.0])
+    # Curtailed 25 - exported = 5, 15, 0 kWh; PV used 30 - curtailed = 25, 15, 30 kW.
+    assert arrays.series.pv_available_kw - trace.pv_used_kw == _approx([5.0, 15.0, 0.0])
+    assert trace.pv_used_kw == _approx([25.0, 15.0, 30.0])
+    # Revenue 20 * 0.10 = 2, 10 * 0.20 = 2, 25 * 0.05 = 1.25 EUR: energy cost -5.25 EUR.
+    assert trace.energy_cost_eur == _approx([-2.0, -2.0, -1.25])
+    assert kpis.energy_cost_eur == _approx(-5.25)
+    # PV kept on site (25 - 20) + (15 - 10) + (30 - 25) = 15 of 90 kWh available = 1/6.
+    assert kpis.pv_self_consumption_frac == _approx(15.0 / 90.0)
+    assert kpis.limit_violation_kwh == _approx(0.0)
+
+
+def test_time_varying_export_limit_scales_v2g_discharge() -> None:
+    arrays = _scenario(
+        [_dc("V2G", 50.0, is_bidirectional=True)],
+        [
+            # 100 kWh at 80 % = 80 kWh; target and V2G floor 0.2 * 100 = 20 kWh; 50 kW both ways.
+            _session(
+                "S1",
+                "V2G",
+                soc=0.8,
+                depart_h=2.0,
+                target_soc_frac=0.2,
+                ev_max_dc_kw=50.0,
+                allow_v2g=True,
+                v2g_min_soc_frac=0.2,
+            )
+        ],
+        n_steps=2,
+        grid={"import_limit_kw": 100.0, "export_limit_kw": 50.0},
+        series={"export_limit_kw": [10.0, 4.0], "export_price_eur_per_kwh": 0.10},
+    )
+    trace = _replay(arrays, [[-8.0], [-8.0]])
+    kpis = score(arrays, trace)
+    # Box: floor max(20, 20 - 50 * 1 h * 1 step left) = 20 kWh; 60 kWh spare -> down to -50 kW; -8 passes.
+    # Step 0: export 8 <= 10 kW. Step 1: 8 - 4 = 4 kW over -> discharge scaled by 1 - 4 / 8 = 0.5 -> -4 kW.
+    assert trace.ev_power_kw[:, 0] == _approx([-8.0, -4.0])
+    assert trace.grid_export_kw == _approx([8.0, 4.0])
+    # Battery 80 - 8 = 72, 72 - 4 = 68 kWh.
+    assert trace.session_energy_kwh[:, 0] == _approx([80.0, 72.0, 68.0])
+    # Discharged 12 kWh; revenue 12 * 0.10 = 1.2 EUR; no violation.
+    assert kpis.v2g_discharged_kwh == _approx(12.0)
+    assert kpis.energy_cost_eur == _approx(-1.2)
     assert kpis.limit_violation_kwh == _approx(0.0)
 
 
