@@ -25,8 +25,10 @@ from smac_rl.core.profiles import (
     ocpp16_set_charging_profile,
     ocpp21_set_charging_profile,
     ocpp201_set_charging_profile,
+    rounding_margin_kw,
     session_profiles,
     stable_profile_id,
+    with_import_margin,
 )
 from smac_rl.core.scoring import score
 from smac_rl.core.simulate import simulate
@@ -56,6 +58,9 @@ RENDERERS: dict[ProfileFormat, Renderer] = {
 
 CHARGE_ONLY_FORMATS = ("ocpp16", "ocpp201")
 """Formats whose limits cannot be negative: their rollout runs with V2G off."""
+
+ROUNDED_FORMATS = ("ocpp16", "ocpp201", "ocpp21", "ocpi22")
+"""Formats whose limits are rounded toward zero (``json`` gives the setpoints in kW as planned)."""
 
 
 def v2g_withheld_session_ids(spec: ScenarioSpec, profile_format: ProfileFormat) -> list[str]:
@@ -140,6 +145,9 @@ class Planner:
                 update={"sessions": [s.model_copy(update={"allow_v2g": False}) for s in spec.sessions]}
             )
         arrays = compile_scenario(spec)
+        # Planned with room for the discharges that rounding toward zero shrinks, scored as given.
+        margin_kw = rounding_margin_kw(arrays, rate_unit) if profile_format in ROUNDED_FORMATS else 0.0
+        planned = with_import_margin(arrays, margin_kw)
         fallback = None
         heuristic = LeastLaxityFirst()
         answered_by = self.policy.name
@@ -150,17 +158,17 @@ class Planner:
                 f"the site has {arrays.site.n_connectors} connectors, the model room for "
                 f"{self.policy.layout.n_connectors_max}: least laxity first answered"
             )
-            trace = simulate(arrays, heuristic.act)
+            trace = simulate(planned, heuristic.act)
         else:
             try:
-                trace = simulate(arrays, self.policy.bound(arrays))
+                trace = simulate(planned, self.policy.bound(planned))
             except InferenceError as exc:
                 self.metrics.fallbacks.labels(exc.reason).inc()
                 answered_by = heuristic.name
                 fallback = (
                     f"the model failed on this site state ({exc.reason}: {exc}): least laxity first answered"
                 )
-                trace = simulate(arrays, heuristic.act)
+                trace = simulate(planned, heuristic.act)
         outlets = [(s.station_id, s.evse_id, s.connector_id, s.transaction_id) for s in spec.sessions]
         render = RENDERERS[profile_format]
         rendered = [

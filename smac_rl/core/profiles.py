@@ -6,6 +6,12 @@ pure renderer here; all of them share :func:`rated_periods`, which converts the 
 requested unit and rounds every limit toward zero (whole W, or 0.1 A per phase), so that their
 sum never exceeds what the projection allowed, then merges periods whose rendered limits are equal.
 
+Rounding toward zero lowers every charging limit, but it also lowers every discharge, which raises
+the site's import: with V2G, a plan at its import limit could be rendered above it by up to one
+quantum (1 W, or 0.1 A per phase) per discharging session. A rollout whose profiles will be rounded
+and may discharge is therefore planned against the import limit less :func:`rounding_margin_kw`
+(:func:`with_import_margin`): the rendered limits then stay within the true limit.
+
 Formats (:data:`ProfileFormat`):
 
 * ``ocpp16``: OCPP 1.6 ``SetChargingProfile.req`` (``connectorId`` = the EVSE id: a 1.6 connector
@@ -30,7 +36,7 @@ import hashlib
 import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -180,6 +186,46 @@ def amps_toward_zero(power_kw: float, phase_a_per_kw: float) -> float:
         The current per phase, a multiple of 0.1 A no larger in magnitude than the setpoint's [A].
     """
     return _truncate(power_kw * phase_a_per_kw * 10.0) / 10.0
+
+
+def rounding_margin_kw(arrays: ScenarioArrays, rate_unit: RateUnit) -> float:
+    """Import headroom that absorbs rounding every discharge toward zero (module docstring) [kW].
+
+    One rounding quantum per session that may discharge: 1 W, or in A 0.1 A on each of its
+    connector's phases.
+
+    Args:
+        arrays: The compiled scenario.
+        rate_unit: The unit the profiles will be rendered in.
+
+    Returns:
+        The margin; 0 when no session may discharge.
+    """
+    sessions = arrays.sessions
+    may_discharge = sessions.max_discharge_kw > 0.0
+    if not np.any(may_discharge):
+        return 0.0
+    if rate_unit == "W":
+        return 1e-3 * int(np.count_nonzero(may_discharge))
+    # 0.1 A per phase is 0.1 / a_per_kw [kW] at a connector drawing a_per_kw A per phase per kW
+    a_per_kw = arrays.site.connector_phase_a_per_kw.max(axis=1)[sessions.connector_index[may_discharge]]
+    return float(np.sum(0.1 / a_per_kw[a_per_kw > 0.0]))
+
+
+def with_import_margin(arrays: ScenarioArrays, margin_kw: float) -> ScenarioArrays:
+    """The scenario with its import limit lowered by ``margin_kw`` at every step (itself for 0).
+
+    Args:
+        arrays: The compiled scenario.
+        margin_kw: Headroom to keep [kW], from :func:`rounding_margin_kw`.
+
+    Returns:
+        A scenario to plan with; score the plan on the original one.
+    """
+    if margin_kw <= 0.0:
+        return arrays
+    series = replace(arrays.series, import_limit_kw=arrays.series.import_limit_kw - margin_kw)
+    return replace(arrays, series=series)
 
 
 def rated_periods(profile: SessionProfile, rate_unit: RateUnit) -> list[tuple[int, float]]:

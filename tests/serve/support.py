@@ -21,6 +21,7 @@ import uvicorn
 from jsonschema import Draft4Validator, FormatChecker
 
 from smac_rl_serve.app import create_app
+from smac_rl_serve.schemas import ProfileRequest
 from smac_rl_serve.settings import Settings
 
 OcppVersion = Literal["1.6", "2.0.1", "2.1"]
@@ -58,6 +59,46 @@ def validate_ocpp(payload: dict[str, Any], version: OcppVersion, action: str = "
     """
     wire = json.loads(json.dumps(payload), parse_float=Decimal)
     _request_validator(version, action).validate(wire)
+
+
+OCPP_VERSIONS: dict[str, OcppVersion] = {"ocpp16": "1.6", "ocpp201": "2.0.1", "ocpp21": "2.1"}
+"""The OCPP version of each OCPP profile format."""
+
+OCPP_PAYLOAD_KEYS = ("set_charging_profile", "set_charging_profile_request")
+"""Where a profile entry carries its OCPP payload (1.6, and 2.0.1 / 2.1)."""
+
+
+def validate_answer_profiles(answer: object, request_body: object = None) -> int:
+    """Validate every OCPP payload of a service answer against its schema (floats as Decimal).
+
+    Every 200 answer that :func:`call` and :func:`post` receive passes through here, so no test can
+    produce an OCPP payload that goes unchecked.
+
+    Args:
+        answer: A decoded answer body; answers without ``profiles`` are left alone.
+        request_body: The request's body, whose ``format`` (or the API's default) names the format
+            of a stateless answer (registry answers name their own).
+
+    Returns:
+        The number of payloads validated.
+
+    Raises:
+        jsonschema.ValidationError: When a payload breaks its schema.
+        AssertionError: When an answer carries an OCPP payload but no format names its version.
+    """
+    if not isinstance(answer, dict) or not isinstance(answer.get("profiles"), list):
+        return 0
+    profile_format = answer.get("format")
+    if profile_format is None and isinstance(request_body, dict):
+        profile_format = request_body.get("format", ProfileRequest.model_fields["format"].default)
+    n_validated = 0
+    for entry in answer["profiles"]:
+        for payload_key in OCPP_PAYLOAD_KEYS:
+            if payload_key in entry:
+                assert profile_format in OCPP_VERSIONS, (profile_format, payload_key)
+                validate_ocpp(entry[payload_key], OCPP_VERSIONS[str(profile_format)])
+                n_validated += 1
+    return n_validated
 
 
 def free_port() -> int:
@@ -109,9 +150,12 @@ def call(
         status, text, headers_in = error.code, error.read().decode(), error.headers
     answer_headers = {name.lower(): value for name, value in headers_in.items()}
     try:
-        return status, json.loads(text), answer_headers
+        answer = json.loads(text)
     except json.JSONDecodeError:
         return status, text, answer_headers
+    if status == 200:
+        validate_answer_profiles(answer, body)
+    return status, answer, answer_headers
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, str]:
@@ -120,14 +164,20 @@ def post(url: str, body: dict[str, Any]) -> tuple[int, str]:
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return response.status, response.read().decode()
+            status, text = response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+    if status == 200:
+        validate_answer_profiles(json.loads(text), body)
+    return status, text
 
 
 def get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=30) as response:
-        return response.status, response.read().decode()
+        status, text = response.status, response.read().decode()
+    if status == 200 and text.startswith("{"):
+        validate_answer_profiles(json.loads(text))
+    return status, text
 
 
 def with_idle_chargers(data: dict[str, Any], n_chargers: int = 17) -> dict[str, Any]:

@@ -15,11 +15,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import jsonschema
+import numpy as np
 import ocpp.messages
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smac_rl.core.arrays import ScenarioArrays, compile_scenario
 from smac_rl.core.profiles import (
     ProfilePeriod,
     SessionProfile,
@@ -31,11 +33,16 @@ from smac_rl.core.profiles import (
     ocpp21_set_charging_profile,
     ocpp201_set_charging_profile,
     rated_periods,
+    rounding_margin_kw,
+    session_profiles,
     watts_toward_zero,
+    with_import_margin,
 )
 from smac_rl.core.scenario_io import load_builtin_scenario, parse_scenario
-from tests.core.tiny import tiny_data
-from tests.serve.support import get, post, validate_ocpp, with_idle_chargers
+from smac_rl.core.simulate import simulate
+from smac_rl.core.state import Setpoints, StepContext
+from tests.core.tiny import tiny_data, tiny_scenario
+from tests.serve.support import get, post, validate_answer_profiles, validate_ocpp, with_idle_chargers
 
 START = dt.datetime(2024, 5, 1, tzinfo=dt.UTC)
 VOLTAGE_V = 230.0
@@ -253,6 +260,57 @@ def test_rounding_toward_zero_keeps_the_sum_within_the_site_limit() -> None:
     assert sum(a * VOLTAGE_V for a in amps) <= 5000.0
 
 
+def _v2g_at_the_import_limit() -> ScenarioArrays:
+    """The tiny scenario, V2G at DC1 (discharge at most 2.0009 kW), base load 5.0004 kW, limit 10 kW."""
+    data = tiny_data()
+    data["site"]["chargers"][0]["is_bidirectional"] = True
+    data["site"]["grid"]["import_limit_kw"] = 10.0
+    data["sessions"][0].update(allow_v2g=True, ev_max_discharge_kw=2.0009)
+    data["series"]["base_load_kw"] = 5.0004
+    return compile_scenario(parse_scenario(data))
+
+
+def _site_import_w_at_step_0(arrays: ScenarioArrays, margin_kw: float) -> float:
+    """Site import at step 0 [W] from the rendered limits, S1 discharging and S2 charging all out."""
+
+    def discharge_s1_charge_s2(context: StepContext) -> Setpoints:
+        return Setpoints(np.array([[-100.0, 100.0]]), np.zeros(1))
+
+    trace = simulate(with_import_margin(arrays, margin_kw), discharge_s1_charge_s2)
+    outlets: list[tuple[str, int, int, str | None]] = [("DC1", 1, 1, "1"), ("AC1", 1, 1, "2")]
+    rendered_w = [rated_periods(p, "W")[0][1] for p in session_profiles(arrays, trace, outlets)]
+    return float(sum(rendered_w) + 1000.0 * arrays.series.base_load_kw[0])
+
+
+def test_discharges_rounded_toward_zero_stay_within_the_import_limit_thanks_to_the_margin() -> None:
+    # S1 may discharge 2.0009 kW (its spare energy allows 10 kW: 30 kWh stored, 20 kWh must stay for
+    # the 40 kWh the last two hours can still add). S2 asks 10 kW; the projection's import stage
+    # scales it to 10 - 5.0004 + 2.0009 = 7.0005 kW. Rounded toward zero: 7000 W and -2000 W, so the
+    # site draws 7000 - 2000 + 5000.4 = 10000.4 W, 0.4 W above its 10 kW limit. One V2G session:
+    # a margin of 1 W, so S2 gets 6.9995 kW -> 6999 W and the site 9999.4 W.
+    arrays = _v2g_at_the_import_limit()
+    assert rounding_margin_kw(arrays, "W") == pytest.approx(0.001)
+    assert _site_import_w_at_step_0(arrays, 0.0) == pytest.approx(10000.4)
+    assert _site_import_w_at_step_0(arrays, rounding_margin_kw(arrays, "W")) == pytest.approx(9999.4)
+
+
+def test_rounding_margin_counts_one_quantum_per_session_that_may_discharge() -> None:
+    arrays = _v2g_at_the_import_limit()
+    assert rounding_margin_kw(compile_scenario(tiny_scenario()), "W") == 0.0  # nobody discharges
+    # In A: 0.1 A on each of three phases at 230 V is 0.069 kW, for an AC V2G session; S1 is at DC
+    # (no current in A), so the tiny scenario with S2 allowed V2G at a bidirectional AC1 is needed.
+    data = tiny_data()
+    data["site"]["chargers"][1]["is_bidirectional"] = True
+    data["sessions"][1]["allow_v2g"] = True
+    ac_v2g = compile_scenario(parse_scenario(data))
+    assert rounding_margin_kw(ac_v2g, "A") == pytest.approx(0.069)
+    assert rounding_margin_kw(ac_v2g, "W") == pytest.approx(0.001)
+    planned = with_import_margin(arrays, 0.001)
+    assert planned.series.import_limit_kw.tolist() == pytest.approx([9.999] * 4)
+    assert arrays.series.import_limit_kw.tolist() == [10.0] * 4  # the original is untouched
+    assert with_import_margin(arrays, 0.0) is arrays
+
+
 @given(
     power_kw=st.floats(min_value=-350.0, max_value=350.0, allow_nan=False),
     n_phases=st.sampled_from([1, 3]),
@@ -460,3 +518,20 @@ def test_openapi_documents_every_format(base_url: str) -> None:
     assert request["rate_unit"]["enum"] == ["W", "A"]
     for name in ("ocpp16", "ocpp201", "ocpp21", "ocpi22", "json"):
         assert f"`{name}`" in request["format"]["description"]
+
+
+def test_every_answer_with_ocpp_payloads_is_validated_by_the_test_client() -> None:
+    # support.call and support.post run validate_answer_profiles on every 200 answer: it must find
+    # each payload, in registry answers (their own format) and stateless ones (the request's).
+    payload = ocpp201_set_charging_profile(_profile([7.2, 11.0]), 7)
+    registry_answer = {"format": "ocpp201", "profiles": [{"set_charging_profile_request": payload}] * 2}
+    assert validate_answer_profiles(registry_answer) == 2
+    stateless = {"profiles": [{"set_charging_profile_request": payload}]}
+    assert validate_answer_profiles(stateless, {"format": "ocpp201"}) == 1
+    assert validate_answer_profiles({"format": "json", "profiles": [{"periods": []}]}) == 0
+    broken = json.loads(json.dumps(payload))
+    broken["chargingProfile"]["chargingProfileKind"] = "Sometimes"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_answer_profiles(
+            {"format": "ocpp201", "profiles": [{"set_charging_profile_request": broken}]}
+        )
