@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from smac_rl_serve.catalog import REFERENCE_PATTERN
+
 _REPOSITORY_MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "policies" / "default" / "v1"
 _WHEEL_MODEL_DIR = Path(__file__).resolve().parent / "policies" / "default" / "v1"
 DEFAULT_MODEL_DIR = _REPOSITORY_MODEL_DIR if _REPOSITORY_MODEL_DIR.is_dir() else _WHEEL_MODEL_DIR
@@ -119,3 +121,49 @@ class Settings:
             allow_anonymous_profiles=env.get("SMAC_ALLOW_ANONYMOUS_PROFILES", "").lower()
             in ("1", "true", "yes"),
         )
+
+    def to_environment(self) -> dict[str, str]:
+        """The ``SMAC_*`` variables that :meth:`from_environment` reads back into these settings.
+
+        How ``smac serve --workers N`` hands its settings to worker processes, each of which builds
+        its app with :func:`smac_rl_serve.app.create_app_from_environment`.
+
+        Returns:
+            The variables, paths absolute (a worker may resolve them from another folder).
+
+        Raises:
+            ValueError: When a setting has no variable: keys given in memory (``api_keys``; give an
+                ``api_keys_file``) or request bounds other than the defaults.
+        """
+        defaults = Settings()
+        carried = (
+            "model_dir",
+            "price_forecaster_dir",
+            "database_url",
+            "api_keys_file",
+            "allow_anonymous_profiles",
+        )
+        if self.api_keys:
+            raise ValueError(
+                f"api_keys: got {len(self.api_keys)} keys in memory; expected an api_keys_file "
+                "(worker processes read settings from SMAC_* variables)"
+            )
+        for name in self.__dataclass_fields__:
+            if name not in carried and name != "api_keys" and getattr(self, name) != getattr(defaults, name):
+                raise ValueError(
+                    f"{name}: got {getattr(self, name)!r}; expected the default {getattr(defaults, name)!r} "
+                    "(worker processes read settings from SMAC_* variables, which do not carry it)"
+                )
+        model = str(self.model_dir)
+        return {
+            # NAME@ALIAS stays as given (resolved by each worker); a folder is made absolute
+            "SMAC_MODEL_DIR": model
+            if REFERENCE_PATTERN.fullmatch(model) and not Path(model).exists()
+            else str(Path(model).resolve()),
+            "SMAC_PRICE_FORECASTER_DIR": "none"
+            if self.price_forecaster_dir is None
+            else str(self.price_forecaster_dir.resolve()),
+            "SMAC_DATABASE_URL": self.database_url,
+            "SMAC_API_KEYS_FILE": "" if self.api_keys_file is None else str(self.api_keys_file.resolve()),
+            "SMAC_ALLOW_ANONYMOUS_PROFILES": "1" if self.allow_anonymous_profiles else "0",
+        }

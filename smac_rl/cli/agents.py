@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import sys
@@ -306,8 +307,22 @@ def serve_command(
             "'none' serves none; default: the shipped nl_day_ahead_prices/v1."
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes (uvicorn's); each loads the model and shares the registry's database, "
+            "whose per-site locks keep concurrent events consistent across them.",
+        ),
+    ] = 1,
 ) -> None:
-    """Serve charging profiles over HTTP (FastAPI under uvicorn), with the site registry."""
+    """Serve charging profiles over HTTP (FastAPI under uvicorn), with the site registry.
+
+    The app is built and checked here first (model, forecaster, keys, database migrated), so a bad
+    setting fails before any worker starts; with ``--workers`` above 1, each worker process builds
+    its own app from the same settings, handed over as ``SMAC_*`` variables.
+    """
     try:
         import uvicorn
 
@@ -331,9 +346,21 @@ def serve_command(
     )
     try:
         application = create_app(settings)
+        environment = settings.to_environment()
     except (ModelError, ValueError) as exc:
         raise fail(str(exc)) from None
-    uvicorn.run(application, host=host, port=port, access_log=False)  # the app logs each request as JSON
+    if workers == 1:
+        uvicorn.run(application, host=host, port=port, access_log=False)  # the app logs each request as JSON
+        return
+    os.environ.update(environment)  # read by each worker's create_app_from_environment
+    uvicorn.run(
+        "smac_rl_serve.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        access_log=False,
+    )
 
 
 def _heuristic(name: str, _arrays: ScenarioArrays) -> Policy:
