@@ -6,10 +6,12 @@ connectors (two per charger), leaving between 6 h and 40 h later (some after the
 each of the ``K`` measured steps solves a full ``H``-step window with every session in it.
 
 Each measured step is a real episode step (:func:`smac_rl.policies.run_policy` stops after ``K``
-steps): forecast, window scenario, pyomo model, standard form handed to HiGHS, solve, first step
-applied. The baseline, timed on the same windows in the same run: the same model handed over
-through pyomo's appsi interface and solved (:func:`smac_rl.optimal.solve.solve_model`, as
-:func:`smac_rl.optimal.solve.solve_optimal` does).
+steps) of the MPC as it runs by default: forecast, window scenario, the standard form assembled from
+the arrays (:mod:`smac_rl.optimal.assemble`) and handed to HiGHS, solve, first step applied. Timed
+on the same windows (the same contexts) in the same run: the MPC with ``builder="pyomo"`` (the
+pyomo model compiled to the standard form, :class:`smac_rl.optimal.matrix_solve.MatrixSolver`), and
+the pyomo model handed over through pyomo's appsi interface and solved
+(:func:`smac_rl.optimal.solve.solve_model`, as :func:`smac_rl.optimal.solve.solve_optimal` did).
 
 Run: ``python -m smac_rl.bench.mpc_speed [N] [H] [K]`` (prints one JSON object).
 """
@@ -41,19 +43,31 @@ BENCH_START_UTC = dt.datetime(2024, 3, 12, tzinfo=dt.UTC)
 class MpcSpeed:
     """MPC step times, medians over the measured steps (module docstring), wall clock unless named CPU.
 
+    The unprefixed figures are the MPC's default builder (the standard form assembled from the
+    arrays); ``pyomo_*`` the same windows with ``builder="pyomo"``.
+
     Attributes:
         n_sessions: Sessions in every measured window.
         horizon_steps: Window length [steps].
         n_measured_steps: Steps measured.
         step_s: Whole step [s].
-        build_s: Forecast, window scenario and pyomo model [s].
-        compile_s: Standard form compiled and handed to HiGHS [s].
+        build_s: Forecast, window scenario and the assembled standard form [s].
+        compile_s: The standard form handed to HiGHS as an LP [s].
         solve_s: HiGHS [s].
         step_min_s: Fastest step [s].
         step_max_s: Slowest step [s].
-        appsi_handover_solve_s: Baseline: the same model handed over through appsi and solved [s].
+        appsi_handover_solve_s: Baseline: the pyomo model handed over through appsi and solved [s].
         step_cpu_s: Whole step, process CPU time (what the step costs on a core of its own) [s].
         appsi_handover_solve_cpu_s: The baseline in process CPU time [s].
+        pyomo_step_s: Whole step with the pyomo builder [s].
+        pyomo_build_s: Forecast, window scenario and the pyomo model [s].
+        pyomo_compile_s: The pyomo model compiled to the standard form and handed to HiGHS [s].
+        pyomo_solve_s: HiGHS, pyomo builder [s].
+        pyomo_step_cpu_s: Whole step with the pyomo builder, process CPU time [s].
+        n_steps_assembled: Measured steps the default MPC assembled (the others fell back to pyomo).
+        pyomo_over_assembled_step_ratio: ``pyomo_step_s / step_s``.
+        objective_max_abs_diff_eur: Largest difference between the assembled window optimum and the
+            pyomo builder's or appsi's on the same window [EUR].
     """
 
     n_sessions: int
@@ -68,6 +82,14 @@ class MpcSpeed:
     appsi_handover_solve_s: float
     step_cpu_s: float
     appsi_handover_solve_cpu_s: float
+    pyomo_step_s: float
+    pyomo_build_s: float
+    pyomo_compile_s: float
+    pyomo_solve_s: float
+    pyomo_step_cpu_s: float
+    n_steps_assembled: int
+    pyomo_over_assembled_step_ratio: float
+    objective_max_abs_diff_eur: float
 
 
 def mpc_bench_scenario(
@@ -143,20 +165,24 @@ class _EnoughStepsError(Exception):
 
 
 class _Timed:
-    """The MPC, with the appsi baseline timed on each step's window."""
+    """The MPC, with the pyomo builder and the appsi baseline timed on each step's window."""
 
     def __init__(self, horizon_steps: int) -> None:
         from smac_rl.optimal.mpc import MpcPolicy
 
         self.policy = MpcPolicy(PerfectForecast(), horizon_steps=horizon_steps)
+        self.by_pyomo = MpcPolicy(PerfectForecast(), horizon_steps=horizon_steps, builder="pyomo")
         self.name = self.policy.name
         self.appsi_s: list[float] = []
         self.step_cpu_s: list[float] = []
+        self.pyomo_cpu_s: list[float] = []
         self.appsi_cpu_s: list[float] = []
+        self.objective_diff_eur: list[float] = []
 
     def begin_episode(self, arrays: ScenarioArrays) -> None:
         self.arrays = arrays
         self.policy.begin_episode(arrays)
+        self.by_pyomo.begin_episode(arrays)
 
     def act(self, context: StepContext) -> Setpoints:
         import pyomo.environ as pyo
@@ -168,12 +194,19 @@ class _Timed:
         cpu = time.process_time()
         setpoints = self.policy.act(context)
         self.step_cpu_s.append(time.process_time() - cpu)
+        cpu = time.process_time()
+        self.by_pyomo.act(context)
+        self.pyomo_cpu_s.append(time.process_time() - cpu)
         forecast = self.policy.forecast.forecast(self.arrays, context.step_index, self.policy.horizon_steps)
         window = window_scenario(self.arrays, context, forecast)
         model = build_model(window.arrays)
         model.peak_floor = pyo.Constraint(expr=model.peak >= window.peak_floor_kw)
         started, cpu = time.perf_counter(), time.process_time()
-        solve_model(model, window.arrays)
+        appsi = solve_model(model, window.arrays)
+        optima = [appsi.objective_eur, self.by_pyomo.timings[-1].window_objective_eur]
+        self.objective_diff_eur.append(
+            max(abs(o - self.policy.timings[-1].window_objective_eur) for o in optima)
+        )
         self.appsi_s.append(time.perf_counter() - started)
         self.appsi_cpu_s.append(time.process_time() - cpu)
         return setpoints
@@ -190,10 +223,11 @@ def measure_mpc(n_sessions: int = 50, horizon_steps: int = 96, n_measured_steps:
 
     with contextlib.suppress(_EnoughStepsError):
         run_policy(arrays, timed, stop_after)
-    steps = timed.policy.timings
-    if any(t.n_sessions != n_sessions or t.n_window_steps != horizon_steps for t in steps):
+    steps, by_pyomo = timed.policy.timings, timed.by_pyomo.timings
+    if any(t.n_sessions != n_sessions or t.n_window_steps != horizon_steps for t in steps + by_pyomo):
         raise RuntimeError("mpc bench: a measured window lacks sessions or steps")
     totals = [t.total_s for t in steps]
+    pyomo_totals = [t.total_s for t in by_pyomo]
     return MpcSpeed(
         n_sessions=n_sessions,
         horizon_steps=horizon_steps,
@@ -207,6 +241,14 @@ def measure_mpc(n_sessions: int = 50, horizon_steps: int = 96, n_measured_steps:
         appsi_handover_solve_s=statistics.median(timed.appsi_s),
         step_cpu_s=statistics.median(timed.step_cpu_s),
         appsi_handover_solve_cpu_s=statistics.median(timed.appsi_cpu_s),
+        pyomo_step_s=statistics.median(pyomo_totals),
+        pyomo_build_s=statistics.median(t.build_s for t in by_pyomo),
+        pyomo_compile_s=statistics.median(t.compile_s for t in by_pyomo),
+        pyomo_solve_s=statistics.median(t.solve_s for t in by_pyomo),
+        pyomo_step_cpu_s=statistics.median(timed.pyomo_cpu_s),
+        n_steps_assembled=sum(t.builder == "assemble" for t in steps),
+        pyomo_over_assembled_step_ratio=statistics.median(pyomo_totals) / statistics.median(totals),
+        objective_max_abs_diff_eur=max(timed.objective_diff_eur),
     )
 
 

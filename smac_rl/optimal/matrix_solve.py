@@ -6,13 +6,16 @@ standard-form compiler (``A``, row bounds, costs, column bounds, integrality) an
 ``highspy`` in one call: on a 50-session, 96-step window, compiling, handing over and solving
 take about a quarter of the time appsi takes to hand over and solve (0.12 s against 0.45 s,
 :mod:`smac_rl.bench.mpc_speed`). The model is the same; only the way it reaches the solver
-differs.
+differs. :meth:`MatrixSolver.solve_lp` (the solve, the rounding path, the status) also serves the
+standard form assembled from the arrays (:mod:`smac_rl.optimal.assemble`), the MPC's default.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import highspy
 import numpy as np
@@ -21,12 +24,15 @@ from pyomo.common.tee import capture_output
 from pyomo.repn.plugins.standard_form import LinearStandardFormCompiler
 
 from smac_rl.core.arrays import ScenarioArrays
-from smac_rl.core.arraytypes import FloatArray
+from smac_rl.core.arraytypes import BoolArray, FloatArray, IntArray
 from smac_rl.optimal.model import OptimalError
 from smac_rl.optimal.solve import ModelSolution, SolvePath, SolverStatus
 
-_Outcome = tuple[SolverStatus, float, float, FloatArray]
+SolveOutcome = tuple[SolverStatus, float, float, FloatArray]
 """Status, objective [EUR], relative gap and column values of a solve."""
+
+Rounding = Callable[[FloatArray], FloatArray]
+"""Column values with every binary column fixed to 0 or 1, from the LP relaxation's column values."""
 
 
 class MatrixSolver:
@@ -94,18 +100,11 @@ class MatrixSolver:
         is_mip = any(var.is_integer() for var in columns)
         lp = _lp(repn, columns, is_mip)
         handed = time.perf_counter()
-        outcome: _Outcome | None = None
-        start: highspy.HighsSolution | None = None
-        path = SolvePath.SOLVER
-        if is_mip and self.is_rounding_first:
-            outcome, start, path = self._by_rounding(model, lp, columns, arrays, started)
-        if outcome is None:
-            highs = self._solver(max(self.time_limit_s - (time.perf_counter() - started), 1e-3))
-            highs.passModel(lp)
-            if start is not None:
-                highs.setSolution(start)
-            highs.run()
-            outcome = _read(highs, arrays, is_mip)
+
+        def rounding(values: FloatArray) -> FloatArray:
+            return rounded_binaries(model, columns, values, arrays)
+
+        outcome, path = self.solve_lp(lp, arrays, is_mip, rounding, started)
         status, objective, gap, values = outcome
         solved = time.perf_counter()
         column_of = {id(var): j for j, var in enumerate(columns)}
@@ -130,14 +129,52 @@ class MatrixSolver:
             path=path,
         )
 
-    def _by_rounding(
+    def solve_lp(
         self,
-        model: pyo.ConcreteModel,
         lp: highspy.HighsLp,
-        columns: list[Any],
         arrays: ScenarioArrays,
+        is_mip: bool,
+        rounding: Rounding,
         started: float,
-    ) -> tuple[_Outcome | None, highspy.HighsSolution | None, SolvePath]:
+    ) -> tuple[SolveOutcome, SolvePath]:
+        """Solve a standard form handed over as a HiGHS LP (pyomo's, or :mod:`smac_rl.optimal.assemble`'s).
+
+        A model with binaries is first tried by rounding when :attr:`is_rounding_first` is set
+        (:meth:`_by_rounding`), then by HiGHS's branch and bound (started from the rounded
+        solution where there is one).
+
+        Args:
+            lp: The standard form (the rounding path changes it and restores it).
+            arrays: The scenario it was built from (named in errors).
+            is_mip: Whether it has integer columns.
+            rounding: Column values with every binary fixed, from relaxed column values
+                (:func:`rounded_binaries` for a pyomo model).
+            started: When the build's hand-over started (``time.perf_counter``): the time limit
+                counts from there [s].
+
+        Returns:
+            The outcome and how it was reached.
+
+        Raises:
+            OptimalError: When HiGHS finds no solution.
+        """
+        outcome: SolveOutcome | None = None
+        start: highspy.HighsSolution | None = None
+        path = SolvePath.SOLVER
+        if is_mip and self.is_rounding_first:
+            outcome, start, path = self._by_rounding(lp, rounding, started)
+        if outcome is None:
+            highs = self._solver(max(self.time_limit_s - (time.perf_counter() - started), 1e-3))
+            highs.passModel(lp)
+            if start is not None:
+                highs.setSolution(start)
+            highs.run()
+            outcome = _read(highs, arrays, is_mip)
+        return outcome, path
+
+    def _by_rounding(
+        self, lp: highspy.HighsLp, rounding: Rounding, started: float
+    ) -> tuple[SolveOutcome | None, highspy.HighsSolution | None, SolvePath]:
         """The proof-by-rounding path: the outcome, or None with a MIP start (or none) for HiGHS.
 
         1. Solve the LP relaxation (binaries in [0, 1]): its objective ``bound`` is a lower bound.
@@ -154,7 +191,7 @@ class MatrixSolver:
             if relaxed is None:
                 return None, None, SolvePath.BRANCH_AND_BOUND
             bound, relaxed_values = relaxed
-            fixed_values = rounded_binaries(model, columns, relaxed_values, arrays)
+            fixed_values = rounding(relaxed_values)
             lower, upper = np.array(lp.col_lower_), np.array(lp.col_upper_)
             lp.col_lower_ = np.where(binary, fixed_values, lower)
             lp.col_upper_ = np.where(binary, fixed_values, upper)
@@ -241,7 +278,7 @@ def rounded_binaries(
     return out
 
 
-def _read(highs: highspy.Highs, arrays: ScenarioArrays, is_mip: bool) -> _Outcome:
+def _read(highs: highspy.Highs, arrays: ScenarioArrays, is_mip: bool) -> SolveOutcome:
     """Status, objective, gap and column values of a finished HiGHS run.
 
     Raises:
@@ -265,28 +302,104 @@ def _read(highs: highspy.Highs, arrays: ScenarioArrays, is_mip: bool) -> _Outcom
 
 
 def _lp(repn: Any, columns: list[Any], is_mip: bool) -> highspy.HighsLp:
-    """The standard form as a HiGHS LP: rows ``==`` (bound type 0), ``<=`` (1) or ``>=`` (-1) ``rhs``."""
+    """A pyomo standard form as a HiGHS LP: rows ``==`` (bound type 0), ``<=`` (1) or ``>=`` (-1) ``rhs``."""
     inf = highspy.kHighsInf
     n_cols = len(columns)
-    lp = highspy.HighsLp()
-    lp.num_col_ = n_cols
-    lp.num_row_ = len(repn.rows)
-    lp.col_cost_ = repn.c.toarray()[0] if repn.c.shape[0] else np.zeros(n_cols)
-    lp.offset_ = float(repn.c_offset[0]) if len(repn.c_offset) else 0.0
-    lp.col_lower_ = np.asarray([-inf if v.lb is None else v.lb for v in columns], dtype=np.float64)
-    lp.col_upper_ = np.asarray([inf if v.ub is None else v.ub for v in columns], dtype=np.float64)
     kind = np.asarray([row.bound_type for row in repn.rows], dtype=np.int64)
     rhs = np.asarray(repn.rhs, dtype=np.float64)
-    lp.row_lower_ = np.where(kind == 1, -inf, rhs)
-    lp.row_upper_ = np.where(kind == -1, inf, rhs)
-    matrix = repn.A.tocsr()
+    return highs_lp(
+        cost=repn.c.toarray()[0] if repn.c.shape[0] else np.zeros(n_cols),
+        offset=float(repn.c_offset[0]) if len(repn.c_offset) else 0.0,
+        col_lower=np.asarray([-inf if v.lb is None else v.lb for v in columns], dtype=np.float64),
+        col_upper=np.asarray([inf if v.ub is None else v.ub for v in columns], dtype=np.float64),
+        row_lower=np.where(kind == 1, -inf, rhs),
+        row_upper=np.where(kind == -1, inf, rhs),
+        matrix=_Csr(repn.A.tocsr()),
+        is_integer=np.asarray([v.is_integer() for v in columns], dtype=bool) if is_mip else None,
+    )
+
+
+class CsrMatrix(Protocol):
+    """A sparse matrix compressed by rows (scipy's CSR layout).
+
+    Row ``i``'s entries are ``data[indptr[i]:indptr[i + 1]]`` in the columns
+    ``indices[indptr[i]:indptr[i + 1]]``.
+    """
+
+    @property
+    def indptr(self) -> IntArray:
+        """Start of each row's entries, ``(m + 1,)``."""
+
+    @property
+    def indices(self) -> IntArray:
+        """Column of each entry, ``(nnz,)``."""
+
+    @property
+    def data(self) -> FloatArray:
+        """Value of each entry, ``(nnz,)``."""
+
+
+@dataclass(frozen=True)
+class _Csr:
+    """A scipy CSR matrix seen as :class:`CsrMatrix` (scipy has no type stubs here)."""
+
+    matrix: Any
+
+    @property
+    def indptr(self) -> IntArray:
+        """Start of each row's entries."""
+        return np.asarray(self.matrix.indptr)
+
+    @property
+    def indices(self) -> IntArray:
+        """Column of each entry."""
+        return np.asarray(self.matrix.indices)
+
+    @property
+    def data(self) -> FloatArray:
+        """Value of each entry."""
+        return np.asarray(self.matrix.data)
+
+
+def highs_lp(
+    cost: FloatArray,
+    offset: float,
+    col_lower: FloatArray,
+    col_upper: FloatArray,
+    row_lower: FloatArray,
+    row_upper: FloatArray,
+    matrix: CsrMatrix,
+    is_integer: BoolArray | None,
+) -> highspy.HighsLp:
+    """A standard form as a HiGHS LP: ``min cost @ x + offset`` s.t. ``row_lower <= A x <= row_upper``.
+
+    Args:
+        cost: Objective coefficients, ``(n,)``.
+        offset: Objective constant.
+        col_lower: Column lower bounds (``-inf`` for none), ``(n,)``.
+        col_upper: Column upper bounds (``inf`` for none), ``(n,)``.
+        row_lower: Row lower bounds (``-inf`` for none), ``(m,)``.
+        row_upper: Row upper bounds (``inf`` for none), ``(m,)``.
+        matrix: ``A``, compressed by rows, ``(m, n)``.
+        is_integer: Which columns are integer, ``(n,)``; None for an LP.
+
+    Returns:
+        The LP, rowwise.
+    """
+    lp = highspy.HighsLp()
+    lp.num_col_ = int(col_lower.shape[0])
+    lp.num_row_ = int(row_lower.shape[0])
+    lp.col_cost_ = cost
+    lp.offset_ = offset
+    lp.col_lower_ = col_lower
+    lp.col_upper_ = col_upper
+    lp.row_lower_ = row_lower
+    lp.row_upper_ = row_upper
     lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
     lp.a_matrix_.start_ = matrix.indptr
     lp.a_matrix_.index_ = matrix.indices
     lp.a_matrix_.value_ = matrix.data
-    if is_mip:
-        lp.integrality_ = [
-            highspy.HighsVarType.kInteger if v.is_integer() else highspy.HighsVarType.kContinuous
-            for v in columns
-        ]
+    if is_integer is not None:
+        integer, continuous = highspy.HighsVarType.kInteger, highspy.HighsVarType.kContinuous
+        lp.integrality_ = [integer if flag else continuous for flag in is_integer.tolist()]
     return lp

@@ -24,19 +24,23 @@ forecasts, ``session_foresight`` and a window covering the episode, the MPC's ep
 the perfect-foresight optimum does (Bellman's principle: the rest of an optimal plan is optimal
 for the rest of the episode); the tests check it to 1e-6.
 
-Model reuse and speed: the window's model is rebuilt at every step. What changes from one step to
-the next is not only data: sessions arrive and leave, each session's remaining window shrinks,
-and the binaries the model places by the data (V2G modes, the physics rules at negative or
-inverted prices, minimum current) move with the forecast, so the index sets of the one model
-change; a persistent model with mutable parameters would need a second, padded formulation. The
-reuse is in the hand-over instead: :class:`~smac_rl.optimal.matrix_solve.MatrixSolver` passes
-the standard form to HiGHS as matrices, no replay or scoring runs, and only the first step is
-applied. Per step for 50 sessions over a 96-step window (an LP), one thread (``python -m
-smac_rl.bench.mpc_speed``, medians of 10 steps, CPU time on a shared 2-core machine): 0.33 to
-0.40 s, of which the pyomo model 0.13 to 0.2 s, matrices 0.08 s, HiGHS 0.04 s; appsi's hand-over
-and solve of the same model alone took 0.45 to 0.52 s. The 0.1 s target is not met: pyomo's model
-construction alone is over it. Windows with binaries (minimum current, V2G) take longer, up to the
-time limit.
+Model reuse and speed: each window is built anew. What changes from one step to the next is not
+only data: sessions arrive and leave, each session's remaining window shrinks, and the binaries the
+model places by the data (V2G modes, the physics rules at negative or inverted prices, minimum
+current) move with the forecast, so the index sets of the one model change; a persistent model
+with mutable parameters would need a second, padded formulation. Instead the window's standard
+form is assembled straight from its arrays (:mod:`smac_rl.optimal.assemble`: vectorised numpy, the
+same columns, rows and objective as the pyomo model of :mod:`smac_rl.optimal.model`, which stays
+the one readable definition; tests/optimal/test_assemble.py checks both give the same optimum on
+random scenarios) and handed to HiGHS as matrices by
+:class:`~smac_rl.optimal.matrix_solve.MatrixSolver`; no replay or scoring runs, and only the first
+step is applied. Windows the assembler does not cover (a session on a connector with a minimum
+charging current) are built in pyomo, step by step (:attr:`MpcStepTiming.builder` says which);
+``builder="pyomo"`` always builds in pyomo. Per step for 50 sessions over a 96-step window (an LP),
+one thread, medians of 10 steps (``python -m smac_rl.bench.mpc_speed``, BENCHMARKS.md "MPC step"):
+about 0.05 s assembled (assembly 3 ms, hand-over 3 ms, HiGHS 0.045 s) against about 0.43 s with the
+pyomo model (model 0.27 s, standard form 0.10 s, HiGHS 0.045 s): the 0.1 s target is met, and HiGHS
+is now nine tenths of the step. Windows with binaries (V2G) take longer, up to the time limit.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
+from typing import Literal, get_args
 
 import numpy as np
 import pyomo.environ as pyo
@@ -52,11 +57,16 @@ from smac_rl.core.arrays import ScenarioArrays, SeriesArrays, SessionArrays
 from smac_rl.core.arraytypes import FloatArray, IntArray
 from smac_rl.core.forecasts import FORECAST_SERIES, ExogenousForecast, ForecastProvider
 from smac_rl.core.state import Setpoints, StepContext
+from smac_rl.optimal.assemble import assemble, solve_assembled, supports
 from smac_rl.optimal.matrix_solve import MatrixSolver
 from smac_rl.optimal.model import build_model
 
 DEFAULT_HORIZON_STEPS = 96
 """Window of the MPC: 24 h of 15-minute steps."""
+
+Builder = Literal["assemble", "pyomo"]
+"""How the MPC builds each window's standard form: assembled from the arrays
+(:mod:`smac_rl.optimal.assemble`, where it covers the window) or the pyomo model compiled."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,10 +197,13 @@ class MpcStepTiming:
         step_index: The step.
         n_sessions: Sessions in the window.
         n_window_steps: Steps in the window.
-        build_s: Forecast, window scenario and the pyomo model [s].
-        compile_s: The model compiled to matrices and handed to HiGHS [s].
+        build_s: Forecast, window scenario and the model: the pyomo model, or the assembled
+            standard form's arrays [s].
+        compile_s: The model compiled to the standard form (pyomo) and handed to HiGHS as an LP [s].
         solve_s: HiGHS [s].
         total_s: The whole step, reading the solution included [s].
+        window_objective_eur: The window optimum's objective, as the solver reports it [EUR].
+        builder: The builder that built this window (``pyomo`` where the assembler does not cover it).
     """
 
     step_index: int
@@ -200,13 +213,17 @@ class MpcStepTiming:
     compile_s: float
     solve_s: float
     total_s: float
+    window_objective_eur: float
+    builder: Builder = "pyomo"
 
 
 class MpcPolicy:
     """Rolling-horizon MPC on the one optimum model (module docstring), an episode policy.
 
-    Every step rebuilds the window's model and solves it with :class:`MatrixSolver` (one thread by
-    default); :attr:`timings` records where each step's time went.
+    Every step builds the window's standard form, assembled from the arrays where
+    :func:`smac_rl.optimal.assemble.supports` the window and from the pyomo model otherwise (or
+    always, with ``builder="pyomo"``), and solves it with :class:`MatrixSolver` (one thread by
+    default); :attr:`timings` records where each step's time went and which builder built it.
     """
 
     def __init__(
@@ -217,6 +234,7 @@ class MpcPolicy:
         mip_gap_frac: float = 1e-4,
         time_limit_s: float = 10.0,
         n_threads: int = 1,
+        builder: Builder = "assemble",
     ) -> None:
         """Create the policy.
 
@@ -228,13 +246,19 @@ class MpcPolicy:
             mip_gap_frac: Relative MIP gap at which each window's solve stops.
             time_limit_s: Solver time limit of each window [s].
             n_threads: Solver threads.
+            builder: ``assemble`` (the standard form from the arrays, the pyomo model where the
+                assembler does not cover a window) or ``pyomo`` (always the pyomo model); the same
+                optimum either way.
 
         Raises:
             ValueError: For a horizon under one step, a gap outside [0, 1), a time limit that is
-                not positive or no thread.
+                not positive, no thread or an unknown builder.
         """
         if horizon_steps < 1:
             raise ValueError(f"horizon_steps: got {horizon_steps}; expected at least 1")
+        if builder not in get_args(Builder):
+            raise ValueError(f"builder: got {builder!r}; expected one of {get_args(Builder)}")
+        self.builder: Builder = builder
         self.forecast = forecast
         self.horizon_steps = horizon_steps
         self.session_foresight = session_foresight
@@ -272,10 +296,16 @@ class MpcPolicy:
         started = time.perf_counter()
         forecast = self.forecast.forecast(arrays, context.step_index, self.horizon_steps)
         window = window_scenario(arrays, context, forecast, self.session_foresight)
-        model = build_model(window.arrays)
-        model.peak_floor = pyo.Constraint(expr=model.peak >= window.peak_floor_kw)
-        built = time.perf_counter()
-        solution = self.solver.solve(model, window.arrays)
+        builder: Builder = "assemble" if self.builder == "assemble" and supports(window.arrays) else "pyomo"
+        if builder == "assemble":
+            problem = assemble(window.arrays, peak_floor_kw=window.peak_floor_kw)
+            built = time.perf_counter()
+            solution = solve_assembled(self.solver, problem, built)
+        else:
+            model = build_model(window.arrays)
+            model.peak_floor = pyo.Constraint(expr=model.peak >= window.peak_floor_kw)
+            built = time.perf_counter()
+            solution = self.solver.solve(model, window.arrays)
         self.timings.append(
             MpcStepTiming(
                 step_index=context.step_index,
@@ -285,6 +315,8 @@ class MpcPolicy:
                 compile_s=solution.compile_s,
                 solve_s=solution.solve_s,
                 total_s=time.perf_counter() - started,
+                window_objective_eur=solution.objective_eur,
+                builder=builder,
             )
         )
         return Setpoints(solution.ev_power_kw[:1].copy(), solution.storage_power_kw[:1].copy())
@@ -292,6 +324,7 @@ class MpcPolicy:
 
 __all__ = [
     "DEFAULT_HORIZON_STEPS",
+    "Builder",
     "MpcPolicy",
     "MpcStepTiming",
     "WindowScenario",

@@ -209,3 +209,13 @@ def test_speed_bench_measures_full_windows() -> None:
     assert (speed.n_sessions, speed.horizon_steps, speed.n_measured_steps) == (4, 8, 2)
     assert 0.0 < speed.solve_s <= speed.step_s
     assert speed.appsi_handover_solve_s > 0.0
+
+
+def test_speed_bench_compares_both_builders_on_the_same_windows() -> None:
+    from smac_rl.bench.mpc_speed import measure_mpc
+
+    speed = measure_mpc(n_sessions=4, horizon_steps=8, n_measured_steps=2)
+    assert speed.n_steps_assembled == 2  # no minimum current: the assembler covers every window
+    assert speed.objective_max_abs_diff_eur < 1e-6  # the same optimum from both builders and appsi
+    assert 0.0 < speed.pyomo_solve_s <= speed.pyomo_step_s
+    assert speed.pyomo_over_assembled_step_ratio == speed.pyomo_step_s / speed.step_s
