@@ -451,6 +451,7 @@ def _finish_sessions(
         day_key = arrival.astimezone(ZoneInfo(site.timezone)).strftime("%Y%m%d")
         counters[group.name] = counters.get(group.name, 0) + 1
         session_id = f"{group.name}-{day_key}-{counters[group.name]:04d}"
+        taper = model.dc_taper_start_soc_frac if is_dc and group.dc_taper == "ev_model" else None
         sessions.append(
             {
                 "session_id": session_id,
@@ -468,6 +469,7 @@ def _finish_sessions(
                 "ev_max_discharge_kw": discharge_kw,
                 "allow_v2g": allow_v2g and discharge_kw > 0.0,
                 "v2g_min_soc_frac": group.v2g_min_soc_frac,
+                **({} if taper is None else {"taper_start_soc_frac": taper}),
             }
         )
         report.sessions_per_group[group.name] = report.sessions_per_group.get(group.name, 0) + 1

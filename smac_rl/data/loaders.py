@@ -172,6 +172,57 @@ def elaad_table(name: str) -> pd.DataFrame:
         return pd.read_csv(path)
 
 
+AVERAGE_DC_WINDOW_SOC_FRAC = (0.1, 0.8)
+"""SoC window over which an EV spec's average DC charging power is quoted (the usual 10-80 %)."""
+
+
+def _dc_window_hours_per_kwh(taper_start_soc_frac: float) -> float:
+    """Hours per kWh of capacity to charge across :data:`AVERAGE_DC_WINDOW_SOC_FRAC` at 1 kW maximum.
+
+    With the core's CC-CV rule (full power up to ``s0``, then ``P (1 - s) / (1 - s0)``), charging
+    from ``a`` to ``b`` takes ``C / P`` times ``max(s0 - a, 0) + (1 - s0) ln((1 - max(a, s0)) / (1 - b))``
+    when ``s0 < b``, and ``C / P (b - a)`` otherwise.
+    """
+    low, high = AVERAGE_DC_WINDOW_SOC_FRAC
+    s0 = taper_start_soc_frac
+    if s0 >= high:
+        return high - low
+    return max(s0 - low, 0.0) + (1.0 - s0) * float(np.log((1.0 - max(low, s0)) / (1.0 - high)))
+
+
+def dc_taper_start_soc_frac(max_dc_charge_kw: float, avg_dc_charge_kw: float) -> float | None:
+    """The taper start that makes the core's CC-CV rule average ``avg`` over the 10-80 % window.
+
+    Solves ``(b - a) / hours(s0) = avg / max`` for ``s0`` (:func:`_dc_window_hours_per_kwh`,
+    decreasing in ``s0``, so the average power grows with the taper start) by bisection to 1e-6.
+    Worked example: a Tesla Model 3 (170 kW maximum, 100 kW average, ratio 0.588) tapers from about
+    0.21: ``(0.21 - 0.1) + 0.79 ln(0.79 / 0.2) = 1.195`` hours per kWh at 1 kW and ``0.7 / 1.195 = 0.586``.
+
+    Args:
+        max_dc_charge_kw: The EV's DC charging limit [kW].
+        avg_dc_charge_kw: Its average DC charging power over the 10-80 % window [kW].
+
+    Returns:
+        The taper start [0..1] rounded to 0.001 (at least 0.001); None when the average is at or
+        above the maximum (no taper within the window: the charging class default applies) or a
+        power is not positive.
+    """
+    if max_dc_charge_kw <= 0.0 or avg_dc_charge_kw <= 0.0 or avg_dc_charge_kw >= max_dc_charge_kw:
+        return None
+    low, high = AVERAGE_DC_WINDOW_SOC_FRAC
+    wanted_hours = (high - low) * max_dc_charge_kw / avg_dc_charge_kw
+    lower, upper = 0.0, high
+    if _dc_window_hours_per_kwh(lower) <= wanted_hours:
+        return 0.001  # slower than tapering from empty: the earliest start
+    while upper - lower > 1e-6:
+        middle = 0.5 * (lower + upper)
+        if _dc_window_hours_per_kwh(middle) > wanted_hours:
+            lower = middle
+        else:
+            upper = middle
+    return max(round(0.5 * (lower + upper), 3), 0.001)
+
+
 @dataclass(frozen=True)
 class EvModel:
     """One EV model of the bundled spec mix.
@@ -195,6 +246,14 @@ class EvModel:
     avg_dc_charge_kw: float
     max_ac_discharge_kw: float
     max_dc_discharge_kw: float
+
+    @property
+    def dc_taper_start_soc_frac(self) -> float | None:
+        """The model's DC taper start from its maximum and average DC power (None: no taper seen).
+
+        See :func:`dc_taper_start_soc_frac`.
+        """
+        return dc_taper_start_soc_frac(self.max_dc_charge_kw, self.avg_dc_charge_kw)
 
 
 def ev_models(mix: str = "fleet") -> list[EvModel]:

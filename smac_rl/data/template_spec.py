@@ -33,6 +33,11 @@ class SessionGroup(StrictModel):
         ev_mix: EV spec mix the models are drawn from, weighted by registrations.
         allow_v2g_frac: Share of sessions whose driver allows V2G [0..1].
         v2g_min_soc_frac: Minimum SoC of V2G sessions [0..1].
+        dc_taper: DC taper of the sessions at DC chargers: ``class_default`` (the charging class's,
+            :data:`smac_rl.core.specs.site.DEFAULT_TAPER_START_SOC_FRAC`) or ``ev_model`` (each EV
+            model's own, derived from its maximum and average DC power:
+            :func:`smac_rl.data.loaders.dc_taper_start_soc_frac`; the class default for a model
+            whose spec shows none).
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_-]+$")
@@ -44,6 +49,7 @@ class SessionGroup(StrictModel):
     ev_mix: Literal["fleet", "v2g_2024"] = "fleet"
     allow_v2g_frac: float = Field(default=0.0, ge=0, le=1)
     v2g_min_soc_frac: float = Field(default=0.4, ge=0, le=1)
+    dc_taper: Literal["class_default", "ev_model"] = "class_default"
 
 
 class BaseLoadSpec(StrictModel):

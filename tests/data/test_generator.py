@@ -19,7 +19,7 @@ from smac_rl.data.generator import (
     local_clock_to_utc,
     local_days_grid,
 )
-from smac_rl.data.loaders import caltech_sessions, elaad_table, ev_models
+from smac_rl.data.loaders import caltech_sessions, dc_taper_start_soc_frac, elaad_table, ev_models
 from smac_rl.data.template_spec import SiteTemplate, load_template, template_names
 from smac_rl.policies import make_heuristic, run_policy
 
@@ -279,3 +279,37 @@ def test_evs_plugged_in_overnight_are_there_at_the_start() -> None:
     overnight = [s for s in spec.sessions if s.arrival_utc < start < s.departure_utc]
     assert overnight, "residents who came home the evening before should still be plugged in"
     assert all(s.session_id.split("-")[1] == "20240115" for s in overnight)
+
+
+def test_dc_taper_of_each_ev_model_from_its_maximum_and_average_power() -> None:
+    # Tesla Model 3: 170 kW maximum, 100 kW average over 10-80 %. Tapering from s0 = 0.214, the
+    # window takes (0.214 - 0.1) + 0.786 ln(0.786 / 0.2) = 1.1897 h per kWh of capacity at 1 kW,
+    # so the average is 0.7 / 1.1897 * 170 = 100.0 kW.
+    assert dc_taper_start_soc_frac(170.0, 100.0) == 0.214
+    assert 0.7 / ((0.214 - 0.1) + 0.786 * np.log(0.786 / 0.2)) * 170.0 == pytest.approx(100.0, abs=0.05)
+    # An average at the maximum shows no taper within the window; no DC at all, no taper either.
+    assert dc_taper_start_soc_frac(50.0, 50.0) is None
+    assert dc_taper_start_soc_frac(0.0, 0.0) is None
+    # Slower than tapering from empty (0.7 / ln(4.5) = 0.465 of the maximum): the earliest start.
+    assert dc_taper_start_soc_frac(100.0, 40.0) == 0.001
+    # The faster the average against the maximum, the later the taper: monotone over the fleet.
+    fleet = sorted(ev_models("fleet"), key=lambda m: m.avg_dc_charge_kw / m.max_dc_charge_kw)
+    starts = [m.dc_taper_start_soc_frac for m in fleet]
+    assert starts == sorted(starts, key=lambda s: -1.0 if s is None else s)
+
+
+def test_dc_taper_per_ev_model_is_an_option_of_the_session_group() -> None:
+    template = load_template("turku_ultrafast_hub")
+    day = dt.date(2024, 6, 12)
+    default, _ = generate_scenario(template, day, 1, seed=3)
+    assert default.sessions
+    assert all(s.taper_start_soc_frac is None for s in default.sessions)  # the class default (0.6)
+    groups = [g.model_copy(update={"dc_taper": "ev_model"}) for g in template.session_groups]
+    per_model, _ = generate_scenario(template.model_copy(update={"session_groups": groups}), day, 1, seed=3)
+    fleet = ev_models("fleet")
+    by_model = {(m.battery_capacity_kwh, m.max_dc_charge_kw): m.dc_taper_start_soc_frac for m in fleet}
+    assert len(by_model) == len(fleet) - 1  # the Tesla Model 3 and Y share both
+    assert [s.session_id for s in per_model.sessions] == [s.session_id for s in default.sessions]
+    for session in per_model.sessions:  # every Turku charger is DC
+        assert session.ev_max_dc_kw is not None
+        assert session.taper_start_soc_frac == by_model[(session.battery_capacity_kwh, session.ev_max_dc_kw)]
