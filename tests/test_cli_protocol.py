@@ -45,6 +45,8 @@ def test_protocol_on_generated_days(tmp_path: Path) -> None:
             "llf",
             "--out",
             str(out),
+            "--plot",
+            str(tmp_path / "figures"),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -54,6 +56,12 @@ def test_protocol_on_generated_days(tmp_path: Path) -> None:
     assert report["summary"]["uncontrolled"]["savings_capture_median_frac"] == pytest.approx(0.0)
     assert report["summary"]["optimal"]["savings_capture_median_frac"] == pytest.approx(1.0)
     assert len(report["records"]) == 6
+    # One figure per day and policy, the references included.
+    assert "wrote 6 episode figure(s)" in result.output
+    scenarios = sorted({r["scenario"] for r in report["records"]})
+    expected = {f"{s}__{p}.png" for s in scenarios for p in ("uncontrolled", "llf", "optimal")}
+    assert {f.name for f in (tmp_path / "figures").iterdir()} == expected
+    assert all(f.read_bytes()[:4] == b"\x89PNG" for f in (tmp_path / "figures").iterdir())
 
 
 @pytest.mark.parametrize(

@@ -72,7 +72,8 @@ def evaluate(
     plot: Annotated[
         Path | None,
         typer.Option(
-            help="Folder to write one PNG per policy's episode into, <scenario>__<policy>.png (needs [data])."
+            help="Folder to write one PNG per policy's episode into, <scenario>__<policy>.png "
+            "(needs [data]); with --template, one per day and policy, uncontrolled and the optimum too."
         ),
     ] = None,
     template: Annotated[
@@ -107,8 +108,8 @@ def evaluate(
     per-policy summary of savings capture, unmet energy and violations is printed.
     """
     if template is not None:
-        if scenario is not None or builtin is not None or plot is not None:
-            raise fail("--template: got it with --scenario, --builtin or --plot; expected it alone")
+        if scenario is not None or builtin is not None:
+            raise fail("--template: got it with --scenario or --builtin; expected one source of days")
         if objective not in {None, "cost", "peak", "load_balancing", "v2g_profit"}:
             raise fail(f"objective: got {objective!r}; expected cost, peak, load_balancing or v2g_profit")
         from smac_rl.cli.protocol import run_protocol
@@ -123,6 +124,7 @@ def evaluate(
             time_limit_s,
             out,
             caltech_replay,
+            plot,
         )
         return
     names = policy or list(HEURISTICS)

@@ -10,6 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smac_rl.core.arrays import ScenarioArrays
+    from smac_rl.core.scoring import Kpis
+    from smac_rl.core.simulate import Trace
 
 
 def run_protocol(
@@ -22,6 +28,7 @@ def run_protocol(
     time_limit_s: float,
     out: Path | None,
     caltech_replay: bool = False,
+    plot: Path | None = None,
 ) -> None:
     """Run the protocol and print the per-policy summary (module docstring); errors exit with one line.
 
@@ -36,6 +43,7 @@ def run_protocol(
         out: Where to write the JSON report, if anywhere.
         caltech_replay: Replay the real Caltech sessions of each day on the template's site
             (days inside a bundled Caltech period) instead of generating sessions.
+        plot: Folder for one figure per day and policy (uncontrolled and the optimum included).
     """
     from rich.markup import escape
     from rich.table import Table
@@ -46,6 +54,7 @@ def run_protocol(
     from smac_rl.core.specs import ObjectiveSpec
 
     try:
+        from smac_rl.data.episode_plots import plot_episodes
         from smac_rl.optimal.protocol import (
             SUMMARY_HEADERS,
             DaySet,
@@ -67,8 +76,18 @@ def run_protocol(
     def say(scenario: str, n_policies: int) -> None:
         console.print(f"{scenario}: {n_policies} policies and the optimum ...", highlight=False)
 
+    figures: list[Path] = []
+
+    def draw(arrays: ScenarioArrays, runs: list[tuple[str, Trace, Kpis]]) -> None:
+        if plot is None:
+            return
+        try:
+            figures.extend(plot_episodes(arrays, runs, plot))
+        except OSError as exc:
+            raise fail(f"plot: got {str(plot)!r}; expected a writable folder ({exc.strerror})") from None
+
     try:
-        result = evaluate_days(days, factories, time_limit_s, on_day=say)
+        result = evaluate_days(days, factories, time_limit_s, on_day=say, on_runs=draw)
     except ScenarioError as exc:
         raise fail_problems(exc) from None
     except SmacError as exc:
@@ -82,6 +101,8 @@ def run_protocol(
     for name, row in summary.items():
         table.add_row(*summary_cells(name, row))
     print_table(table)
+    if plot is not None:
+        console.print(f"wrote {len(figures)} episode figure(s) to {plot}", highlight=False)
     proven = summary["optimal"]["n_optimum_proven"]
     console.print(f"optimum proven optimal on {proven} of {n_days * n_seeds} day(s)", highlight=False)
     if out is not None:

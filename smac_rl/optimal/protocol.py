@@ -25,6 +25,7 @@ from typing import Any
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
 from smac_rl.core.scenario_io import parse_scenario
 from smac_rl.core.scoring import Kpis, savings_capture_frac, summarize_savings_capture
+from smac_rl.core.simulate import Trace
 from smac_rl.core.specs import ObjectiveSpec
 from smac_rl.data.generator import generate_scenario, replay_caltech_day
 from smac_rl.data.template_spec import load_template
@@ -165,6 +166,7 @@ def evaluate_days(
     time_limit_s: float = 60.0,
     references: Mapping[tuple[str, int], DayReference] | None = None,
     on_day: Callable[[str, int], None] | None = None,
+    on_runs: Callable[[ScenarioArrays, list[tuple[str, Trace, Kpis]]], None] | None = None,
 ) -> ProtocolResult:
     """Run policies on every day of a day set next to uncontrolled charging and the optimum.
 
@@ -176,6 +178,10 @@ def evaluate_days(
         references: Uncontrolled and the optimum per day, when already known (:func:`day_references`);
             missing days are computed.
         on_day: Called with each scenario's name and its number of policies before it runs.
+        on_runs: Called after each day with its scenario and every run's ``(policy, trace, KPIs)``
+            (for figures): uncontrolled, the policies and the optimum, whose trace is its profile
+            replayed through the physics; the optimum is left out on a day whose reference was
+            given (its trace is not kept there).
 
     Returns:
         The records, the per-policy summary and the references used.
@@ -187,15 +193,27 @@ def evaluate_days(
         if on_day is not None:
             on_day(name, len(named) + 2)
         reference = (references or {}).get(key)
+        reference_runs: list[tuple[str, Trace, Kpis]] = []  # computed here: kept for on_runs
         if reference is None:
-            uncontrolled = run_policy(arrays, make_heuristic(UNCONTROLLED))[1]
+            uncontrolled_trace, uncontrolled = run_policy(arrays, make_heuristic(UNCONTROLLED))
             optimum = solve_optimal(arrays, time_limit_s=time_limit_s)
             reference = DayReference(uncontrolled, optimum.kpis, optimum.status.value)
+            reference_runs = [
+                (UNCONTROLLED, uncontrolled_trace, uncontrolled),
+                (OPTIMAL, optimum.trace, optimum.kpis),
+            ]
         used[key] = reference
-        results = [(UNCONTROLLED, reference.uncontrolled)]
-        results += [(policy_name, run_policy(arrays, make(arrays))[1]) for policy_name, make in named.items()]
-        results.append((OPTIMAL, reference.optimum))
+        policy_runs = [
+            (policy_name, *run_policy(arrays, make(arrays))) for policy_name, make in named.items()
+        ]
+        results = [
+            (UNCONTROLLED, reference.uncontrolled),
+            *((policy_name, kpis) for policy_name, _, kpis in policy_runs),
+            (OPTIMAL, reference.optimum),
+        ]
         records += day_records(name, dt.date.fromisoformat(key[0]), seed, results, reference)
+        if on_runs is not None:
+            on_runs(arrays, [*reference_runs[:1], *policy_runs, *reference_runs[1:]])
     uncontrolled_by_day = {key: r.uncontrolled.objective_eur for key, r in used.items()}
     oracle_by_day = {key: r.optimum.objective_eur for key, r in used.items()}
     return ProtocolResult(records, summarize(records, uncontrolled_by_day, oracle_by_day), used)
