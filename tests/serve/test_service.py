@@ -19,7 +19,7 @@ from smac_rl_serve.app import create_app
 from smac_rl_serve.model import ModelError
 from smac_rl_serve.settings import DEFAULT_MODEL_DIR, Settings
 from tests.core.tiny import tiny_data
-from tests.serve.support import free_port, get, post, validate_ocpp, with_idle_chargers
+from tests.serve.support import free_port, get, post, serving, validate_ocpp, with_idle_chargers
 
 
 def test_healthz_and_model(base_url: str) -> None:
@@ -78,6 +78,35 @@ def test_bad_bodies_get_422_naming_the_field(base_url: str) -> None:
     status, text = post(f"{base_url}/v1/profiles", {"scenario": tiny_data(), "format": "ocpp201"})
     assert status == 422  # the tiny sessions have no transaction ids
     assert json.loads(text)["detail"][0]["field"] == "scenario.sessions[0].transaction_id"
+
+
+def test_profile_requests_are_bounded_in_sessions_horizon_and_size(tmp_path: Path) -> None:
+    # The tiny scenario has 2 sessions over 4 steps and is about 1.4 kB as JSON.
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'registry.db'}",
+        n_sessions_max=1,
+        max_horizon_steps=3,
+        n_body_bytes_max=5_000,
+    )
+    with serving(settings) as url:
+        status, text = post(f"{url}/v1/profiles", {"scenario": tiny_data(), "format": "json"})
+        assert status == 422
+        problems = {(p["field"], p["value"], p["expected"]) for p in json.loads(text)["detail"]}
+        assert problems == {
+            ("scenario.sessions", "2", "at most 1"),
+            ("scenario.time_grid.n_steps", "4", "at most 3"),
+        }
+        data = tiny_data()
+        data["description"] = "x" * 6_000
+        status, text = post(f"{url}/v1/profiles", {"scenario": data, "format": "json"})
+        assert status == 413
+        assert json.loads(text)["detail"][0]["field"] == "body"
+        data = tiny_data()
+        data["sessions"] = data["sessions"][:1]
+        data["time_grid"]["n_steps"] = 3
+        data["series"]["import_price_eur_per_kwh"] = data["series"]["import_price_eur_per_kwh"][:3]
+        status, text = post(f"{url}/v1/profiles", {"scenario": data, "format": "json"})
+        assert status == 200, text  # within every bound
 
 
 def test_an_altered_model_is_refused(tmp_path: Path) -> None:
