@@ -6,7 +6,9 @@ and physics over the grid, and answers per session with a charging profile. The 
 ``/v1/sites`` keeps sites, sessions and capacity signals for INCAR's event flow and answers each
 event the same way (:mod:`smac_rl_serve.sites`). ``POST /v1/forecasts/prices`` answers day-ahead
 price quantiles from the exported LightGBM forecaster, run with onnxruntime on numpy features
-(:mod:`smac_rl_serve.forecasters`).
+(:mod:`smac_rl_serve.forecasters`); ``POST /v1/forecasts/sessions`` answers the energy and dwell
+time expected of sessions arriving, from the site's ended sessions, the same way
+(:mod:`smac_rl_serve.session_forecaster`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ from smac_rl_serve.schemas import (
     PriceForecastHour,
     PriceForecastRequest,
     ProfileRequest,
+    SessionForecastAnswer,
+    SessionForecastRequest,
+    SessionNeedsEntry,
+)
+from smac_rl_serve.session_forecaster import (
+    OnnxSessionNeedsForecaster,
+    SessionForecastInputError,
+    check_session_history,
 )
 from smac_rl_serve.settings import Settings
 from smac_rl_serve.sites import bearer, registry_router, tenant_label
@@ -58,14 +68,14 @@ __all__ = [
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the service with its policy (and price forecaster) loaded and checked and its database migrated.
+    """Build the service with its policy (and forecasters) loaded and checked and its database migrated.
 
     ``settings.model_dir`` may be a folder or ``NAME@ALIAS`` (:mod:`smac_rl_serve.catalog`).
     Configures the JSON logging of the ``smac_rl_serve`` loggers (one line per request).
 
     Raises:
-        ModelError: When the model folder or the price forecaster folder is missing, altered or of
-            another layout.
+        ModelError: When the model folder or a forecaster folder (price, session needs) is missing,
+            altered or of another layout.
         ValueError: When the API keys are malformed or the database URL is unusable.
     """
     settings = settings or Settings()
@@ -73,6 +83,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     policy = OnnxPolicy(resolve_model_dir(settings.model_dir))
     forecaster = (
         None if settings.price_forecaster_dir is None else OnnxPriceForecaster(settings.price_forecaster_dir)
+    )
+    session_forecaster = (
+        None
+        if settings.session_forecaster_dir is None
+        else OnnxSessionNeedsForecaster(settings.session_forecaster_dir)
     )
     metrics = ServiceMetrics()
     meta = policy.metadata
@@ -122,6 +137,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             policy.probe()
             if forecaster is not None:
                 forecaster.probe()
+            if session_forecaster is not None:
+                session_forecaster.probe()
         except ModelError:
             raise ApiError.of(503, "model", "failing", "a model that answers") from None
         try:
@@ -136,13 +153,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The loaded model's metadata (observation entries left out), its folder and ONNX path.
 
         ``price_forecaster``: the price forecaster's metadata (holiday dates counted, not listed),
-        its folder and horizon, or null when none is loaded.
+        its folder and horizon, or null when none is loaded; ``session_forecaster`` likewise.
         """
         return {
             **policy.metadata.model_dump(mode="json", exclude={"observation"}),
             "model_dir": str(policy.model_dir),
             "onnx_path": str(policy.onnx_path),
             "price_forecaster": None if forecaster is None else forecaster.summary(),
+            "session_forecaster": None if session_forecaster is None else session_forecaster.summary(),
         }
 
     @app.get("/metrics", response_class=PlainTextResponse)
@@ -234,6 +252,66 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 for k, (start, q) in enumerate(
                     zip(result.start_utc, result.quantiles_eur_per_kwh, strict=True)
+                )
+            ],
+        )
+
+    @app.post(
+        "/v1/forecasts/sessions",
+        response_model=SessionForecastAnswer,
+        dependencies=[Depends(profiles_caller)],
+        responses=problem_responses(
+            {
+                401: "No API key, or an unknown one (when keys are configured).",
+                404: "The service runs without a session forecaster.",
+                413: "The body is larger than the service accepts.",
+                422: "Invalid input: every problem with its field path, value and expectation.",
+            }
+        ),
+    )
+    def session_forecast(request: SessionForecastRequest) -> SessionForecastAnswer:
+        """Energy [kWh] and dwell time [min] quantiles (10/50/90 %) of sessions arriving, stateless.
+
+        Needs a key as ``POST /v1/profiles`` does. For each arrival, reads only the history's
+        sessions that ended before it.
+        """
+        if session_forecaster is None:
+            raise ApiError.of(
+                404, "session_forecaster", "none loaded", "a service started with a session_forecaster_dir"
+            )
+        problems = session_forecaster.check_arrivals(request.arrivals_utc, request.timezone)
+        try:
+            history = check_session_history(
+                [s.arrival_utc for s in request.history],
+                [s.departure_utc for s in request.history],
+                [s.energy_kwh for s in request.history],
+            )
+        except SessionForecastInputError as exc:
+            problems += exc.problems
+        if problems:
+            raise ApiError.from_problems(problems)
+        try:
+            result = session_forecaster.forecast(request.arrivals_utc, history, request.timezone)
+        except SessionForecastInputError as exc:
+            raise ApiError.from_problems(exc.problems) from None
+        return SessionForecastAnswer(
+            forecaster={"name": session_forecaster.name, "version": session_forecaster.version},
+            onnx_sha256=dict(session_forecaster.onnx_sha256),
+            timezone=result.timezone,
+            n_history_sessions=history.n_sessions,
+            forecasts=[
+                SessionNeedsEntry(
+                    arrival_utc=arrival.isoformat(),
+                    n_sessions_28d=int(n),
+                    energy_q10_kwh=float(q[0]),
+                    energy_q50_kwh=float(q[1]),
+                    energy_q90_kwh=float(q[2]),
+                    dwell_q10_min=float(q[3]),
+                    dwell_q50_min=float(q[4]),
+                    dwell_q90_min=float(q[5]),
+                )
+                for arrival, n, q in zip(
+                    result.arrival_utc, result.n_sessions_28d.tolist(), result.quantiles, strict=True
                 )
             ],
         )

@@ -8,8 +8,9 @@ unit suffixes as in the core.
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from smac_rl.core.profiles import ProfileFormat, RateUnit
 from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec, SiteSpec
@@ -388,3 +389,98 @@ class PriceForecastAnswer(BaseModel):
     origin_utc: str
     n_history_h: int
     forecasts: list[PriceForecastHour]
+
+
+N_SESSION_ARRIVALS_MAX = 96
+"""Most arrivals forecast in one ``POST /v1/forecasts/sessions`` request."""
+
+N_SESSION_HISTORY_MAX = 10_000
+"""Most past sessions accepted in one session-needs request (28 days of a site with 350 a day)."""
+
+SESSION_ENERGY_MAX_KWH = 1000.0
+"""Largest energy of one past session accepted [kWh] (an EV battery holds at most about 200)."""
+
+
+class EndedSession(ServeModel):
+    """One past session of the site, as the forecaster reads it.
+
+    Attributes:
+        arrival_utc: When the EV plugged in (timezone-aware).
+        departure_utc: When it left (timezone-aware), after the arrival and at most 31 days later.
+        energy_kwh: Energy the session took [kWh].
+    """
+
+    arrival_utc: AwareDatetime
+    departure_utc: AwareDatetime
+    energy_kwh: float = Field(ge=0.0, le=SESSION_ENERGY_MAX_KWH)
+
+
+class SessionForecastRequest(ServeModel):
+    """``POST /v1/forecasts/sessions``: the energy and dwell time expected of sessions arriving.
+
+    Attributes:
+        timezone: The site's IANA time zone (the calendar features' local time); default: the
+            forecaster's (``America/Los_Angeles`` for ``caltech_session_needs``). The public
+            holidays stay the forecaster's.
+        arrivals_utc: Arrival instants to forecast (timezone-aware), 1 to 96.
+        history: The site's past sessions; for each arrival only those that ended before it are
+            read. Each arrival needs 28 days of them and at least 10 in its last 28 days.
+    """
+
+    timezone: str | None = Field(default=None, max_length=64)
+    arrivals_utc: list[AwareDatetime] = Field(min_length=1, max_length=N_SESSION_ARRIVALS_MAX)
+    history: list[EndedSession] = Field(max_length=N_SESSION_HISTORY_MAX)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ZoneInfo(value)
+        # OSError: a folder of the zone database ("Europe") or a name too long for a file name.
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise ValueError(f"an IANA time zone name such as 'America/Los_Angeles', not {value!r}") from exc
+        return value
+
+
+class SessionNeedsEntry(BaseModel):
+    """The forecast of one arrival.
+
+    Attributes:
+        arrival_utc: The arrival (UTC).
+        n_sessions_28d: Ended sessions of the history in its last 28 days.
+        energy_q10_kwh: 10 % quantile of the energy the session takes [kWh].
+        energy_q50_kwh: Median [kWh].
+        energy_q90_kwh: 90 % quantile [kWh].
+        dwell_q10_min: 10 % quantile of its dwell time [min].
+        dwell_q50_min: Median [min].
+        dwell_q90_min: 90 % quantile [min].
+    """
+
+    arrival_utc: str
+    n_sessions_28d: int
+    energy_q10_kwh: float
+    energy_q50_kwh: float
+    energy_q90_kwh: float
+    dwell_q10_min: float
+    dwell_q50_min: float
+    dwell_q90_min: float
+
+
+class SessionForecastAnswer(BaseModel):
+    """Session-needs forecasts and the model that made them.
+
+    Attributes:
+        forecaster: ``name`` and ``version`` of the forecaster.
+        onnx_sha256: Hash of each graph (``q10_energy_kwh`` .. ``q90_dwell_min``).
+        timezone: Time zone of the calendar features.
+        n_history_sessions: Past sessions received.
+        forecasts: One entry per arrival, in the request's order.
+    """
+
+    forecaster: dict[str, str]
+    onnx_sha256: dict[str, str]
+    timezone: str
+    n_history_sessions: int
+    forecasts: list[SessionNeedsEntry]

@@ -38,6 +38,34 @@ DEFAULT_PRICE_FORECASTER_DIR = default_price_forecaster_dir()
 """The price forecaster committed with the repository (``models/forecasters/nl_day_ahead_prices/v1``);
 an installed wheel carries it as ``smac_rl_serve/forecaster_models/nl_day_ahead_prices/v1``."""
 
+_REPOSITORY_SESSION_FORECASTER_DIR = (
+    Path(__file__).resolve().parents[2] / "models" / "forecasters" / "caltech_session_needs" / "v1"
+)
+_WHEEL_SESSION_FORECASTER_DIR = (
+    Path(__file__).resolve().parent / "forecaster_models" / "caltech_session_needs" / "v1"
+)
+
+
+def default_session_forecaster_dir(
+    repository_dir: Path = _REPOSITORY_SESSION_FORECASTER_DIR, wheel_dir: Path = _WHEEL_SESSION_FORECASTER_DIR
+) -> Path | None:
+    """The repository's session-needs forecaster folder if present, else the wheel's, else None."""
+    return default_price_forecaster_dir(repository_dir, wheel_dir)
+
+
+DEFAULT_SESSION_FORECASTER_DIR = default_session_forecaster_dir()
+"""The session-needs forecaster committed with the repository
+(``models/forecasters/caltech_session_needs/v1``); an installed wheel carries it as
+``smac_rl_serve/forecaster_models/caltech_session_needs/v1``."""
+
+
+def _forecaster_dir(value: str | None, default: Path | None) -> Path | None:
+    """A forecaster folder setting: unset or empty -> ``default``, ``none`` -> None, else the path."""
+    if not value:
+        return default
+    return None if value.lower() == "none" else Path(value)
+
+
 DEFAULT_DATABASE_URL = "sqlite:///smac-serve.db"
 """The registry's database when none is given: a SQLite file in the working folder."""
 
@@ -54,6 +82,9 @@ class Settings:
         price_forecaster_dir: Folder with the day-ahead price forecaster (``q10/q50/q90.onnx`` and
             ``metadata.json``), checked at start and served by ``POST /v1/forecasts/prices``; None
             serves no forecaster (that endpoint then answers 404).
+        session_forecaster_dir: Folder with the session-needs forecaster (six ONNX graphs and
+            ``metadata.json``), checked at start and served by ``POST /v1/forecasts/sessions``;
+            None serves none (that endpoint then answers 404).
         database_url: SQLAlchemy URL of the registry (``sqlite:///file.db`` or
             ``postgresql+psycopg://user:password@host/db``).
         api_keys: SHA-256 hex digest of each API key -> the tenants (CPO ids) it may act for.
@@ -75,6 +106,7 @@ class Settings:
 
     model_dir: Path = DEFAULT_MODEL_DIR
     price_forecaster_dir: Path | None = DEFAULT_PRICE_FORECASTER_DIR
+    session_forecaster_dir: Path | None = DEFAULT_SESSION_FORECASTER_DIR
     database_url: str = DEFAULT_DATABASE_URL
     api_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     api_keys_file: Path | None = None
@@ -92,8 +124,8 @@ class Settings:
     def from_environment(cls, environment: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``SMAC_*`` environment variables, defaults for the rest.
 
-        Reads ``SMAC_MODEL_DIR``, ``SMAC_PRICE_FORECASTER_DIR`` (a folder, or ``none`` for no
-        forecaster), ``SMAC_DATABASE_URL``, ``SMAC_API_KEYS_FILE`` and
+        Reads ``SMAC_MODEL_DIR``, ``SMAC_PRICE_FORECASTER_DIR`` and ``SMAC_SESSION_FORECASTER_DIR``
+        (a folder, or ``none`` for no forecaster), ``SMAC_DATABASE_URL``, ``SMAC_API_KEYS_FILE`` and
         ``SMAC_ALLOW_ANONYMOUS_PROFILES`` (``1``/``true``/``yes``).
 
         Args:
@@ -116,6 +148,9 @@ class Settings:
         return cls(
             model_dir=Path(model_dir) if model_dir else DEFAULT_MODEL_DIR,
             price_forecaster_dir=price_forecaster_dir,
+            session_forecaster_dir=_forecaster_dir(
+                env.get("SMAC_SESSION_FORECASTER_DIR"), DEFAULT_SESSION_FORECASTER_DIR
+            ),
             database_url=env.get("SMAC_DATABASE_URL") or DEFAULT_DATABASE_URL,
             api_keys_file=Path(keys_file) if keys_file else None,
             allow_anonymous_profiles=env.get("SMAC_ALLOW_ANONYMOUS_PROFILES", "").lower()
@@ -139,6 +174,7 @@ class Settings:
         carried = (
             "model_dir",
             "price_forecaster_dir",
+            "session_forecaster_dir",
             "database_url",
             "api_keys_file",
             "allow_anonymous_profiles",
@@ -163,6 +199,9 @@ class Settings:
             "SMAC_PRICE_FORECASTER_DIR": "none"
             if self.price_forecaster_dir is None
             else str(self.price_forecaster_dir.resolve()),
+            "SMAC_SESSION_FORECASTER_DIR": "none"
+            if self.session_forecaster_dir is None
+            else str(self.session_forecaster_dir.resolve()),
             "SMAC_DATABASE_URL": self.database_url,
             "SMAC_API_KEYS_FILE": "" if self.api_keys_file is None else str(self.api_keys_file.resolve()),
             "SMAC_ALLOW_ANONYMOUS_PROFILES": "1" if self.allow_anonymous_profiles else "0",

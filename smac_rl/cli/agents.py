@@ -307,6 +307,13 @@ def serve_command(
             "'none' serves none; default: the shipped nl_day_ahead_prices/v1."
         ),
     ] = None,
+    session_forecaster: Annotated[
+        str | None,
+        typer.Option(
+            help="Session-needs forecaster folder (six ONNX graphs + metadata.json) for "
+            "POST /v1/forecasts/sessions; 'none' serves none; default: the shipped caltech_session_needs/v1."
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -328,7 +335,12 @@ def serve_command(
 
         from smac_rl_serve.app import create_app
         from smac_rl_serve.model import ModelError
-        from smac_rl_serve.settings import DEFAULT_MODEL_DIR, DEFAULT_PRICE_FORECASTER_DIR, Settings
+        from smac_rl_serve.settings import (
+            DEFAULT_MODEL_DIR,
+            DEFAULT_PRICE_FORECASTER_DIR,
+            DEFAULT_SESSION_FORECASTER_DIR,
+            Settings,
+        )
     except ImportError as exc:
         raise fail(f"smac serve needs the [serve] extra ({exc.name} is missing)") from None
     forecaster_dir = (
@@ -338,11 +350,19 @@ def serve_command(
         if price_forecaster.lower() == "none"
         else Path(price_forecaster)
     )
+    sessions_dir = (
+        DEFAULT_SESSION_FORECASTER_DIR
+        if session_forecaster is None
+        else None
+        if session_forecaster.lower() == "none"
+        else Path(session_forecaster)
+    )
     settings = Settings(
         model_dir=model or DEFAULT_MODEL_DIR,
         database_url=database_url,
         api_keys_file=api_keys,
         price_forecaster_dir=forecaster_dir,
+        session_forecaster_dir=sessions_dir,
     )
     try:
         application = create_app(settings)

@@ -46,6 +46,7 @@ OPERATIONS = [
     "GET /v1/model",
     "POST /v1/profiles",
     "POST /v1/forecasts/prices",
+    "POST /v1/forecasts/sessions",
     "PUT /v1/sites/{site_id}",
     "GET /v1/sites/{site_id}",
     "POST /v1/sites/{site_id}/sessions",

@@ -21,7 +21,9 @@ from smac_rl_serve.catalog import (
     models_root,
     resolve_model_dir,
 )
+from smac_rl_serve.forecasters import OnnxPriceForecaster
 from smac_rl_serve.model import OnnxPolicy
+from smac_rl_serve.session_forecaster import OnnxSessionNeedsForecaster
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 
@@ -62,3 +64,30 @@ def test_default_at_champion_resolves_and_loads_in_the_wheels_layout(tmp_path: P
     folder = resolve_model_dir("default@champion", root)
     assert folder == site_packages / "smac_rl_serve" / "policies" / "default" / "v1"  # ALIASES: champion v1
     assert OnnxPolicy(folder).metadata.n_connectors_max == 16
+
+
+def test_the_wheel_carries_the_forecasters_where_the_settings_look(tmp_path: Path) -> None:
+    mapping = _force_include()
+    package = Path(smac_rl_serve.__file__).resolve().parent
+    wheel_dirs = {
+        "nl_day_ahead_prices": settings_module._WHEEL_PRICE_FORECASTER_DIR,
+        "caltech_session_needs": settings_module._WHEEL_SESSION_FORECASTER_DIR,
+    }
+    for name, wheel_dir in wheel_dirs.items():
+        assert package.parent / mapping[f"models/forecasters/{name}/v1"] == wheel_dir, name
+    # Laid out as the wheel does, each folder loads and passes its start checks.
+    site_packages = tmp_path / "site-packages"
+    for name in wheel_dirs:
+        target = mapping[f"models/forecasters/{name}/v1"]
+        shutil.copytree(REPOSITORY / "models" / "forecasters" / name / "v1", site_packages / target)
+    forecasters = site_packages / "smac_rl_serve" / "forecaster_models"
+    price_dir = settings_module.default_price_forecaster_dir(
+        tmp_path / "no-checkout", forecasters / "nl_day_ahead_prices" / "v1"
+    )
+    session_dir = settings_module.default_session_forecaster_dir(
+        tmp_path / "no-checkout", forecasters / "caltech_session_needs" / "v1"
+    )
+    assert price_dir is not None
+    assert session_dir is not None
+    assert OnnxPriceForecaster(price_dir).name == "nl_day_ahead_prices"
+    assert OnnxSessionNeedsForecaster(session_dir).name == "caltech_session_needs"
