@@ -107,6 +107,19 @@ def test_one_scenario_writes_its_profile_as_json_and_parquet(tmp_path: Path) -> 
     assert frame.attrs["kpis"]["peak_import_kw"] == pytest.approx(55 / 3)
 
 
+def test_both_builders_give_the_tiny_optimum(tmp_path: Path) -> None:
+    file = _tiny(tmp_path)
+    for builder in ("assemble", "pyomo"):
+        out = tmp_path / f"{builder}.json"
+        result = runner.invoke(
+            app, ["optimize", "--scenario", str(file), "--builder", builder, "--out", str(out)]
+        )
+        assert result.exit_code == 0, result.output
+        payload = json.loads(out.read_text())
+        assert payload["builder"] == builder
+        assert payload["kpis"]["total_cost_eur"] == pytest.approx(94 / 3)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -128,6 +141,7 @@ def test_one_scenario_writes_its_profile_as_json_and_parquet(tmp_path: Path) -> 
         (["optimize", "--days", "3"], "days: got 3 without --template; expected --template for a batch"),
         ([*BATCH, "--builtin", "demo_workplace"], "got both; expected one of them"),
         (["optimize", "--builtin", "demo_workplace", "--out", "o.csv"], "expected a .json or .parquet file"),
+        (["optimize", "--builder", "gurobi"], "builder: got 'gurobi'; expected assemble or pyomo"),
     ],
 )
 def test_errors_are_one_line(

@@ -19,14 +19,17 @@ is the requested one. Each N has two price cases on the same sessions, PV and ba
 Figures, per (N, price case), on one thread (HiGHS ``threads=1``; the command pins the process to
 one core):
 
-* ``build_s``, ``solve_s``: as :func:`smac_rl.optimal.solve.solve_optimal` measures them: pyomo
-  model construction, and compilation to matrices, hand-over to HiGHS and every HiGHS run (the
-  rounding path's two LPs, then branch and bound where rounding does not prove optimality);
+* ``build_s``, ``compile_s``, ``solve_s``: as :func:`smac_rl.optimal.solve.solve_optimal` measures
+  them with the chosen builder (``--builder``): the build (``assemble``: the standard form's arrays
+  from the scenario, :mod:`smac_rl.optimal.assemble`; ``pyomo``: the pyomo model), then
+  ``solve_s`` = ``compile_s`` (compilation to a HiGHS LP: pyomo's standard-form compiler, or the
+  assembled arrays handed over) plus every HiGHS run (``highs_s``: the rounding path's two LPs,
+  then branch and bound where rounding does not prove optimality);
 * ``replay_score_s``: the rest of that call (loading the solution, replay through the projection
   and the physics, scoring, counting the binaries); ``total_s`` is the whole call, from the compiled
   scenario to the result;
-* ``handover_s``: appsi's hand-over alone (``set_instance``), timed on a second build of the same
-  model; ``highs_s = solve_s - handover_s`` is then HiGHS's share;
+* ``handover_s``: appsi's hand-over alone (``set_instance``) of the pyomo model, timed on a second
+  build (the way the oracle used to reach HiGHS; for comparison only);
 * the LP relaxation (binaries made continuous in [0, 1], ``core.relax_integer_vars``), solved with
   the same options: its hand-over plus solve time, HiGHS's own run time, its objective, and the
   relative gap between it and the MIP's objective (how weak the relaxation is).
@@ -62,7 +65,7 @@ if TYPE_CHECKING:
     from smac_rl.core.arrays import ScenarioArrays
     from smac_rl.core.specs import ScenarioSpec
     from smac_rl.data.template_spec import SiteTemplate
-    from smac_rl.optimal.solve import OptimalResult
+    from smac_rl.optimal.solve import Builder, OptimalResult
 
 PriceCase = Literal["positive", "negative"]
 PRICE_CASES: tuple[PriceCase, ...] = ("positive", "negative")
@@ -106,12 +109,12 @@ class OptimalSpeed:
         status: ``optimal``, ``time_limit`` (stopped with a solution) or ``no_solution``.
         mip_gap_frac: Relative gap between the solution and the bound; None without a solution.
         objective_eur: The solver's objective; None without a solution [EUR].
-        build_s: Pyomo model construction [s].
-        solve_s: Hand-over to HiGHS plus HiGHS [s].
+        build_s: The build: the assembled arrays, or the pyomo model [s].
+        solve_s: ``compile_s`` plus HiGHS [s].
         replay_score_s: Loading the solution, replay, scoring and counting the binaries [s].
         total_s: From the compiled scenario to the result [s].
-        handover_s: Appsi's hand-over alone, on a second build of the same model [s].
-        highs_s: ``solve_s - handover_s``: HiGHS's share of the solve [s].
+        handover_s: Appsi's hand-over of the pyomo model alone, on a second build [s].
+        highs_s: ``solve_s - compile_s``: HiGHS's share of the solve [s].
         lp_build_s: Build of the model relaxed for the LP [s].
         lp_solve_s: The LP relaxation's hand-over plus solve [s].
         lp_highs_s: HiGHS's own run time on the LP relaxation [s].
@@ -123,6 +126,8 @@ class OptimalSpeed:
         error: The solver's message when no solution was found; empty otherwise.
         path: How the optimum was solved: ``rounding`` (proven by the rounded LP, no branch and
             bound) or ``branch_and_bound`` (started from the rounded solution); empty without one.
+        builder: The builder of the optimum: ``assemble`` or ``pyomo``.
+        compile_s: Of ``solve_s``, the compilation to a HiGHS LP and its hand-over [s].
     """
 
     n_sessions_requested: int
@@ -155,6 +160,8 @@ class OptimalSpeed:
     is_target_met: bool | None
     error: str = field(default="")
     path: str = field(default="")
+    builder: str = field(default="assemble")
+    compile_s: float | None = field(default=None)
 
 
 def scaled_template(n_sessions: int, oversampling: float = OVERSAMPLING) -> SiteTemplate:
@@ -307,6 +314,7 @@ def measure_scenario(
     price_case: PriceCase,
     n_sessions_requested: int,
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    builder: Builder = "assemble",
 ) -> OptimalSpeed:
     """Measure the optimum of one compiled scenario (module docstring), in this process.
 
@@ -315,6 +323,7 @@ def measure_scenario(
         price_case: Its price case (a target is looked up by it).
         n_sessions_requested: Sessions asked for (a target is looked up by it).
         time_limit_s: The solver's time limit, for the MIP and for the LP relaxation [s].
+        builder: How :func:`smac_rl.optimal.solve.solve_optimal` builds the optimum.
 
     Returns:
         The figures.
@@ -330,7 +339,7 @@ def measure_scenario(
     error = ""
     try:
         result = solve_optimal(
-            arrays, time_limit_s=time_limit_s, mip_gap_frac=MIP_GAP_FRAC, n_threads=N_THREADS
+            arrays, time_limit_s=time_limit_s, mip_gap_frac=MIP_GAP_FRAC, n_threads=N_THREADS, builder=builder
         )
     except OptimalError as exc:
         error = str(exc)
@@ -391,7 +400,7 @@ def measure_scenario(
         replay_score_s=None if result is None else total_s - result.build_s - result.solve_s,
         total_s=total_s,
         handover_s=handover_s,
-        highs_s=None if result is None else max(result.solve_s - handover_s, 0.0),
+        highs_s=None if result is None else max(result.solve_s - result.compile_s, 0.0),
         lp_build_s=lp_build_s,
         lp_solve_s=lp_solve_s,
         lp_highs_s=float(lp.wallclock_time),
@@ -406,6 +415,8 @@ def measure_scenario(
         is_target_met=is_met,
         error=error,
         path="" if result is None else result.path.value,
+        builder=builder if result is None else result.builder,
+        compile_s=None if result is None else result.compile_s,
     )
 
 
@@ -414,6 +425,7 @@ def measure_optimal(
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     seed: int = 0,
     on_record: Callable[[OptimalSpeed], None] | None = None,
+    builder: Builder = "assemble",
 ) -> list[OptimalSpeed]:
     """Measure every (N, price case) of the benchmark (module docstring).
 
@@ -422,6 +434,7 @@ def measure_optimal(
         time_limit_s: The solver's time limit per solve [s].
         seed: Seed of the scenarios.
         on_record: Called with each record as soon as it is measured (progress).
+        builder: How the optimum is built (``assemble`` or ``pyomo``).
 
     Returns:
         One record per (N, price case), in order.
@@ -431,17 +444,20 @@ def measure_optimal(
     records = []
     for n_sessions in sizes:
         for case, spec in bench_scenarios(n_sessions, seed).items():
-            record = measure_scenario(compile_scenario(spec), case, n_sessions, time_limit_s)
+            record = measure_scenario(compile_scenario(spec), case, n_sessions, time_limit_s, builder)
             if on_record is not None:
                 on_record(record)
             records.append(record)
     return records
 
 
-def report(records: Sequence[OptimalSpeed], time_limit_s: float, seed: int) -> dict[str, Any]:
+def report(
+    records: Sequence[OptimalSpeed], time_limit_s: float, seed: int, builder: Builder = "assemble"
+) -> dict[str, Any]:
     """Everything measured, with the setup and the targets, as one JSON-ready mapping."""
     return {
         "setup": {
+            "builder": builder,
             "scenario_day": SCENARIO_DAY.isoformat(),
             "price_days": {case: day.isoformat() for case, day in PRICE_DAYS.items()},
             "site": "bench_site.yaml repeated in ceil(N / 40) blocks of 25 connectors",

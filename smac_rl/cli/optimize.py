@@ -6,7 +6,7 @@ import datetime as dt
 import importlib.util
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from smac_rl.core.arrays import ScenarioArrays
     from smac_rl.core.specs import ScenarioSpec
     from smac_rl.optimal.batch import Backend, BatchSummary, DayJob, DayResult
-    from smac_rl.optimal.solve import OptimalResult
+    from smac_rl.optimal.solve import Builder, OptimalResult
 
 EXPERIMENT_NAME = "smac-rl-optimize"
 """MLflow experiment of the batch runs."""
@@ -67,6 +67,13 @@ def optimize_command(
     mip_gap: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Relative MIP gap to stop at [0..1].")
     ] = 1e-4,
+    builder: Annotated[
+        str,
+        typer.Option(
+            help="How the optimum is built: assemble (matrices from the arrays, fast) or pyomo (the "
+            "readable model); the same optimum."
+        ),
+    ] = "assemble",
     out: Annotated[
         Path | None,
         typer.Option(
@@ -84,13 +91,16 @@ def optimize_command(
     generated, solved with one solver thread, and compared with uncontrolled charging and LLF;
     results go to parquet and, from this process only, to one MLflow run.
     """
+    if builder not in ("assemble", "pyomo"):
+        raise fail(f"builder: got {builder!r}; expected assemble or pyomo")
+    chosen: Builder = "pyomo" if builder == "pyomo" else "assemble"
     if template is None:
         batch_only = {"first-day": first_day, "days": None if days == 1 else days}
         batch_only["seeds"] = None if seeds == 1 else seeds
         for option, value in batch_only.items():
             if value is not None:
                 raise fail(f"{option}: got {value!r} without --template; expected --template for a batch")
-        _optimize_one(scenario, builtin, time_limit, mip_gap, out)
+        _optimize_one(scenario, builtin, time_limit, mip_gap, out, chosen)
         return
     if scenario is not None or builtin is not None:
         raise fail("--template and --scenario/--builtin: got both; expected one of them")
@@ -99,7 +109,7 @@ def optimize_command(
     args = _batch_args(
         template, first_day, days, seeds, sessions, period, backend, jobs, scheduler, time_limit, mip_gap
     )
-    _optimize_batch(args, out, tracking_uri if track else None)
+    _optimize_batch(replace(args, builder=chosen), out, tracking_uri if track else None)
 
 
 def _needs(modules: tuple[str, ...], what: str, install: str) -> None:
@@ -116,7 +126,12 @@ def _needs(modules: tuple[str, ...], what: str, install: str) -> None:
 
 
 def _optimize_one(
-    scenario: Path | None, builtin: str | None, time_limit_s: float, mip_gap_frac: float, out: Path | None
+    scenario: Path | None,
+    builtin: str | None,
+    time_limit_s: float,
+    mip_gap_frac: float,
+    out: Path | None,
+    builder: Builder = "assemble",
 ) -> None:
     _needs(("pyomo", "highspy"), "smac optimize", "milp")
     from smac_rl.cli.render import kpi_table
@@ -138,13 +153,13 @@ def _optimize_one(
         _check_writable(out)
     try:
         with console.status(f"solving the perfect-foresight optimum of {spec.name} (HiGHS)"):
-            result = solve_optimal(arrays, time_limit_s, mip_gap_frac)
+            result = solve_optimal(arrays, time_limit_s, mip_gap_frac, builder=builder)
     except SmacError as exc:
         raise fail(str(exc)) from None
     print_table(kpi_table([("optimal", result.kpis)], title=f"Optimum of {spec.name}"))
     console.print(
         f"status {result.status.name}; MIP gap {result.mip_gap_frac:.4%}; {result.n_binaries} binaries; "
-        f"build {result.build_s:.2f} s; solve {result.solve_s:.2f} s; "
+        f"build ({result.builder}) {result.build_s:.2f} s; solve {result.solve_s:.2f} s; "
         f"solver objective ({spec.objective.name}) {result.objective_eur:.2f} EUR",
         highlight=False,
         soft_wrap=True,
@@ -168,7 +183,9 @@ def _single_payload(spec: ScenarioSpec, arrays: ScenarioArrays, result: OptimalR
         "status": result.status.value,
         "mip_gap_frac": result.mip_gap_frac,
         "n_binaries": result.n_binaries,
+        "builder": result.builder,
         "build_s": result.build_s,
+        "compile_s": result.compile_s,
         "solve_s": result.solve_s,
         "objective_eur": result.objective_eur,
         "kpis": result.kpis.as_dict(),
@@ -251,6 +268,7 @@ class _BatchArgs:
     scheduler: str | None
     time_limit_s: float
     mip_gap_frac: float
+    builder: Builder = "assemble"
 
 
 def _batch_args(
@@ -393,6 +411,7 @@ def _run_with_progress(jobs: list[DayJob], args: _BatchArgs) -> list[DayResult]:
                 time_limit_s=args.time_limit_s,
                 mip_gap_frac=args.mip_gap_frac,
                 on_result=advance,
+                builder=args.builder,
             )
         except SmacError as exc:
             raise fail(str(exc)) from None
@@ -456,6 +475,7 @@ def _log_run(
         "scheduler": args.scheduler or "local",
         "time_limit_s": args.time_limit_s,
         "mip_gap_frac": args.mip_gap_frac,
+        "builder": args.builder,
     }
     if args.sessions == "caltech":
         params["caltech_period"] = args.period

@@ -1,22 +1,23 @@
-"""The optimum's standard form assembled straight from the scenario's arrays, for the MPC's many solves.
+"""The optimum's standard form assembled straight from the scenario's arrays, for the oracle and the MPC.
 
 :func:`smac_rl.optimal.model.build_model` is THE definition of the optimum: one ``define_*``
 function per constraint family, with its equation. Building it in pyomo and compiling it to the
-standard form takes most of an MPC step (:mod:`smac_rl.optimal.mpc`); this module writes the same
-columns, bounds, rows, integrality and objective with vectorised numpy and scipy.sparse and hands
-them to HiGHS through :meth:`smac_rl.optimal.matrix_solve.MatrixSolver.solve_lp` (the solve,
-rounding and reading of the status are shared). Each block of :func:`assemble` names the family it
-mirrors; a change to the model must be made in both, and tests/optimal/test_assemble.py checks that
-both give the same optimum on random scenarios.
+standard form takes most of an MPC step (:mod:`smac_rl.optimal.mpc`) and a good part of the
+oracle's time (:func:`smac_rl.optimal.solve.solve_optimal`); this module writes the same columns,
+bounds, rows, integrality and objective with vectorised numpy and hands them to HiGHS through
+:meth:`smac_rl.optimal.matrix_solve.MatrixSolver.solve_lp` (the solve, rounding and reading of the
+status are shared). It has one ``define_*`` function per family, named and ordered as in
+model.py, each naming the equation it writes; a change to the model must be made in both, and
+tests/optimal/test_assemble.py checks that both give the same optimum on random scenarios.
 
-Covered: every family of :func:`~smac_rl.optimal.model.build_model` except the minimum-current
-option (:func:`~smac_rl.optimal.model.define_minimum_current`): session energy, the session box
-(taper, headroom, V2G sessions arriving above their target), V2G modes and floors where
-:func:`~smac_rl.optimal.model.binary_needs` puts them (or any given :class:`BinaryNeeds`), charger
-and phase sharing, storage (modes, conditional floor), bus, grid limits and the physics rules,
-peak and unmet energy, every objective's weights (tracking included), and the MPC's peak floor.
-Left to pyomo: a scenario with a session on a connector with a minimum charging current
-(:func:`unsupported_features` names it; :func:`assemble` refuses it, and the MPC falls back).
+Covered: every family of :func:`~smac_rl.optimal.model.build_model`: session energy, the session
+box (taper, headroom, V2G sessions arriving above their target), V2G modes and floors where
+:func:`~smac_rl.optimal.model.binary_needs` puts them (or any given :class:`BinaryNeeds`), the
+minimum-current option (its ``y_min``/``w_top`` binaries and top-up rule), charger and phase
+sharing, storage (modes, conditional floor), bus, grid limits and the physics rules, peak and
+unmet energy, every objective's weights (tracking included), and the MPC's peak floor.
+:func:`unsupported_features` is where a family added to the model before it is added here must be
+named: :func:`assemble` then refuses the scenario, and the MPC and the oracle build it in pyomo.
 
 Where the two standard forms differ in form, not in the feasible set: the columns are ordered by
 family; the variables pyomo fixes (``E[0]``, ``pd`` of sessions without V2G) are a column with
@@ -27,9 +28,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import highspy
 import numpy as np
+from numpy.typing import NDArray
 
 from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.arraytypes import BoolArray, FloatArray, IntArray
@@ -43,7 +47,10 @@ _ROUNDING_TOL = 1e-7
 
 
 def unsupported_features(arrays: ScenarioArrays) -> tuple[str, ...]:
-    """What of a scenario the assembler does not cover (the MPC builds those windows in pyomo).
+    """What of a scenario the assembler does not cover (the MPC and the oracle build those in pyomo).
+
+    Every family of :func:`~smac_rl.optimal.model.build_model` is covered today, so this is empty
+    for every scenario; a family added to the model before it is added here is named here.
 
     Args:
         arrays: The compiled scenario.
@@ -51,11 +58,7 @@ def unsupported_features(arrays: ScenarioArrays) -> tuple[str, ...]:
     Returns:
         One line per feature not covered; empty when :func:`assemble` builds the scenario.
     """
-    sessions, site = arrays.sessions, arrays.site
-    length = np.minimum(sessions.end_step, arrays.n_steps) - sessions.first_step
-    min_kw = site.connector_min_charge_kw[sessions.connector_index]
-    if bool(((length > 0) & (min_kw > 0.0)).any()):
-        return ("minimum charging current (define_minimum_current: y_min, w_top binaries)",)
+    del arrays  # every family is covered
     return ()
 
 
@@ -194,6 +197,7 @@ class AssembledProblem:
             the binary's, the "on" power's and the "off" power's columns, each ``(B,)``.
         strict_binary: Binaries set where ``a * x[col] + b > tol`` (``charging``, ``c_pv``): the
             binary's column, ``col``, ``a`` and ``b``.
+        nearest_binary: Binaries rounded to the nearest integer (``y_min``, ``w_top``), ``(M,)``.
     """
 
     arrays: ScenarioArrays
@@ -212,6 +216,7 @@ class AssembledProblem:
     sd_col: IntArray
     mode_binary: tuple[IntArray, IntArray, IntArray]
     strict_binary: tuple[IntArray, IntArray, FloatArray, FloatArray]
+    nearest_binary: IntArray
 
     @property
     def is_mip(self) -> bool:
@@ -250,7 +255,7 @@ class AssembledProblem:
 
         ``z``, ``zs``, ``d_imp``: 1 where the "on" power exceeds the "off" one, 0 where the reverse,
         the relaxed value rounded on a tie; ``charging``: 1 where ``pc > 0``; ``c_pv``: 1 where PV
-        is curtailed.
+        is curtailed; the minimum-current modes ``y_min``, ``w_top``: the relaxed value rounded.
         """
         out = np.array(values, dtype=np.float64)
         binary, on, off = self.mode_binary
@@ -262,13 +267,208 @@ class AssembledProblem:
         )
         binary, col, a, b = self.strict_binary
         out[binary] = np.where(a * values[col] + b > _ROUNDING_TOL, 1.0, 0.0)
+        out[self.nearest_binary] = np.round(values[self.nearest_binary])
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexSets:
+    """The index sets of :func:`~smac_rl.optimal.model.build_model` as arrays over the ``SP`` rows.
+
+    ``SP`` holds the plugged-in ``(session, step)`` rows, session by session, steps in order;
+    ``SE`` their energies (one more per session: the energy at departure or at the horizon's end).
+
+    Attributes:
+        first: First step of each session's window, ``(S,)``.
+        length: Steps of each session's window within the horizon (0 when none), ``(S,)``.
+        has_window: Sessions with at least one step, ``(S,)``.
+        sp_start: Index of each session's first ``SP`` row, ``(S,)``.
+        se_length: Energies of each session (``length + 1``, 0 without a window), ``(S,)``.
+        se_start: Index of each session's first energy, ``(S,)``.
+        rs: Session of each ``SP`` row, ``(P,)``.
+        rt: Step of each ``SP`` row, ``(P,)``.
+        sv: ``SV``: rows of V2G sessions, ``(P,)``.
+        sz: ``SZ``: V2G rows with a mode binary (``BinaryNeeds.v2g_mode_rows``), ``(P,)``.
+        sa: ``SA``: V2G rows of sessions arriving above their target, ``(P,)``.
+        sm: ``SM``: rows on a connector with a minimum charging power, ``(P,)``.
+    """
+
+    first: IntArray
+    length: IntArray
+    has_window: BoolArray
+    sp_start: IntArray
+    se_length: IntArray
+    se_start: IntArray
+    rs: IntArray
+    rt: IntArray
+    sv: BoolArray
+    sz: BoolArray
+    sa: BoolArray
+    sm: BoolArray
+
+    @property
+    def n_sp(self) -> int:
+        """``SP`` rows."""
+        return int(self.rs.shape[0])
+
+
+def index_sets(arrays: ScenarioArrays, needs: BinaryNeeds) -> IndexSets:
+    """The index sets of ``build_model``: ``SP``, ``SE``, ``SV``, ``SZ``, ``SA``, ``SM``."""
+    sessions, n_steps = arrays.sessions, arrays.n_steps
+    first = sessions.first_step.astype(np.int64)
+    length = np.maximum(np.minimum(sessions.end_step, n_steps) - first, 0).astype(np.int64)
+    has_window = length > 0
+    sp_start = np.cumsum(length) - length
+    rs = np.repeat(np.arange(sessions.n_sessions, dtype=np.int64), length)
+    rt = first[rs] + np.arange(rs.shape[0], dtype=np.int64) - sp_start[rs]
+    se_length = np.where(has_window, length + 1, 0).astype(np.int64)
+    sv = (sessions.max_discharge_kw > 0)[rs]
+    sz = np.zeros(rs.shape[0], dtype=bool)
+    for s, t in needs.v2g_mode_rows:
+        if has_window[s] and first[s] <= t < first[s] + length[s]:
+            sz[sp_start[s] + t - first[s]] = True
+    sa = sv & (sessions.arrival_energy_kwh[rs] > sessions.target_energy_kwh[rs])
+    sm = arrays.site.connector_min_charge_kw[sessions.connector_index[rs]] > 0.0
+    return IndexSets(
+        first=first,
+        length=length,
+        has_window=has_window,
+        sp_start=sp_start,
+        se_length=se_length,
+        se_start=np.cumsum(se_length) - se_length,
+        rs=rs,
+        rt=rt,
+        sv=sv,
+        sz=sz & sv,
+        sa=sa,
+        sm=sm,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Variables:
+    """Columns of the variables of :func:`~smac_rl.optimal.model.define_variables` (module symbols).
+
+    Attributes:
+        pc: ``pc`` of each ``SP`` row, ``(P,)``.
+        pd: ``pd`` of each ``SP`` row, -1 for sessions without V2G (fixed at 0: no column), ``(P,)``.
+        e_base: Column of the first session energy.
+        e_now: ``e[s, t]`` of each ``SP`` row, ``(P,)``.
+        e_next: ``e[s, t + 1]`` of each ``SP`` row, ``(P,)``.
+        z: V2G mode binaries, one per ``SZ`` row, ``(|SZ|,)``.
+        sc: Storage charging ``sc[t]``, ``(T,)``.
+        sd: Storage discharging ``sd[t]``, ``(T,)``.
+        storage_e: Stored energy ``E[t]``, ``E[0]`` with equal bounds, ``(T + 1,)``.
+        imp: Grid import, ``(T,)``.
+        exp: Grid export, ``(T,)``.
+        pv: PV used, ``(T,)``.
+        vi: Import above the limit, ``(T,)``.
+        ve: Export above the limit, ``(T,)``.
+        peak: The peak import, ``(1,)``.
+        unmet: Unmet energy ``u[s]``, ``(S,)``.
+    """
+
+    pc: IntArray
+    pd: IntArray
+    e_base: int
+    e_now: IntArray
+    e_next: IntArray
+    z: IntArray
+    sc: IntArray
+    sd: IntArray
+    storage_e: IntArray
+    imp: IntArray
+    exp: IntArray
+    pv: IntArray
+    vi: IntArray
+    ve: IntArray
+    peak: IntArray
+    unmet: IntArray
+
+
+@dataclasses.dataclass
+class Assembly:
+    """A standard form being assembled: the scenario, its index sets, columns, rows and costs.
+
+    Each ``define_*`` function of this module adds one constraint family (its rows, and the
+    columns it declares) and records how its binaries are read from a relaxed solution.
+
+    Attributes:
+        arrays: The compiled scenario.
+        needs: Where the mode binaries go.
+        sets: The index sets.
+        var: The columns of :func:`define_variables`.
+        cols: Every column so far.
+        rows: Every row so far.
+        costs: Objective terms ``(columns, coefficient)`` (summed per column).
+        mode_binaries: ``(binary, on, off)`` columns: the binary is 1 where the "on" power is the larger.
+        strict_binaries: ``(binary, col, a, b)``: the binary is 1 where ``a * x[col] + b > tol``.
+        nearest_binaries: Binaries rounded to the nearest integer (the minimum-current modes).
+    """
+
+    arrays: ScenarioArrays
+    needs: BinaryNeeds
+    sets: IndexSets
+    var: Variables
+    cols: _Columns
+    rows: _Rows
+    costs: list[tuple[IntArray, FloatArray | float]] = dataclasses.field(default_factory=list)
+    mode_binaries: list[tuple[IntArray, IntArray, IntArray]] = dataclasses.field(default_factory=list)
+    strict_binaries: list[tuple[IntArray, IntArray, FloatArray, FloatArray]] = dataclasses.field(
+        default_factory=list
+    )
+    nearest_binaries: list[IntArray] = dataclasses.field(default_factory=list)
+
+    def problem(self) -> AssembledProblem:
+        """The finished standard form."""
+        col_lower, col_upper, is_integer = self.cols.bounds()
+        cost = np.zeros(self.cols.n)
+        for index, value in self.costs:
+            np.add.at(cost, index, value)
+        matrix, row_lower, row_upper = self.rows.matrix(self.cols.n)
+        sets, var = self.sets, self.var
+        return AssembledProblem(
+            arrays=self.arrays,
+            cost=cost,
+            col_lower=col_lower,
+            col_upper=col_upper,
+            is_integer=is_integer,
+            matrix=matrix,
+            row_lower=row_lower,
+            row_upper=row_upper,
+            pc_col=var.pc,
+            pd_col=var.pd,
+            row_session=sets.rs,
+            row_step=sets.rt,
+            sc_col=var.sc,
+            sd_col=var.sd,
+            mode_binary=(
+                _joined([g[0] for g in self.mode_binaries], np.int64),
+                _joined([g[1] for g in self.mode_binaries], np.int64),
+                _joined([g[2] for g in self.mode_binaries], np.int64),
+            ),
+            strict_binary=(
+                _joined([g[0] for g in self.strict_binaries], np.int64),
+                _joined([g[1] for g in self.strict_binaries], np.int64),
+                _joined([g[2] for g in self.strict_binaries], np.float64),
+                _joined([g[3] for g in self.strict_binaries], np.float64),
+            ),
+            nearest_binary=_joined(self.nearest_binaries, np.int64),
+        )
+
+
+def _joined(parts: Sequence[NDArray[Any]], dtype: type[np.generic]) -> NDArray[Any]:
+    """The arrays one after the other, as ``dtype`` (an empty array when there is none)."""
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
 
 
 def assemble(
     arrays: ScenarioArrays, needs: BinaryNeeds | None = None, peak_floor_kw: float | None = None
 ) -> AssembledProblem:
     """The standard form of :func:`smac_rl.optimal.model.build_model` for a scenario, from its arrays.
+
+    One ``define_*`` function per constraint family, in :func:`~smac_rl.optimal.model.build_model`'s
+    order (the columns and rows come out in that order).
 
     Args:
         arrays: The compiled scenario.
@@ -288,47 +488,41 @@ def assemble(
             "build it with smac_rl.optimal.model.build_model"
         )
     needs = binary_needs(arrays) if needs is None else needs
-    sessions, site, series, w = arrays.sessions, arrays.site, arrays.series, arrays.objective
-    n_steps, dt, n_sessions = arrays.n_steps, arrays.step_h, arrays.sessions.n_sessions
-    cols, rows = _Columns(), _Rows()
-    costs: list[tuple[IntArray, FloatArray | float]] = []
+    sets = index_sets(arrays, needs)
+    cols = _Columns()
+    form = Assembly(arrays, needs, sets, define_variables(arrays, sets, cols), cols, _Rows())
+    define_session_energy(form)
+    define_session_box(form)
+    define_v2g_modes(form)
+    define_minimum_current(form)
+    define_sharing(form)
+    define_storage(form)
+    define_bus(form)
+    define_peak_and_unmet(form, peak_floor_kw)
+    define_objective(form)
+    return form.problem()
 
-    # Index sets (build_model): SP = plugged-in (session, step) rows, SE = their energies.
-    first = sessions.first_step.astype(np.int64)
-    length = np.maximum(np.minimum(sessions.end_step, n_steps) - first, 0).astype(np.int64)
-    has_window = length > 0
-    sp_start = np.cumsum(length) - length
-    rs = np.repeat(np.arange(n_sessions, dtype=np.int64), length)  # session of each SP row
-    n_sp = int(rs.shape[0])
-    rt = first[rs] + np.arange(n_sp, dtype=np.int64) - sp_start[rs]  # step of each SP row
-    se_length = np.where(has_window, length + 1, 0)
-    se_start = np.cumsum(se_length) - se_length
-    is_v2g = sessions.max_discharge_kw > 0
-    sv = is_v2g[rs]  # SV: V2G rows
-    n_sv = int(sv.sum())
-    sz = np.zeros(n_sp, dtype=bool)  # SZ: V2G rows with a mode binary
-    for s, t in needs.v2g_mode_rows:
-        if has_window[s] and first[s] <= t < first[s] + length[s]:
-            sz[sp_start[s] + t - first[s]] = True
-    sz &= sv
-    arrival, target = sessions.arrival_energy_kwh, sessions.target_energy_kwh
-    sa = sv & (arrival[rs] > target[rs])  # SA: V2G rows of sessions arriving above their target
-    max_charge, max_discharge = sessions.max_charge_kw, sessions.max_discharge_kw
-    eta_c, eta_d = sessions.charge_efficiency_frac, sessions.discharge_efficiency_frac
-    cap = sessions.capacity_kwh
 
-    # define_variables (plus the binaries each family declares).
-    pc = cols.add(n_sp, 0.0, max_charge[rs])
-    pd = np.full(n_sp, -1, dtype=np.int64)
-    pd[sv] = cols.add(n_sv, 0.0, max_discharge[rs[sv]])  # pd of other rows is fixed at 0: no column
-    se_session = np.repeat(np.arange(n_sessions, dtype=np.int64), se_length)
-    e_base = cols.add(int(se_length.sum()), 0.0, cap[se_session])[0] if se_length.sum() else 0
-    e_now = e_base + se_start[rs] + rt - first[rs]  # e[s, t] of each SP row
-    e_next = e_now + 1
-    z = cols.add(int(sz.sum()), 0.0, 1.0, integer=True)
+def define_variables(arrays: ScenarioArrays, sets: IndexSets, cols: _Columns) -> Variables:
+    """``define_variables``: the variables with their simple bounds (model.py's symbol table).
+
+    ``0 <= pc <= max_charge``, ``0 <= pd <= max_discharge`` (V2G rows only), ``0 <= e <= cap``,
+    ``z`` binary on ``SZ``, storage powers and ``0 <= E <= capacity`` with ``E[0] = initial``,
+    ``imp, exp, vi, ve, peak, u >= 0``, ``0 <= pv <= pv_available``.
+    """
+    sessions, site, series, n_steps = arrays.sessions, arrays.site, arrays.series, arrays.n_steps
+    rs, rt, sv = sets.rs, sets.rt, sets.sv
+    pc = cols.add(sets.n_sp, 0.0, sessions.max_charge_kw[rs])
+    pd = np.full(sets.n_sp, -1, dtype=np.int64)
+    pd[sv] = cols.add(int(sv.sum()), 0.0, sessions.max_discharge_kw[rs[sv]])
+    se_session = np.repeat(np.arange(sessions.n_sessions, dtype=np.int64), sets.se_length)
+    n_se = int(sets.se_length.sum())
+    e_base = int(cols.add(n_se, 0.0, sessions.capacity_kwh[se_session])[0]) if n_se else 0
+    e_now = e_base + sets.se_start[rs] + rt - sets.first[rs]
+    z = cols.add(int(sets.sz.sum()), 0.0, 1.0, integer=True)
     sc = cols.add(n_steps, 0.0, site.storage_max_charge_kw)
     sd = cols.add(n_steps, 0.0, site.storage_max_discharge_kw)
-    e_initial = np.full(1, site.storage_initial_energy_kwh)  # E[0] is fixed at the initial energy
+    e_initial = np.full(1, site.storage_initial_energy_kwh)
     storage_e = cols.add(
         n_steps + 1,
         np.concatenate([e_initial, np.zeros(n_steps)]),
@@ -338,110 +532,206 @@ def assemble(
     pv = cols.add(n_steps, 0.0, series.pv_available_kw)
     vi, ve = cols.add(n_steps, 0.0, _INF), cols.add(n_steps, 0.0, _INF)
     peak = cols.add(1, 0.0, _INF)
-    unmet = cols.add(n_sessions, 0.0, _INF)
+    unmet = cols.add(sessions.n_sessions, 0.0, _INF)
+    return Variables(
+        pc=pc,
+        pd=pd,
+        e_base=e_base,
+        e_now=e_now,
+        e_next=e_now + 1,
+        z=z,
+        sc=sc,
+        sd=sd,
+        storage_e=storage_e,
+        imp=imp,
+        exp=exp,
+        pv=pv,
+        vi=vi,
+        ve=ve,
+        peak=peak,
+        unmet=unmet,
+    )
 
-    # define_session_energy: e[s, first] = arrival; e[s,t+1] = e[s,t] + dt * (eta_c pc - pd / eta_d).
-    starting = np.flatnonzero(has_window)
-    r = rows.eq(arrival[starting], starting.shape[0])
-    rows.term(r, e_base + se_start[starting], 1.0)
-    r = rows.eq(0.0, n_sp)
-    rows.term(r, e_next, 1.0)
-    rows.term(r, e_now, -1.0)
-    rows.term(r, pc, -dt * eta_c[rs])
-    rows.term(r[sv], pd[sv], dt / eta_d[rs[sv]])
 
-    # define_session_box: taper pc * cap * (1 - s0) + ev_max * e <= ev_max * cap (s0 < 1); headroom.
+def define_session_energy(form: Assembly) -> None:
+    """``define_session_energy``: ``e[s,first] = arrival``; ``e[s,t+1] = e[s,t] + dt (eta_c pc - pd/eta_d)``.
+
+    Rows: one per session with a window, one per ``SP`` row.
+    """
+    sessions, dt, sets, var, rows = form.arrays.sessions, form.arrays.step_h, form.sets, form.var, form.rows
+    rs, sv = sets.rs, sets.sv
+    starting = np.flatnonzero(sets.has_window)
+    r = rows.eq(sessions.arrival_energy_kwh[starting], starting.shape[0])
+    rows.term(r, var.e_base + sets.se_start[starting], 1.0)
+    r = rows.eq(0.0, sets.n_sp)
+    rows.term(r, var.e_next, 1.0)
+    rows.term(r, var.e_now, -1.0)
+    rows.term(r, var.pc, -dt * sessions.charge_efficiency_frac[rs])
+    rows.term(r[sv], var.pd[sv], dt / sessions.discharge_efficiency_frac[rs[sv]])
+
+
+def define_session_box(form: Assembly) -> None:
+    """``define_session_box``: taper ``pc cap (1 - s0) <= ev_max (cap - e)``; ``e + eta_c pc dt <= target``.
+
+    Rows of ``SA`` (V2G sessions arriving above their target) carry the binary ``charging``:
+    ``e + eta_c pc dt <= target + M (1 - charging)`` with ``M = cap + eta_c max_charge dt`` and
+    ``pc <= max_charge * charging``; sessions without V2G arriving at or above their target: ``pc = 0``.
+    """
+    sessions, dt, sets, var, rows = form.arrays.sessions, form.arrays.step_h, form.sets, form.var, form.rows
+    rs, sv, sa = sets.rs, sets.sv, sets.sa
+    cap, target, eta_c = sessions.capacity_kwh, sessions.target_energy_kwh, sessions.charge_efficiency_frac
+    max_charge, ev_max = sessions.max_charge_kw, sessions.ev_max_power_kw
     s0 = sessions.taper_start_soc_frac[rs]
-    tapered = np.flatnonzero(s0 < 1.0)
+    tapered = np.flatnonzero(s0 < 1.0)  # taper: pc * cap * (1 - s0) + ev_max * e <= ev_max * cap
     ts = rs[tapered]
-    ev_max = sessions.ev_max_power_kw
     r = rows.le(ev_max[ts] * cap[ts], tapered.shape[0])
-    rows.term(r, pc[tapered], cap[ts] * (1.0 - s0[tapered]))
-    rows.term(r, e_now[tapered], ev_max[ts])
-    charging = cols.add(int(sa.sum()), 0.0, 1.0, integer=True)
-    # headroom, SA rows: e + eta_c pc dt <= target + M (1 - charging), M = cap + eta_c max_charge dt.
-    a_rows = np.flatnonzero(sa)
+    rows.term(r, var.pc[tapered], cap[ts] * (1.0 - s0[tapered]))
+    rows.term(r, var.e_now[tapered], ev_max[ts])
+    charging = form.cols.add(int(sa.sum()), 0.0, 1.0, integer=True)
+    a_rows = np.flatnonzero(sa)  # headroom, SA rows, with the big-M on charging
     sa_s = rs[a_rows]
     big_m = cap[sa_s] + eta_c[sa_s] * max_charge[sa_s] * dt
     r = rows.le(target[sa_s] + big_m, a_rows.shape[0])
-    rows.term(r, e_now[a_rows], 1.0)
-    rows.term(r, pc[a_rows], eta_c[sa_s] * dt)
+    rows.term(r, var.e_now[a_rows], 1.0)
+    rows.term(r, var.pc[a_rows], eta_c[sa_s] * dt)
     rows.term(r, charging, big_m)
-    # headroom, sessions without V2G arriving at or above their target: pc == 0.
-    full = np.flatnonzero(~sv & (arrival[rs] >= target[rs]))
+    is_full = ~sv & (sessions.arrival_energy_kwh[rs] >= target[rs])
+    full = np.flatnonzero(is_full)  # headroom, sessions without V2G at or above their target: pc == 0
     r = rows.eq(0.0, full.shape[0])
-    rows.term(r, pc[full], 1.0)
-    # headroom, the other rows: e + eta_c pc dt <= target.
-    other = np.flatnonzero(~sa & ~(~sv & (arrival[rs] >= target[rs])))
+    rows.term(r, var.pc[full], 1.0)
+    other = np.flatnonzero(~sa & ~is_full)  # headroom, the other rows
     other_s = rs[other]
     r = rows.le(target[other_s], other.shape[0])
-    rows.term(r, e_now[other], 1.0)
-    rows.term(r, pc[other], eta_c[other_s] * dt)
-    # charging_mode: pc <= max_charge * charging.
-    r = rows.le(0.0, a_rows.shape[0])
-    rows.term(r, pc[a_rows], 1.0)
+    rows.term(r, var.e_now[other], 1.0)
+    rows.term(r, var.pc[other], eta_c[other_s] * dt)
+    r = rows.le(0.0, a_rows.shape[0])  # charging_mode: pc <= max_charge * charging
+    rows.term(r, var.pc[a_rows], 1.0)
     rows.term(r, charging, -max_charge[sa_s])
+    form.strict_binaries.append(
+        (charging, var.pc[a_rows], np.ones(a_rows.shape[0]), np.zeros(a_rows.shape[0]))
+    )
 
-    # define_v2g_modes: pc <= max_charge (1 - z); pd <= max_discharge z; floors.
-    z_rows = np.flatnonzero(sz)
+
+def define_v2g_modes(form: Assembly) -> None:
+    """``define_v2g_modes``: ``pc <= max_charge (1 - z)``, ``pd <= max_discharge z`` on ``SZ``; the floors.
+
+    ``e - pd dt / eta_d >= floor_t * z`` on ``SZ`` rows where ``floor_t > L``
+    (:func:`~smac_rl.optimal.model.v2g_floor_kwh`), and ``e - pd dt / eta_d >= L`` on every V2G row
+    (:func:`~smac_rl.optimal.model.v2g_lowest_kwh`).
+    """
+    arrays, sets, var, rows = form.arrays, form.sets, form.var, form.rows
+    sessions, dt = arrays.sessions, arrays.step_h
+    rs, rt = sets.rs, sets.rt
+    max_charge, max_discharge = sessions.max_charge_kw, sessions.max_discharge_kw
+    eta_c, eta_d = sessions.charge_efficiency_frac, sessions.discharge_efficiency_frac
+    z_rows = np.flatnonzero(sets.sz)
     z_s = rs[z_rows]
     r = rows.le(max_charge[z_s], z_rows.shape[0])
-    rows.term(r, pc[z_rows], 1.0)
-    rows.term(r, z, max_charge[z_s])
+    rows.term(r, var.pc[z_rows], 1.0)
+    rows.term(r, var.z, max_charge[z_s])
     r = rows.le(0.0, z_rows.shape[0])
-    rows.term(r, pd[z_rows], 1.0)
-    rows.term(r, z, -max_discharge[z_s])
-    # floor_t = max(v2g floor, target - max_charge * eta_c * dt * steps after t, 0) (v2g_floor_kwh);
-    # L = max(min(arrival, v2g floor), 0) (v2g_lowest_kwh).
+    rows.term(r, var.pd[z_rows], 1.0)
+    rows.term(r, var.z, -max_discharge[z_s])
+    # floor_t = max(v2g floor, target - max_charge * eta_c * dt * steps after t, 0);
+    # L = max(min(arrival, v2g floor), 0).
     steps_after = np.maximum(sessions.end_step[rs] - rt - 1, 0)
-    reachable = target[rs] - (max_charge[rs] * eta_c[rs]) * dt * steps_after
+    reachable = sessions.target_energy_kwh[rs] - (max_charge[rs] * eta_c[rs]) * dt * steps_after
     floor_t = np.maximum(np.maximum(sessions.floor_energy_kwh[rs], reachable), 0.0)
-    lowest = np.maximum(np.minimum(arrival, sessions.floor_energy_kwh), 0.0)[rs]
+    lowest = np.maximum(np.minimum(sessions.arrival_energy_kwh, sessions.floor_energy_kwh), 0.0)[rs]
     conditional = floor_t[z_rows] > lowest[z_rows]
     f_rows = z_rows[conditional]
     r = rows.ge(0.0, f_rows.shape[0])  # e - pd dt / eta_d >= floor_t z
-    rows.term(r, e_now[f_rows], 1.0)
-    rows.term(r, pd[f_rows], -dt / eta_d[rs[f_rows]])
-    rows.term(r, z[conditional], -floor_t[f_rows])
-    v_rows = np.flatnonzero(sv)
+    rows.term(r, var.e_now[f_rows], 1.0)
+    rows.term(r, var.pd[f_rows], -dt / eta_d[rs[f_rows]])
+    rows.term(r, var.z[conditional], -floor_t[f_rows])
+    v_rows = np.flatnonzero(sets.sv)
     r = rows.ge(lowest[v_rows], v_rows.shape[0])  # e - pd dt / eta_d >= L
-    rows.term(r, e_now[v_rows], 1.0)
-    rows.term(r, pd[v_rows], -dt / eta_d[rs[v_rows]])
+    rows.term(r, var.e_now[v_rows], 1.0)
+    rows.term(r, var.pd[v_rows], -dt / eta_d[rs[v_rows]])
+    form.mode_binaries.append((var.z, var.pd[z_rows], var.pc[z_rows]))
 
-    # define_minimum_current: not covered (unsupported_features).
 
-    # define_sharing: sum_{s at k} (pc + pd) <= charger_max[k]; phase currents.
+def define_minimum_current(form: Assembly) -> None:
+    """``define_minimum_current``: ``pc <= max_charge (y + w)``, ``pc >= p_min y``, ``y + w <= 1``, top-up.
+
+    The top-up ``e + eta_c pc dt >= target - cap (1 - w)``; ``y`` (at least the minimum) and ``w``
+    (the final top-up) are binaries on the rows ``SM`` of sessions on connectors with a minimum.
+    """
+    arrays, sets, var, rows = form.arrays, form.sets, form.var, form.rows
+    sessions, dt = arrays.sessions, arrays.step_h
+    m_rows = np.flatnonzero(sets.sm)
+    n = m_rows.shape[0]
+    m_s = sets.rs[m_rows]
+    max_charge, cap = sessions.max_charge_kw[m_s], sessions.capacity_kwh[m_s]
+    p_min = arrays.site.connector_min_charge_kw[sessions.connector_index[m_s]]
+    y = form.cols.add(n, 0.0, 1.0, integer=True)
+    w = form.cols.add(n, 0.0, 1.0, integer=True)
+    pc = var.pc[m_rows]
+    r = rows.le(0.0, n)  # min_on: pc - max_charge y - max_charge w <= 0
+    rows.term(r, pc, 1.0)
+    rows.term(r, y, -max_charge)
+    rows.term(r, w, -max_charge)
+    r = rows.ge(0.0, n)  # min_level: pc - p_min y >= 0
+    rows.term(r, pc, 1.0)
+    rows.term(r, y, -p_min)
+    r = rows.le(1.0, n)  # min_modes: y + w <= 1
+    rows.term(r, y, 1.0)
+    rows.term(r, w, 1.0)
+    r = rows.ge(
+        sessions.target_energy_kwh[m_s] - cap, n
+    )  # min_top_up: e + eta_c dt pc - cap w >= target - cap
+    rows.term(r, var.e_now[m_rows], 1.0)
+    rows.term(r, pc, sessions.charge_efficiency_frac[m_s] * dt)
+    rows.term(r, w, -cap)
+    form.nearest_binaries.extend([y, w])
+
+
+def define_sharing(form: Assembly) -> None:
+    """``define_sharing``: ``sum_{s at k} (pc + pd) <= charger_max[k]``; ``sum (pc + pd) a_per_kw <= I``."""
+    site, sessions, sets, var, rows = form.arrays.site, form.arrays.sessions, form.sets, form.var, form.rows
+    rs, rt, sv = sets.rs, sets.rt, sets.sv
     charger = site.connector_charger_index[sessions.connector_index[rs]].astype(np.int64)
     n_chargers = int(site.charger_max_kw.shape[0])
     keys, group = np.unique(rt * n_chargers + charger, return_inverse=True)
     r = rows.le(site.charger_max_kw[keys % n_chargers], keys.shape[0])
-    rows.term(r[group], pc, 1.0)
-    rows.term(r[group][sv], pd[sv], 1.0)
+    rows.term(r[group], var.pc, 1.0)
+    rows.term(r[group][sv], var.pd[sv], 1.0)
     if np.isfinite(site.charging_phase_current_limit_a):
         a_per_kw = site.connector_phase_a_per_kw[sessions.connector_index[rs]]  # (P, 3)
         row_of, phase = np.nonzero(a_per_kw > 0)
         keys, group = np.unique(rt[row_of] * 3 + phase, return_inverse=True)
         r = rows.le(site.charging_phase_current_limit_a, keys.shape[0])
         coefficient = a_per_kw[row_of, phase]
-        rows.term(r[group], pc[row_of], coefficient)
+        rows.term(r[group], var.pc[row_of], coefficient)
         with_pd = sv[row_of]
-        rows.term(r[group][with_pd], pd[row_of][with_pd], coefficient[with_pd])
+        rows.term(r[group][with_pd], var.pd[row_of][with_pd], coefficient[with_pd])
 
-    # define_storage: balance, upper, modes on TS, floor (conditional with self-discharge and E_min).
+
+def define_storage(form: Assembly) -> None:
+    """``define_storage``: ``E[t+1] = k E[t] + dt (eta_c sc - sd/eta_d)``; ``k E[t] + eta_c sc dt <= E_max``.
+
+    ``k = keep = (1 - self-discharge per h) ** dt``.
+    Mode binaries ``zs`` on the steps ``TS`` (``sd <= sd_max zs``, ``sc <= sc_max (1 - zs)``); the
+    floor ``E[t] keep - sd dt / eta_d >= E_min``, or its conditional decay form with self-discharge
+    and ``E_min > 0`` (``>= decayed + (E_min - decayed) zs``, ``decayed = min(initial, E_min) k**(t+1)``).
+    """
+    arrays, needs, var, rows = form.arrays, form.needs, form.var, form.rows
+    site, dt, n_steps = arrays.site, arrays.step_h, arrays.n_steps
+    sc, sd = var.sc, var.sd
     keep = float((1.0 - site.storage_self_discharge_per_h_frac) ** dt)
-    s_eta_c, s_eta_d = site.storage_charge_efficiency_frac, site.storage_discharge_efficiency_frac
+    eta_c, eta_d = site.storage_charge_efficiency_frac, site.storage_discharge_efficiency_frac
     e_min = site.storage_min_energy_kwh
-    e_t, e_t1 = storage_e[:-1], storage_e[1:]
-    r = rows.eq(0.0, n_steps)  # E[t+1] = E[t] keep + dt (eta_c sc - sd / eta_d)
+    e_t, e_t1 = var.storage_e[:-1], var.storage_e[1:]
+    r = rows.eq(0.0, n_steps)  # balance
     rows.term(r, e_t1, 1.0)
     rows.term(r, e_t, -keep)
-    rows.term(r, sc, -dt * s_eta_c)
-    rows.term(r, sd, dt / s_eta_d)
-    r = rows.le(site.storage_max_energy_kwh, n_steps)  # E[t] keep + eta_c sc dt <= E_max
+    rows.term(r, sc, -dt * eta_c)
+    rows.term(r, sd, dt / eta_d)
+    r = rows.le(site.storage_max_energy_kwh, n_steps)  # upper
     rows.term(r, e_t, keep)
-    rows.term(r, sc, s_eta_c * dt)
+    rows.term(r, sc, eta_c * dt)
     ts_steps = np.asarray(sorted(needs.storage_mode_steps), dtype=np.int64)
-    zs = cols.add(ts_steps.shape[0], 0.0, 1.0, integer=True)
+    zs = form.cols.add(ts_steps.shape[0], 0.0, 1.0, integer=True)
     r = rows.le(0.0, ts_steps.shape[0])  # sd <= sd_max zs
     rows.term(r, sd[ts_steps], 1.0)
     rows.term(r, zs, -site.storage_max_discharge_kw)
@@ -458,126 +748,133 @@ def assemble(
     else:
         r = rows.ge(e_min, n_steps)
     rows.term(r, e_t, keep)
-    rows.term(r, sd, -dt / s_eta_d)
+    rows.term(r, sd, -dt / eta_d)
+    form.mode_binaries.append((zs, sd[ts_steps], sc[ts_steps]))
 
-    # define_bus: imp - exp = base + sum_s (pc - pd) + sc - sd - pv; imp <= limit + vi; exp <= limit + ve.
+
+def define_bus(form: Assembly) -> None:
+    """``define_bus``: ``imp - exp = base + sum_s (pc - pd) + sc - sd - pv``; ``imp, exp <= limits + vi, ve``.
+
+    Then the physics rules (:func:`define_physics_rules`), as ``define_bus`` calls them.
+    """
+    series, n_steps, sets, var, rows = form.arrays.series, form.arrays.n_steps, form.sets, form.var, form.rows
+    rt, sv = sets.rt, sets.sv
     r = rows.eq(series.base_load_kw, n_steps)
-    rows.term(r, imp, 1.0)
-    rows.term(r, exp, -1.0)
-    rows.term(r[rt], pc, -1.0)
-    rows.term(r[rt][sv], pd[sv], 1.0)
-    rows.term(r, sc, -1.0)
-    rows.term(r, sd, 1.0)
-    rows.term(r, pv, 1.0)
+    rows.term(r, var.imp, 1.0)
+    rows.term(r, var.exp, -1.0)
+    rows.term(r[rt], var.pc, -1.0)
+    rows.term(r[rt][sv], var.pd[sv], 1.0)
+    rows.term(r, var.sc, -1.0)
+    rows.term(r, var.sd, 1.0)
+    rows.term(r, var.pv, 1.0)
     r = rows.le(series.import_limit_kw, n_steps)
-    rows.term(r, imp, 1.0)
-    rows.term(r, vi, -1.0)
+    rows.term(r, var.imp, 1.0)
+    rows.term(r, var.vi, -1.0)
     r = rows.le(series.export_limit_kw, n_steps)
-    rows.term(r, exp, 1.0)
-    rows.term(r, ve, -1.0)
+    rows.term(r, var.exp, 1.0)
+    rows.term(r, var.ve, -1.0)
+    define_physics_rules(form)
 
-    # define_physics_rules: one-way exchange where export pays more; PV curtailed only at the limit.
+
+def define_physics_rules(form: Assembly) -> None:
+    """``define_physics_rules``: ``imp <= M d``, ``exp <= M (1 - d)``; curtail PV only at the export allowed.
+
+    ``imp <= M d``, ``exp <= M (1 - d)`` where the export price exceeds the import price;
+    ``pv_available - pv <= pv_available c``, ``imp <= M (1 - c)``, ``exp >= allowed c`` on the
+    curtailment steps.
+    """
+    arrays, sets, var, rows = form.arrays, form.sets, form.var, form.rows
+    site, series, sessions, n_steps = arrays.site, arrays.series, arrays.sessions, arrays.n_steps
+    rs, rt = sets.rs, sets.rt
     pi, pe, pv_kw = series.import_price_eur_per_kwh, series.export_price_eur_per_kwh, series.pv_available_kw
-    ev_charge_kw = np.bincount(rt, weights=max_charge[rs], minlength=n_steps)
-    ev_discharge_kw = np.bincount(rt, weights=max_discharge[rs], minlength=n_steps)
+    ev_charge_kw = np.bincount(rt, weights=sessions.max_charge_kw[rs], minlength=n_steps)
+    ev_discharge_kw = np.bincount(rt, weights=sessions.max_discharge_kw[rs], minlength=n_steps)
     big_import = series.base_load_kw + ev_charge_kw + site.storage_max_charge_kw + 1.0
     big_export = pv_kw + ev_discharge_kw + site.storage_max_discharge_kw + 1.0
     both = np.flatnonzero(pe > pi)
-    d_imp = cols.add(both.shape[0], 0.0, 1.0, integer=True)
+    d_imp = form.cols.add(both.shape[0], 0.0, 1.0, integer=True)
     r = rows.le(0.0, both.shape[0])  # imp <= M d
-    rows.term(r, imp[both], 1.0)
+    rows.term(r, var.imp[both], 1.0)
     rows.term(r, d_imp, -big_import[both])
     r = rows.le(big_export[both], both.shape[0])  # exp <= M (1 - d)
-    rows.term(r, exp[both], 1.0)
+    rows.term(r, var.exp[both], 1.0)
     rows.term(r, d_imp, big_export[both])
     curtail = np.flatnonzero((pv_kw > 0) & ((pi <= 0) | (pe <= 0) | (series.export_limit_kw < pv_kw)))
-    c_pv = cols.add(curtail.shape[0], 0.0, 1.0, integer=True)
+    c_pv = form.cols.add(curtail.shape[0], 0.0, 1.0, integer=True)
     r = rows.le(-pv_kw[curtail], curtail.shape[0])  # pv_available - pv <= pv_available c
-    rows.term(r, pv[curtail], -1.0)
+    rows.term(r, var.pv[curtail], -1.0)
     rows.term(r, c_pv, -pv_kw[curtail])
     r = rows.le(big_import[curtail], curtail.shape[0])  # imp <= M (1 - c)
-    rows.term(r, imp[curtail], 1.0)
+    rows.term(r, var.imp[curtail], 1.0)
     rows.term(r, c_pv, big_import[curtail])
     allowed = np.where(pe[curtail] < 0, 0.0, series.export_limit_kw[curtail])
     at = np.flatnonzero(allowed != 0.0)
     r = rows.ge(0.0, at.shape[0])  # exp >= allowed c
-    rows.term(r, exp[curtail[at]], 1.0)
+    rows.term(r, var.exp[curtail[at]], 1.0)
     rows.term(r, c_pv[at], -allowed[at])
+    form.mode_binaries.append((d_imp, var.imp[both], var.exp[both]))
+    n_curtail = curtail.shape[0]
+    form.strict_binaries.append(
+        (c_pv, var.pv[curtail], -np.ones(n_curtail), np.asarray(pv_kw[curtail], dtype=np.float64))
+    )
 
-    # define_peak_and_unmet: peak >= imp; u + e[s, departure] >= target - max_charge eta_c dt steps after.
+
+def define_peak_and_unmet(form: Assembly, peak_floor_kw: float | None = None) -> None:
+    """``define_peak_and_unmet``: ``peak >= imp[t]``; ``u[s] >= target - e[s,end] - possible after``.
+
+    With ``peak_floor_kw``, also the MPC's ``peak >= peak_floor`` (:mod:`smac_rl.optimal.mpc`).
+    """
+    arrays, sets, var, rows = form.arrays, form.sets, form.var, form.rows
+    sessions, dt, n_steps = arrays.sessions, arrays.step_h, arrays.n_steps
     r = rows.ge(0.0, n_steps)
-    rows.term(r, peak[np.zeros(n_steps, dtype=np.int64)], 1.0)
-    rows.term(r, imp, -1.0)
+    rows.term(r, var.peak[np.zeros(n_steps, dtype=np.int64)], 1.0)
+    rows.term(r, var.imp, -1.0)
     steps_left = np.maximum(sessions.end_step - n_steps, 0)
-    possible = (max_charge * eta_c) * dt * steps_left
-    final = np.where(has_window, 0.0, arrival)
-    r = rows.ge(target - final - possible, n_sessions)
-    rows.term(r, unmet, 1.0)
-    rows.term(r[has_window], e_base + se_start[has_window] + length[has_window], 1.0)
-    if peak_floor_kw is not None:  # the MPC's peak floor (mpc.py)
+    possible = (sessions.max_charge_kw * sessions.charge_efficiency_frac) * dt * steps_left
+    has_window = sets.has_window
+    final = np.where(has_window, 0.0, sessions.arrival_energy_kwh)
+    r = rows.ge(sessions.target_energy_kwh - final - possible, sessions.n_sessions)
+    rows.term(r, var.unmet, 1.0)
+    rows.term(r[has_window], var.e_base + sets.se_start[has_window] + sets.length[has_window], 1.0)
+    if peak_floor_kw is not None:
         r = rows.ge(peak_floor_kw, 1)
-        rows.term(r, peak, 1.0)
+        rows.term(r, var.peak, 1.0)
 
-    # define_objective: the weighted terms, the slack penalty, tracking where weighted.
-    demand = cols.add(1, 0.0, _INF)
-    r = rows.ge(-site.billing_peak_start_kw, 1)  # demand >= peak - billing_peak
+
+def define_objective(form: Assembly) -> None:
+    """``define_objective``: min the weighted energy, demand, degradation, unmet, peak, slack, tracking costs.
+
+    ``demand >= peak - billing_peak``; ``dev_up - dev_down = imp - exp - setpoint`` only with a
+    positive tracking weight; the limit slack costs ``(w_violation + 1000) * dt`` per kW.
+    """
+    arrays, var, rows, costs = form.arrays, form.var, form.rows, form.costs
+    site, series, dt, w, n_steps = arrays.site, arrays.series, arrays.step_h, arrays.objective, arrays.n_steps
+    demand = form.cols.add(1, 0.0, _INF)
+    r = rows.ge(-site.billing_peak_start_kw, 1)
     rows.term(r, demand, 1.0)
-    rows.term(r, peak, -1.0)
-    costs.append((imp, w.energy_weight_frac * dt * pi))
-    costs.append((exp, -w.energy_weight_frac * dt * pe))
+    rows.term(r, var.peak, -1.0)
+    costs.append((var.imp, w.energy_weight_frac * dt * series.import_price_eur_per_kwh))
+    costs.append((var.exp, -w.energy_weight_frac * dt * series.export_price_eur_per_kwh))
     costs.append((demand, w.demand_charge_weight_frac * site.demand_charge_eur_per_kw))
-    costs.append((pd[sv], w.degradation_weight_frac * site.v2g_degradation_cost_eur_per_kwh * dt))
+    sv = form.sets.sv
+    costs.append((var.pd[sv], w.degradation_weight_frac * site.v2g_degradation_cost_eur_per_kwh * dt))
     storage_degradation = w.degradation_weight_frac * site.storage_degradation_cost_eur_per_kwh * dt
-    costs.append((sc, storage_degradation))
-    costs.append((sd, storage_degradation))
-    costs.append((unmet, w.unmet_weight_frac * arrays.unmet_energy_penalty_eur_per_kwh))
-    costs.append((peak, w.peak_eur_per_kw))
+    costs.append((var.sc, storage_degradation))
+    costs.append((var.sd, storage_degradation))
+    costs.append((var.unmet, w.unmet_weight_frac * arrays.unmet_energy_penalty_eur_per_kwh))
+    costs.append((var.peak, w.peak_eur_per_kw))
     violation = (w.violation_eur_per_kwh + LIMIT_VIOLATION_PENALTY_EUR_PER_KWH) * dt
-    costs.append((vi, violation))
-    costs.append((ve, violation))
-    if w.tracking_eur_per_kwh > 0.0:  # dev_up - dev_down = imp - exp - setpoint
-        dev_up, dev_down = cols.add(n_steps, 0.0, _INF), cols.add(n_steps, 0.0, _INF)
+    costs.append((var.vi, violation))
+    costs.append((var.ve, violation))
+    if w.tracking_eur_per_kwh > 0.0:
+        dev_up, dev_down = form.cols.add(n_steps, 0.0, _INF), form.cols.add(n_steps, 0.0, _INF)
         r = rows.eq(-series.grid_setpoint_kw, n_steps)
         rows.term(r, dev_up, 1.0)
         rows.term(r, dev_down, -1.0)
-        rows.term(r, imp, -1.0)
-        rows.term(r, exp, 1.0)
+        rows.term(r, var.imp, -1.0)
+        rows.term(r, var.exp, 1.0)
         costs.append((dev_up, w.tracking_eur_per_kwh * dt))
         costs.append((dev_down, w.tracking_eur_per_kwh * dt))
-
-    col_lower, col_upper, is_integer = cols.bounds()
-    cost = np.zeros(cols.n)
-    for index, value in costs:
-        np.add.at(cost, index, value)
-    matrix, row_lower, row_upper = rows.matrix(cols.n)
-    curtailed_kw = np.asarray(pv_kw[curtail], dtype=np.float64)
-    return AssembledProblem(
-        arrays=arrays,
-        cost=cost,
-        col_lower=col_lower,
-        col_upper=col_upper,
-        is_integer=is_integer,
-        matrix=matrix,
-        row_lower=row_lower,
-        row_upper=row_upper,
-        pc_col=pc,
-        pd_col=pd,
-        row_session=rs,
-        row_step=rt,
-        sc_col=sc,
-        sd_col=sd,
-        mode_binary=(
-            np.concatenate([z, zs, d_imp]),
-            np.concatenate([pd[z_rows], sd[ts_steps], imp[both]]),
-            np.concatenate([pc[z_rows], sc[ts_steps], exp[both]]),
-        ),
-        strict_binary=(
-            np.concatenate([charging, c_pv]),
-            np.concatenate([pc[a_rows], pv[curtail]]),
-            np.concatenate([np.ones(a_rows.shape[0]), -np.ones(curtail.shape[0])]),
-            np.concatenate([np.zeros(a_rows.shape[0]), curtailed_kw]),
-        ),
-    )
 
 
 def solve_assembled(

@@ -1,7 +1,8 @@
 """Optima of many site-days at once: serial, on local processes (joblib) or on a Dask cluster.
 
 Each job is one generated local day of a template (template, day, seed) or one scenario file. A
-worker builds the scenario, solves its perfect-foresight optimum with one solver thread, runs
+worker builds the scenario, solves its perfect-foresight optimum with one solver thread (the
+standard form assembled from the arrays by default, or the pyomo model: ``builder``), runs
 uncontrolled charging and least-laxity-first on it (the savings-capture denominators), and returns
 a plain, picklable :class:`DayResult`. Workers write nothing: the caller (the parent process)
 owns any tracking store and output file. A day that fails (dates outside the bundled prices, a
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from smac_rl.core.arrays import ScenarioArrays
     from smac_rl.core.simulate import Trace
     from smac_rl.core.specs import ScenarioSpec
+    from smac_rl.optimal.solve import Builder
 
 Backend = Literal["serial", "joblib", "dask"]
 BACKENDS: tuple[Backend, ...] = ("serial", "joblib", "dask")
@@ -132,8 +134,10 @@ class DayResult:
             (``optimal`` or ``time_limit``).
         mip_gap_frac: Relative gap between the solution and the bound [0..1].
         n_binaries: Binary variables of the model.
-        build_s: Time to build the model [s].
-        solve_s: Time to solve it [s].
+        build_s: Time to build the model (assembled arrays or pyomo model) [s].
+        solve_s: Time to compile it to matrices and solve it [s].
+        builder: The builder that built it: ``assemble`` or ``pyomo``
+            (:data:`smac_rl.optimal.solve.Builder`).
         objective_eur: The solver's objective (the scorer's plus penalised limit slack) [EUR].
         optimal_kpis: KPIs of the optimum's replayed profile.
         uncontrolled_kpis: KPIs of uncontrolled charging (every connector at its maximum, projected).
@@ -161,6 +165,7 @@ class DayResult:
     n_binaries: int | None = None
     build_s: float | None = None
     solve_s: float | None = None
+    builder: str | None = None
     objective_eur: float | None = None
     optimal_kpis: Kpis | None = None
     uncontrolled_kpis: Kpis | None = None
@@ -300,7 +305,10 @@ def _blank(job: Job, worker_name: str) -> DayResult:
 
 
 def solve_day(
-    job: Job, time_limit_s: float = DEFAULT_TIME_LIMIT_S, mip_gap_frac: float = DEFAULT_MIP_GAP_FRAC
+    job: Job,
+    time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+    mip_gap_frac: float = DEFAULT_MIP_GAP_FRAC,
+    builder: Builder = "assemble",
 ) -> DayResult:
     """Solve one job: build its scenario, its optimum (one solver thread), uncontrolled and LLF.
 
@@ -310,6 +318,7 @@ def solve_day(
         job: A generated day or a scenario file.
         time_limit_s: Solver time limit [s].
         mip_gap_frac: Relative MIP gap at which the solver stops.
+        builder: How the optimum is built (:func:`smac_rl.optimal.solve.solve_optimal`).
 
     Returns:
         The record, with ``error`` set when the day failed (and the fields known by then).
@@ -341,7 +350,7 @@ def solve_day(
         )
         from smac_rl.optimal.solve import solve_optimal
 
-        optimum = solve_optimal(arrays, time_limit_s, mip_gap_frac, n_threads=1)
+        optimum = solve_optimal(arrays, time_limit_s, mip_gap_frac, n_threads=1, builder=builder)
         oracle = optimum.kpis
         record = dataclasses.replace(
             record,
@@ -350,6 +359,7 @@ def solve_day(
             n_binaries=optimum.n_binaries,
             build_s=optimum.build_s,
             solve_s=optimum.solve_s,
+            builder=optimum.builder,
             objective_eur=optimum.objective_eur,
             optimal_kpis=oracle,
             n_sessions_not_fully_served=_n_not_fully_served(arrays, optimum.trace),
@@ -378,8 +388,10 @@ def _failed(job: Job, exc: BaseException) -> DayResult:
     return dataclasses.replace(_blank(job, ""), error=_error_text(exc))
 
 
-def _solve_indexed(index: int, job: Job, time_limit_s: float, mip_gap_frac: float) -> tuple[int, DayResult]:
-    return index, solve_day(job, time_limit_s, mip_gap_frac)
+def _solve_indexed(
+    index: int, job: Job, time_limit_s: float, mip_gap_frac: float, builder: Builder
+) -> tuple[int, DayResult]:
+    return index, solve_day(job, time_limit_s, mip_gap_frac, builder)
 
 
 def optimize_days(
@@ -390,6 +402,7 @@ def optimize_days(
     time_limit_s: float = DEFAULT_TIME_LIMIT_S,
     mip_gap_frac: float = DEFAULT_MIP_GAP_FRAC,
     on_result: Callable[[DayResult], None] | None = None,
+    builder: Builder = "assemble",
 ) -> list[DayResult]:
     """Solve the optimum of every job, in parallel; failed days come back as error records.
 
@@ -404,14 +417,18 @@ def optimize_days(
         time_limit_s: Solver time limit per day [s].
         mip_gap_frac: Relative MIP gap at which the solver stops.
         on_result: Called in this process with each record as it finishes (progress reporting).
+        builder: How each optimum is built: ``assemble`` (the standard form from the arrays) or
+            ``pyomo`` (:func:`smac_rl.optimal.solve.solve_optimal`; the same optimum).
 
     Returns:
         One record per job, in the jobs' order.
 
     Raises:
-        SmacError: For an unknown backend, a scheduler without ``dask``, ``n_jobs`` under 1, a
-            non-positive time limit, or a scheduler that cannot be reached.
+        SmacError: For an unknown backend or builder, a scheduler without ``dask``, ``n_jobs``
+            under 1, a non-positive time limit, or a scheduler that cannot be reached.
     """
+    from smac_rl.optimal.solve import BUILDERS
+
     if backend not in BACKENDS:
         raise SmacError(f"backend: got {backend!r}; expected one of {', '.join(BACKENDS)}")
     if scheduler_address is not None and backend != "dask":
@@ -420,19 +437,21 @@ def optimize_days(
         raise SmacError(f"jobs: got {n_jobs}; expected a whole number >= 1")
     if not time_limit_s > 0:
         raise SmacError(f"time limit: got {time_limit_s} s; expected a number > 0")
+    if builder not in BUILDERS:
+        raise SmacError(f"builder: got {builder!r}; expected one of {', '.join(BUILDERS)}")
     if not jobs:
         return []
     report = on_result or (lambda _record: None)
     if backend == "serial":
         results = []
         for job in jobs:
-            results.append(solve_day(job, time_limit_s, mip_gap_frac))
+            results.append(solve_day(job, time_limit_s, mip_gap_frac, builder))
             report(results[-1])
         return results
     if backend == "joblib":
-        return _run_joblib(jobs, n_jobs or os.cpu_count() or 1, time_limit_s, mip_gap_frac, report)
+        return _run_joblib(jobs, n_jobs or os.cpu_count() or 1, time_limit_s, mip_gap_frac, builder, report)
     return _run_dask(
-        jobs, n_jobs or DEFAULT_DASK_WORKERS, scheduler_address, time_limit_s, mip_gap_frac, report
+        jobs, n_jobs or DEFAULT_DASK_WORKERS, scheduler_address, time_limit_s, mip_gap_frac, builder, report
     )
 
 
@@ -441,13 +460,16 @@ def _run_joblib(
     n_jobs: int,
     time_limit_s: float,
     mip_gap_frac: float,
+    builder: Builder,
     report: Callable[[DayResult], None],
 ) -> list[DayResult]:
     from joblib import Parallel, delayed
 
     by_index: dict[int, DayResult] = {}
     parallel = Parallel(n_jobs=min(n_jobs, len(jobs)), return_as="generator_unordered")
-    tasks = (delayed(_solve_indexed)(i, job, time_limit_s, mip_gap_frac) for i, job in enumerate(jobs))
+    tasks = (
+        delayed(_solve_indexed)(i, job, time_limit_s, mip_gap_frac, builder) for i, job in enumerate(jobs)
+    )
     for index, record in parallel(tasks):
         by_index[index] = record
         report(record)
@@ -460,6 +482,7 @@ def _run_dask(
     scheduler_address: str | None,
     time_limit_s: float,
     mip_gap_frac: float,
+    builder: Builder,
     report: Callable[[DayResult], None],
 ) -> list[DayResult]:
     from distributed import Client, LocalCluster
@@ -473,13 +496,13 @@ def _run_dask(
                 f"scheduler ({' '.join(str(exc).split())})"
             ) from None
         with client:
-            return _map_on(client, jobs, time_limit_s, mip_gap_frac, report)
+            return _map_on(client, jobs, time_limit_s, mip_gap_frac, builder, report)
     # Dask's constructors are untyped; the cluster and its client close when the batch ends.
     cluster = LocalCluster(  # type: ignore[no-untyped-call]
         n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=None
     )
     with cluster, Client(cluster) as local_client:  # type: ignore[no-untyped-call]
-        return _map_on(local_client, jobs, time_limit_s, mip_gap_frac, report)
+        return _map_on(local_client, jobs, time_limit_s, mip_gap_frac, builder, report)
 
 
 def _map_on(
@@ -487,12 +510,18 @@ def _map_on(
     jobs: Sequence[Job],
     time_limit_s: float,
     mip_gap_frac: float,
+    builder: Builder,
     report: Callable[[DayResult], None],
 ) -> list[DayResult]:
     from distributed import as_completed
 
     futures = client.map(
-        solve_day, list(jobs), time_limit_s=time_limit_s, mip_gap_frac=mip_gap_frac, pure=False
+        solve_day,
+        list(jobs),
+        time_limit_s=time_limit_s,
+        mip_gap_frac=mip_gap_frac,
+        builder=builder,
+        pure=False,
     )
     index_of = {future.key: i for i, future in enumerate(futures)}
     by_index: dict[int, DayResult] = {}

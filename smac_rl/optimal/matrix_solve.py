@@ -1,13 +1,14 @@
 """Solving a built optimum model by handing it to HiGHS as matrices, for models solved many times.
 
-:func:`smac_rl.optimal.solve.solve_optimal` hands the model over through pyomo's appsi interface,
+:func:`smac_rl.optimal.solve.solve_model` hands the model over through pyomo's appsi interface,
 which walks every constraint in Python. :class:`MatrixSolver` compiles the same model with pyomo's
 standard-form compiler (``A``, row bounds, costs, column bounds, integrality) and passes it to
 ``highspy`` in one call: on a 50-session, 96-step window, compiling, handing over and solving
 take about a quarter of the time appsi takes to hand over and solve (0.12 s against 0.45 s,
 :mod:`smac_rl.bench.mpc_speed`). The model is the same; only the way it reaches the solver
 differs. :meth:`MatrixSolver.solve_lp` (the solve, the rounding path, the status) also serves the
-standard form assembled from the arrays (:mod:`smac_rl.optimal.assemble`), the MPC's default.
+standard form assembled from the arrays (:mod:`smac_rl.optimal.assemble`), the default build of
+the MPC and of the oracle (:func:`smac_rl.optimal.solve.solve_optimal`, ``builder="assemble"``).
 """
 
 from __future__ import annotations

@@ -34,8 +34,9 @@ same columns, rows and objective as the pyomo model of :mod:`smac_rl.optimal.mod
 the one readable definition; tests/optimal/test_assemble.py checks both give the same optimum on
 random scenarios) and handed to HiGHS as matrices by
 :class:`~smac_rl.optimal.matrix_solve.MatrixSolver`; no replay or scoring runs, and only the first
-step is applied. Windows the assembler does not cover (a session on a connector with a minimum
-charging current) are built in pyomo, step by step (:attr:`MpcStepTiming.builder` says which);
+step is applied. The assembler covers every family of the model, the minimum-current option
+included; a window it did not cover (:func:`~smac_rl.optimal.assemble.unsupported_features`, empty
+today) would be built in pyomo (:attr:`MpcStepTiming.builder` says which), and
 ``builder="pyomo"`` always builds in pyomo. Per step for 50 sessions over a 96-step window (an LP),
 one thread, medians of 10 steps (``python -m smac_rl.bench.mpc_speed``, BENCHMARKS.md "MPC step"):
 about 0.05 s assembled (assembly 3 ms, hand-over 3 ms, HiGHS 0.045 s) against about 0.43 s with the
@@ -48,7 +49,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import time
-from typing import Literal, get_args
 
 import numpy as np
 import pyomo.environ as pyo
@@ -60,13 +60,10 @@ from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.optimal.assemble import assemble, solve_assembled, supports
 from smac_rl.optimal.matrix_solve import MatrixSolver
 from smac_rl.optimal.model import build_model
+from smac_rl.optimal.solve import Builder, check_builder
 
 DEFAULT_HORIZON_STEPS = 96
 """Window of the MPC: 24 h of 15-minute steps."""
-
-Builder = Literal["assemble", "pyomo"]
-"""How the MPC builds each window's standard form: assembled from the arrays
-(:mod:`smac_rl.optimal.assemble`, where it covers the window) or the pyomo model compiled."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,9 +253,7 @@ class MpcPolicy:
         """
         if horizon_steps < 1:
             raise ValueError(f"horizon_steps: got {horizon_steps}; expected at least 1")
-        if builder not in get_args(Builder):
-            raise ValueError(f"builder: got {builder!r}; expected one of {get_args(Builder)}")
-        self.builder: Builder = builder
+        self.builder: Builder = check_builder(builder)
         self.forecast = forecast
         self.horizon_steps = horizon_steps
         self.session_foresight = session_foresight

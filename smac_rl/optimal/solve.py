@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import pyomo.environ as pyo
@@ -16,6 +17,31 @@ from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.scoring import Kpis, score
 from smac_rl.core.simulate import Trace, replay
 from smac_rl.optimal.model import OptimalError, build_model
+
+Builder = Literal["assemble", "pyomo"]
+"""How the optimum's standard form is built: assembled from the arrays (:mod:`smac_rl.optimal.assemble`,
+the default) or the pyomo model of :func:`smac_rl.optimal.model.build_model` compiled; the same
+optimum either way (tests/optimal/test_assemble.py)."""
+
+BUILDERS: tuple[Builder, ...] = get_args(Builder)
+"""Every builder's name, the default first."""
+
+
+def check_builder(builder: str) -> Builder:
+    """The builder, checked.
+
+    Args:
+        builder: ``assemble`` or ``pyomo``.
+
+    Returns:
+        The builder.
+
+    Raises:
+        ValueError: For a name that is not one of :data:`BUILDERS`.
+    """
+    if builder not in BUILDERS:
+        raise ValueError(f"builder: got {builder!r}; expected one of {BUILDERS}")
+    return builder
 
 
 class SolverStatus(enum.Enum):
@@ -50,11 +76,15 @@ class OptimalResult:
         mip_gap_frac: Relative gap between the solution and the bound (0 for a pure LP).
         n_binaries: Binary variables in the model (where
             :func:`smac_rl.optimal.model.binary_needs` puts them).
-        build_s: Time to build the model [s].
+        build_s: Time to build the model: the pyomo model, or the assembled standard form [s].
         solve_s: Time to compile it to matrices, hand it to HiGHS and solve it [s].
         trace: The profile replayed through the projection and the physics.
         kpis: The scorer's KPIs of that replay.
         path: How it was solved (rounding, or branch and bound).
+        compile_s: Of ``solve_s``, the compilation to matrices and the hand-over to HiGHS (pyomo's
+            standard-form compiler, or the assembled arrays made a HiGHS LP) [s].
+        builder: The builder that built it (``pyomo`` where the assembler does not cover the
+            scenario, :func:`smac_rl.optimal.assemble.unsupported_features`).
     """
 
     ev_power_kw: FloatArray
@@ -68,6 +98,8 @@ class OptimalResult:
     trace: Trace
     kpis: Kpis
     path: SolvePath = SolvePath.SOLVER
+    compile_s: float = 0.0
+    builder: Builder = "pyomo"
 
 
 @dataclass(frozen=True)
@@ -147,7 +179,11 @@ def solve_model(
 
 
 def solve_optimal(
-    arrays: ScenarioArrays, time_limit_s: float = 120.0, mip_gap_frac: float = 1e-4, n_threads: int = 1
+    arrays: ScenarioArrays,
+    time_limit_s: float = 120.0,
+    mip_gap_frac: float = 1e-4,
+    n_threads: int = 1,
+    builder: Builder = "assemble",
 ) -> OptimalResult:
     """Solve the perfect-foresight optimum of a scenario and score its profile.
 
@@ -162,22 +198,35 @@ def solve_optimal(
         time_limit_s: Solver time limit, for all solves together [s].
         mip_gap_frac: Relative MIP gap at which the solver stops.
         n_threads: Solver threads.
+        builder: ``assemble`` (the standard form from the arrays, :mod:`smac_rl.optimal.assemble`;
+            the pyomo model where the assembler does not cover the scenario) or ``pyomo`` (the
+            model of :func:`smac_rl.optimal.model.build_model`, compiled): the same optimum.
 
     Returns:
         The result, replayed and scored.
 
     Raises:
-        OptimalError: For options the model does not cover, or when no solution was found.
+        ValueError: For an unknown builder.
+        OptimalError: When no solution was found.
     """
+    from smac_rl.optimal.assemble import assemble, solve_assembled, supports
     from smac_rl.optimal.matrix_solve import MatrixSolver
 
-    started = time.perf_counter()
-    model = build_model(arrays)
-    built = time.perf_counter()
+    chosen = check_builder(builder)
     solver = MatrixSolver(time_limit_s, mip_gap_frac, n_threads, is_rounding_first=True)
-    solution = solver.solve(model, arrays)
+    started = time.perf_counter()
+    if chosen == "assemble" and supports(arrays):
+        problem = assemble(arrays)
+        built = time.perf_counter()
+        solution = solve_assembled(solver, problem, built)
+        n_binaries = problem.n_binaries
+    else:
+        chosen = "pyomo"
+        model = build_model(arrays)
+        built = time.perf_counter()
+        solution = solver.solve(model, arrays)
+        n_binaries = sum(1 for v in model.component_data_objects(pyo.Var) if v.is_binary())
     trace = replay(arrays, solution.ev_power_kw, solution.storage_power_kw)
-    n_binaries = sum(1 for v in model.component_data_objects(pyo.Var) if v.is_binary())
     return OptimalResult(
         ev_power_kw=solution.ev_power_kw,
         storage_power_kw=solution.storage_power_kw,
@@ -190,6 +239,8 @@ def solve_optimal(
         trace=trace,
         kpis=score(arrays, trace),
         path=solution.path,
+        compile_s=solution.compile_s,
+        builder=chosen,
     )
 
 

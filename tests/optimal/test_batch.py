@@ -166,6 +166,20 @@ def test_parquet_keeps_every_column_and_type(serial: list[DayResult], tmp_path: 
     assert frame["local_day"].tolist() == [dt.date(2024, 5, 6), dt.date(2024, 5, 7), dt.date(2030, 1, 1)]
 
 
+def test_the_pyomo_builder_gives_the_same_days(serial: list[DayResult]) -> None:
+    """The batch builds by assembling the arrays by default; the pyomo model gives the same optima."""
+    assert [r.builder for r in serial] == ["assemble", "assemble"]
+    by_pyomo = optimize_days(JOBS, backend="serial", builder="pyomo")
+    assert [r.builder for r in by_pyomo] == ["pyomo", "pyomo"]
+    for got, want in zip(by_pyomo, serial, strict=True):
+        assert got.error is None, got.error
+        assert got.status == want.status == "optimal"
+        assert got.n_binaries == want.n_binaries
+        assert got.objective_eur == pytest.approx(want.objective_eur, rel=1e-6)
+        assert got.optimal_kpis is not None
+        assert got.optimal_kpis.total_cost_eur == pytest.approx(got.objective_eur, rel=1e-6, abs=1e-6)
+
+
 def test_summary_of_the_serial_days(serial: list[DayResult]) -> None:
     summary = summarize_results(serial)
     assert (summary.n_days, summary.n_failed, summary.n_optimal, summary.n_time_limit) == (2, 0, 2, 0)
@@ -193,6 +207,7 @@ def test_day_jobs_are_day_major() -> None:
         ({"backend": "joblib", "scheduler_address": "tcp://x:8786"}, "expected backend dask"),
         ({"n_jobs": 0}, "jobs: got 0; expected a whole number >= 1"),
         ({"time_limit_s": 0.0}, "time limit: got 0.0 s; expected a number > 0"),
+        ({"builder": "gurobi"}, "builder: got 'gurobi'; expected one of assemble, pyomo"),
     ],
 )
 def test_bad_options_are_refused(kwargs: dict[str, object], message: str) -> None:

@@ -15,8 +15,8 @@ from smac_rl.core.scenario_io import parse_scenario
 from smac_rl.optimal.matrix_solve import MatrixSolver
 from smac_rl.optimal.model import BinaryNeeds, binary_needs, build_model
 from smac_rl.optimal.solve import SolvePath, SolverStatus, solve_model, solve_optimal
-from tests.core.test_invariants import scenario_dicts
 from tests.core.tiny import tiny_data
+from tests.optimal.strategies import floored_scenario_dicts, without_tiny_values
 
 
 def _n_binaries(model: pyo.ConcreteModel) -> int:
@@ -52,7 +52,7 @@ def _positive_prices(data: dict[str, Any], export_price: float) -> dict[str, Any
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=scenario_dicts(), export_price=st.floats(0.0, 0.4))
+@given(data=floored_scenario_dicts(), export_price=st.floats(0.0, 0.4).map(without_tiny_values))
 def test_where_the_rule_drops_the_exclusion_binaries_the_lp_is_the_milp(
     data: dict[str, Any], export_price: float
 ) -> None:
@@ -190,7 +190,7 @@ def test_rounding_proves_a_v2g_day_without_branch_and_bound() -> None:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(data=scenario_dicts())
+@given(data=floored_scenario_dicts())
 def test_rule_and_rounding_give_the_milp_optimum_on_random_scenarios(data: dict[str, Any]) -> None:
     """Any prices (negative too), export limits, self-discharge, minimum current: the optimum with
     binaries where the rule puts them, solved by rounding first, is the MILP's with all of them."""
