@@ -71,6 +71,12 @@ class TrainConfig(StrictModel):
         imitation_learning_rate: Learning rate of the imitation.
         imitation_action_std: Standard deviation of PPO's exploration noise after imitation (in action
             units, the actions spanning [-1, 1]).
+        dagger_rounds: Rounds of dataset aggregation after the imitation (DAgger): each rolls the
+            imitated policy out on ``dagger_days`` new training days, labels every state it visits
+            with the optimum's action from that state, and fits again on all the data; 0: none.
+        dagger_days: Training days rolled out per DAgger round.
+        dagger_time_limit_s: Solver time limit of each state's label (the optimum of the rest of
+            the day from that state) [s].
         episode_order: ``random`` training days, or ``consecutive`` (each env row walks the calendar
             from ``first_day``; needs ``pool_size`` None).
         billing_period: ``episode`` or ``month`` (the demand charge billed on each row's running
@@ -106,6 +112,9 @@ class TrainConfig(StrictModel):
     imitation_epochs: int = Field(default=30, ge=1, le=10_000)
     imitation_learning_rate: float = Field(default=1e-3, gt=0, le=1)
     imitation_action_std: float = Field(default=0.3, gt=0, le=2)
+    dagger_rounds: int = Field(default=0, ge=0, le=50)
+    dagger_days: int = Field(default=100, ge=1, le=10_000)
+    dagger_time_limit_s: float = Field(default=2.0, gt=0, le=3600)
     episode_order: Literal["random", "consecutive"] = "random"
     billing_period: Literal["episode", "month"] = "episode"
 
@@ -125,6 +134,11 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 f"imitation_days {self.imitation_days} with algorithm {self.algorithm!r}: imitation "
                 "pretrains PPO's actor; use algorithm 'ppo' or imitation_days 0"
+            )
+        if self.dagger_rounds and not self.imitation_days:
+            raise ValueError(
+                f"dagger_rounds {self.dagger_rounds} with imitation_days 0: DAgger refines an imitated "
+                "policy; set imitation_days or dagger_rounds 0"
             )
         if self.billing_period == "month" and self.episode_order != "consecutive":
             raise ValueError(

@@ -12,12 +12,21 @@ clipped to ``[-1, 1]``. The actor's mean is fitted to those actions by mean squa
 Imitation learns what the optimum does with foresight from what is observable now, so it cannot
 reach the optimum everywhere; it gives reinforcement learning a start near good behaviour
 instead of near uniform noise.
+
+**DAgger** (dataset aggregation, Ross et al. 2011): the demonstrations cover only the states the
+optimum visits; the imitated policy drifts to others (a session charged a little less leaves a
+state the optimum never shows), where it was never taught. Each round of
+:func:`learner_demonstrations` rolls the imitated policy out on new training days and labels every
+state it visits with the optimum's action from that state: the first step of the optimum of the
+rest of the day with the same foresight (:class:`smac_rl.optimal.mpc.MpcPolicy` with perfect
+forecasts, the sessions still to come and a window to the day's end, which by Bellman's principle is
+the optimum's continuation). The policy is then fitted again on all the data.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,6 +118,63 @@ def day_demonstration(
     return np.asarray(observations), np.asarray(actions)
 
 
+def learner_demonstration(
+    arrays: ScenarioArrays,
+    layout: ObservationLayout,
+    learner: Callable[[StepContext], Setpoints],
+    time_limit_s: float = 2.0,
+) -> tuple[FloatArray, FloatArray]:
+    """The learner's own rollout of one scenario, every state labelled with the optimum's action.
+
+    Args:
+        arrays: The scenario.
+        layout: Observation and action layout.
+        learner: The policy rolled out (its setpoints are applied, not the labels).
+        time_limit_s: Solver time limit of each state's label [s].
+
+    Returns:
+        ``(observations, actions)``, ``(T, ...)`` each: the normalised observation of each visited
+        state and the normalised action asking for the optimum's setpoints there.
+    """
+    from smac_rl.core.forecasts import PerfectForecast
+    from smac_rl.optimal.mpc import MpcPolicy
+
+    expert = MpcPolicy(
+        PerfectForecast(), horizon_steps=arrays.n_steps, session_foresight=True, time_limit_s=time_limit_s
+    )
+    expert.begin_episode(arrays)
+    scales = layout.scales()
+    observations: list[FloatArray] = []
+    actions: list[FloatArray] = []
+
+    def visit(context: StepContext) -> Setpoints:
+        observations.append(layout.observe(arrays, context)[0] / scales)
+        actions.append(oracle_actions(layout, context, expert.act(context))[0])
+        return learner(context)
+
+    simulate(arrays, visit)
+    return np.asarray(observations), np.asarray(actions)
+
+
+def training_days(config: TrainConfig, n_days: int, stream: int) -> Iterator[ScenarioArrays]:
+    """``n_days`` random training days of the config (template, date range, objective), seeded.
+
+    Args:
+        config: The training config.
+        n_days: Days to draw.
+        stream: Which seeded stream (0: the imitation's days, ``k``: DAgger round ``k``'s).
+    """
+    template = load_template(config.template)
+    rng = np.random.default_rng([config.seed + 7919, stream] if stream else config.seed + 7919)
+    n_span = (config.last_day - config.first_day).days + 1
+    for _ in range(n_days):
+        day = config.first_day + dt.timedelta(days=int(rng.integers(n_span)))
+        spec, _ = generate_scenario(template, day, 1, seed=int(rng.integers(2**31)))
+        data = spec.model_dump(mode="json")
+        data["objective"] = config.objective.model_dump(mode="json")
+        yield compile_scenario(parse_scenario(data, source=spec.name))
+
+
 def demonstrations(config: TrainConfig, on_day: Callable[[int], None] | None = None) -> Demonstrations:
     """Solve ``config.imitation_days`` random training days (seeded) and collect the oracle's steps.
 
@@ -119,23 +185,52 @@ def demonstrations(config: TrainConfig, on_day: Callable[[int], None] | None = N
     Returns:
         The stacked demonstrations.
     """
-    template = load_template(config.template)
     layout = ObservationLayout(config.n_connectors_max)
-    rng = np.random.default_rng(config.seed + 7919)
-    n_span = (config.last_day - config.first_day).days + 1
     observations, actions = [], []
-    for k in range(config.imitation_days):
-        day = config.first_day + dt.timedelta(days=int(rng.integers(n_span)))
-        spec, _ = generate_scenario(template, day, 1, seed=int(rng.integers(2**31)))
-        data = spec.model_dump(mode="json")
-        data["objective"] = config.objective.model_dump(mode="json")
-        arrays = compile_scenario(parse_scenario(data, source=spec.name))
+    for k, arrays in enumerate(training_days(config, config.imitation_days, stream=0)):
         obs, act = day_demonstration(arrays, layout)
         observations.append(obs)
         actions.append(act)
         if on_day is not None:
             on_day(k)
     return Demonstrations(np.concatenate(observations), np.concatenate(actions), config.imitation_days)
+
+
+def learner_demonstrations(
+    config: TrainConfig,
+    make_learner: Callable[[ScenarioArrays], Callable[[StepContext], Setpoints]],
+    round_index: int,
+    on_day: Callable[[int], None] | None = None,
+) -> Demonstrations:
+    """One DAgger round: the learner's rollouts on ``config.dagger_days`` new days, labelled.
+
+    Args:
+        config: The training config.
+        make_learner: The learner's step function for a scenario.
+        round_index: The round (1, 2, ...), which picks the days' seeded stream.
+        on_day: Called with each finished day's index.
+
+    Returns:
+        The stacked labelled states.
+    """
+    layout = ObservationLayout(config.n_connectors_max)
+    observations, actions = [], []
+    for k, arrays in enumerate(training_days(config, config.dagger_days, stream=round_index)):
+        obs, act = learner_demonstration(arrays, layout, make_learner(arrays), config.dagger_time_limit_s)
+        observations.append(obs)
+        actions.append(act)
+        if on_day is not None:
+            on_day(k)
+    return Demonstrations(np.concatenate(observations), np.concatenate(actions), config.dagger_days)
+
+
+def aggregate(first: Demonstrations, second: Demonstrations) -> Demonstrations:
+    """Both sets of demonstrations in one."""
+    return Demonstrations(
+        np.concatenate([first.observations, second.observations]),
+        np.concatenate([first.actions, second.actions]),
+        first.n_days + second.n_days,
+    )
 
 
 def clone_behaviour(

@@ -30,8 +30,10 @@ from smac_rl.agents.evaluation import (
 from smac_rl.agents.networks import EquivariantActorCriticPolicy
 from smac_rl.agents.reports import summary_table
 from smac_rl.agents.tracking import DEFAULT_TRACKING_URI, MlflowWriter, provenance_tags
+from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.errors import SmacError
 from smac_rl.core.observation import ObservationLayout
+from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.data.template_spec import load_template
 from smac_rl.optimal.protocol import ProtocolResult, write_report
 
@@ -111,28 +113,46 @@ def fit_model(
 def imitate(
     model: BaseAlgorithm, config: TrainConfig, log_metric: Callable[[str, float, int], None] | None = None
 ) -> None:
-    """Pretrain PPO's actor on the optimum's actions (:mod:`smac_rl.agents.imitation`), then set its noise."""
-    from smac_rl.agents.imitation import clone_behaviour, demonstrations
+    """Pretrain PPO's actor on the optimum's actions (:mod:`smac_rl.agents.imitation`), then set its noise.
 
-    if not isinstance(model.policy, ActorCriticPolicy):
-        raise SmacError(f"imitation_days: needs PPO's actor-critic policy; got {type(model.policy).__name__}")
+    With ``dagger_rounds``, each round adds the imitated policy's own states labelled by the optimum
+    and fits again on everything; ``imitation.loss`` continues its epoch count across rounds and
+    ``imitation.n_samples`` is logged after each (step = round).
+    """
+    from smac_rl.agents.imitation import aggregate, clone_behaviour, demonstrations, learner_demonstrations
+    from smac_rl.agents.policy import Sb3Policy
+
+    policy = model.policy
+    if not isinstance(policy, ActorCriticPolicy):
+        raise SmacError(f"imitation_days: needs PPO's actor-critic policy; got {type(policy).__name__}")
     data = demonstrations(config)
-    if log_metric is not None:
-        log_metric("imitation.n_samples", float(data.observations.shape[0]), 0)
+    layout = ObservationLayout(config.n_connectors_max)
 
-    def on_epoch(epoch: int, loss: float) -> None:
+    def learner(arrays: ScenarioArrays) -> Callable[[StepContext], Setpoints]:
+        rollout = Sb3Policy(model, layout)
+        rollout.begin_episode(arrays)
+        return rollout.act
+
+    for round_index in range(config.dagger_rounds + 1):
+        if round_index:
+            data = aggregate(data, learner_demonstrations(config, learner, round_index))
         if log_metric is not None:
-            log_metric("imitation.loss", loss, epoch)
+            log_metric("imitation.n_samples", float(data.observations.shape[0]), round_index)
+        first_epoch = round_index * config.imitation_epochs
 
-    clone_behaviour(
-        model.policy,
-        data,
-        config.imitation_epochs,
-        config.imitation_learning_rate,
-        config.batch_size,
-        config.seed,
-        on_epoch,
-    )
+        def on_epoch(epoch: int, loss: float, first_epoch: int = first_epoch) -> None:
+            if log_metric is not None:
+                log_metric("imitation.loss", loss, first_epoch + epoch)
+
+        clone_behaviour(
+            policy,
+            data,
+            config.imitation_epochs,
+            config.imitation_learning_rate,
+            config.batch_size,
+            config.seed + round_index,
+            on_epoch,
+        )
     log_std = getattr(model.policy, "log_std", None)
     if isinstance(log_std, torch.nn.Parameter):
         with torch.no_grad():

@@ -11,16 +11,19 @@ import pydantic
 import pytest
 
 from smac_rl.agents.config import DaysConfig, TrainConfig
-from smac_rl.agents.imitation import Demonstrations, clone_behaviour, day_demonstration
+from smac_rl.agents.imitation import Demonstrations, clone_behaviour, day_demonstration, learner_demonstration
 from smac_rl.agents.train import build_model, train
 from smac_rl.agents.vec_env import Sb3VectorEnv
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
+from smac_rl.core.forecasts import PerfectForecast
 from smac_rl.core.observation import ObservationLayout
 from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.data.generator import generate_scenario
 from smac_rl.data.template_spec import load_template
+from smac_rl.optimal.mpc import MpcPolicy
 from smac_rl.optimal.solve import OptimalResult, solve_optimal
 from smac_rl.policies import run_policy
+from tests.core.tiny import tiny_scenario
 
 C_MAX = 8
 
@@ -113,3 +116,52 @@ def test_training_with_imitation_logs_its_loss(tmp_path: Path) -> None:
 def test_imitation_is_for_ppo_only() -> None:
     with pytest.raises(pydantic.ValidationError, match="imitation pretrains PPO's actor"):
         TrainConfig(algorithm="sac", imitation_days=5)
+
+
+def test_dagger_labels_are_the_optimums_continuation_from_each_visited_state() -> None:
+    # The learner here is the expert itself (the optimum of the rest of the day from each state, with
+    # foresight): it visits the states of its own episode, which by Bellman's principle costs the
+    # day's optimum, and its labels there are its own actions, so replaying the labels step by step
+    # reproduces that episode. On the tiny scenario (4 steps; the optimum is derived by hand in
+    # tests/optimal) that is the optimum's objective.
+    arrays = compile_scenario(tiny_scenario())
+    layout = ObservationLayout(C_MAX)
+    learner = MpcPolicy(PerfectForecast(), horizon_steps=arrays.n_steps, session_foresight=True)
+    learner.begin_episode(arrays)
+    visited, labels = learner_demonstration(arrays, layout, learner.act, time_limit_s=30.0)
+    assert visited.shape == (arrays.n_steps, layout.size)
+    assert labels.shape == (arrays.n_steps, layout.action_size)
+    assert np.all(np.abs(labels) <= 1.0)
+    _, replayed = run_policy(arrays, _Replay(layout, labels))
+    optimum = solve_optimal(arrays)
+    assert replayed.objective_eur == pytest.approx(optimum.kpis.objective_eur, rel=1e-6, abs=1e-6)
+    # A learner that does nothing visits other states: the labels there still charge (the optimum
+    # from an uncharged state), unlike the learner's own actions.
+    idle = learner_demonstration(arrays, layout, lambda c: Setpoints(np.zeros((1, 2)), np.zeros(1)))[1]
+    assert idle[:, :2].max() > 0.0
+
+
+def test_dagger_adds_the_learners_states_and_refits(tmp_path: Path) -> None:
+    config = TrainConfig(
+        template="rome_v2g_fleet",
+        n_connectors_max=C_MAX,
+        imitation_days=1,
+        imitation_epochs=2,
+        dagger_rounds=1,
+        dagger_days=1,
+        total_timesteps=0,
+        n_envs=2,
+        pool_size=2,
+        selection_days=DaysConfig(first_day=dt.date(2023, 3, 6), n_days=1),
+    )
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    result = train(config, tmp_path / "run", tracking_uri=uri)
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    samples = client.get_metric_history(result.run_id, "imitation.n_samples")
+    assert [(m.step, m.value) for m in samples] == [(0, 96.0), (1, 192.0)]  # one more day of 96 states
+    assert [m.step for m in client.get_metric_history(result.run_id, "imitation.loss")] == [0, 1, 2, 3]
+
+
+def test_dagger_needs_an_imitation_to_refine() -> None:
+    with pytest.raises(pydantic.ValidationError, match="DAgger refines an imitated policy"):
+        TrainConfig(dagger_rounds=2)
