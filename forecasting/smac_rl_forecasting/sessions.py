@@ -10,26 +10,13 @@ and 90 % quantiles of ``energy_kwh`` (the energy delivered over the session) and
   A session still plugged in at ``a``, or a later one, is never read, since its energy and dwell
   are not known yet (the no-leakage test alters exactly those sessions).
 
-**Windows** over the ended sessions, for an arrival ``a`` with local hour ``h``, weekday ``w`` and
-local day ``d``:
-
-- ``28d``: arrived in ``[a - 28 days, a)``; ``7d``: arrived in ``[a - 7 days, a)``.
-- ``same_hour``: the ``28d`` sessions that arrived in local hour ``h``; when there are none, those of
-  the nearest hours that have some (``|hour - h|`` smallest).
-- ``profile_4w``: the ``28d`` sessions of weekday ``w`` and hour ``h`` (the weekday-by-hour profile
-  of the last 4 weeks), widened to the nearest hours of weekday ``w``, then to all ``28d`` sessions.
-- ``seasonal_naive``: the sessions that arrived on local day ``d - 7`` in hour ``h`` (same weekday
-  and hour one week earlier), widened to the nearest hours of that day, then to ``7d``, then ``28d``.
-
-**Features** (:func:`session_feature_names`): ``hour_local_h``, ``minute_of_day_min``, ``weekday``,
-``is_holiday``, ``n_sessions_28d``, ``n_sessions_7d``, ``n_same_hour_28d`` and, per target ``T``:
-``level_T`` (median of the ``28d`` window), the 10/90 % quantiles of ``28d``, the 10/50/90 %
-quantiles of ``same_hour``, the median of ``profile_4w`` and the median of ``7d`` (the ``28d`` median
-when ``7d`` is empty), rounded to 1/64 kWh or min (:data:`VALUE_GRID_BITS`), so every feature is
-a float32 number, what the ONNX graphs read. When normalised
+**Windows and features** (``28d``, ``7d``, ``same_hour``, ``profile_4w``, ``seasonal_naive``; the
+23 columns of :func:`session_feature_names`): :mod:`smac_rl.features.session_windows` defines and builds
+them, the one implementation the service runs too. This module adds the pandas input checks, the
+public holidays of the ``holidays`` package and the LightGBM boosters. When normalised
 (:attr:`SessionFeatureConfig.is_normalized`), every value feature of ``T`` but ``level_T`` and the
-target are divided by ``level_T`` (floored at :data:`LEVEL_FLOORS`): one model stays valid when the
-site's regime moves (2021's dwell times are a third of 2019's).
+target are divided by ``level_T`` (the 28-day median, floored at the core's ``LEVEL_FLOORS``): one
+model stays valid when the site's regime moves (2021's dwell times are a third of 2019's).
 
 **Outputs.** Six quantile boosters (``q10_energy_kwh`` .. ``q90_dwell_min``); per target the three
 outputs are sorted (never crossing), scaled back by the level, widened about the median by
@@ -55,38 +42,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from smac_rl.core.arraytypes import BoolArray, FloatArray, IntArray
-from smac_rl_forecasting.features import FeatureConfig, calendar_features
+from smac_rl.core.arraytypes import FloatArray, IntArray
+from smac_rl.features.session_windows import (
+    MIN_WINDOW_SESSIONS,
+    QUANTILES_FRAC,
+    RECENT_DAYS,
+    WINDOW_DAYS,
+    LocalCalendar,
+    SessionArrays,
+    local_calendar,
+    postprocess_rule,
+    session_feature_names,
+    widen_quantiles,
+)
+from smac_rl.features.session_windows import SESSION_TARGETS as SESSION_TARGETS
+from smac_rl.features.session_windows import WindowStatistics as WindowStatistics
+from smac_rl.features.session_windows import session_features as core_session_features
+from smac_rl.features.session_windows import window_statistics as window_statistics
+from smac_rl_forecasting.features import FeatureConfig
 from smac_rl_forecasting.model import BoosterConfig, predict_boosters, train_boosters
+from smac_rl_forecasting.onnx_export import holiday_dates
 from smac_rl_forecasting.series import CALTECH_TIMEZONE, ForecastInputError
-
-SESSION_TARGETS: tuple[str, ...] = ("energy_kwh", "dwell_min")
-"""What is forecast per session: delivered energy [kWh] and dwell time [min]."""
-
-WINDOW_DAYS = 28
-"""Days of ended sessions the features and the profile baseline read (4 weeks)."""
-
-RECENT_DAYS = 7
-"""Days of the short window."""
-
-MIN_WINDOW_SESSIONS = 10
-"""Fewest ended sessions in the 28-day window of an arrival."""
 
 MIN_TRAINING_SESSIONS = 100
 """Fewest sessions with enough history a fit needs."""
-
-LEVEL_FLOORS: dict[str, float] = {"energy_kwh": 0.125, "dwell_min": 1.0}
-"""Smallest level a target is normalised by [kWh, min]."""
-
-VALUE_GRID_BITS = 6
-"""Value features are rounded to multiples of ``2**-6`` (1/64 kWh or min). LightGBM splits halfway
-between two training values (in float64); the ONNX graphs hold thresholds in float32. On a binary
-grid the halfway points are float32 numbers too, so both send every row the same way (on a decimal
-grid, a value unseen in training can sit at the midpoint of its neighbours, which float32 rounds
-onto it: found as a 15-minute parity gap)."""
-
-RATIO_GRID_BITS = 12
-"""Normalised value features are rounded to multiples of ``2**-12`` (same reason)."""
 
 SESSION_PARITY_TOLERANCE = 1e-3
 """Largest ONNX-LightGBM difference of a session graph's output [kWh, min, or a ratio when
@@ -96,17 +75,9 @@ by about 1e-4."""
 SESSION_COLUMNS = ("arrival_utc", "departure_utc", "delivered_energy_kwh")
 """Columns a sessions table must have (those of ``smac_rl.data.caltech_sessions``)."""
 
-WINDOWS = ("28d", "7d", "same_hour", "profile_4w", "seasonal_naive")
-"""Windows whose quantiles are computed for every arrival (see the module docstring)."""
-
 BASELINE_WINDOWS = ("seasonal_naive", "profile_4w")
 """Windows whose quantiles are the baselines."""
 
-QUANTILES_FRAC = (0.1, 0.5, 0.9)
-"""Quantile levels of the windows' statistics and the baselines."""
-
-_DAY_NS = 86_400 * 10**9
-_CHUNK_ROWS = 256
 _UTC_NAMES = ("UTC", "utc", "Etc/UTC")
 
 
@@ -128,38 +99,13 @@ class SessionFeatureConfig:
 
     @property
     def calendar(self) -> FeatureConfig:
-        """The slot features' configuration, for :func:`calendar_features`."""
+        """The slot features' configuration (``smac_rl_forecasting.features.calendar_features``)."""
         return FeatureConfig(
             step_min=1,
             timezone=self.timezone,
             holiday_country=self.holiday_country,
             holiday_subdiv=self.holiday_subdiv,
         )
-
-
-def session_feature_names() -> list[str]:
-    """Ordered feature names (the columns of :func:`session_features`)."""
-    names = [
-        "hour_local_h",
-        "minute_of_day_min",
-        "weekday",
-        "is_holiday",
-        "n_sessions_28d",
-        "n_sessions_7d",
-        "n_same_hour_28d",
-    ]
-    for target in SESSION_TARGETS:
-        names += [
-            f"level_{target}",
-            f"q10_28d_{target}",
-            f"q90_28d_{target}",
-            f"q10_same_hour_{target}",
-            f"q50_same_hour_{target}",
-            f"q90_same_hour_{target}",
-            f"q50_profile_4w_{target}",
-            f"q50_7d_{target}",
-        ]
-    return names
 
 
 def _utc_nanoseconds(values: pd.Series, name: str) -> IntArray:
@@ -180,35 +126,8 @@ def _utc_nanoseconds(values: pd.Series, name: str) -> IntArray:
     return np.asarray(pd.DatetimeIndex(values).as_unit("ns").asi8, dtype=np.int64)
 
 
-@dataclass(frozen=True)
-class SessionHistory:
-    """Checked sessions, sorted by arrival, as arrays.
-
-    Attributes:
-        arrival_ns: Arrival instants [ns since the epoch, UTC], ascending, ``(M,)``.
-        departure_ns: Departure instants [ns since the epoch, UTC], ``(M,)``.
-        values: ``energy_kwh`` and ``dwell_min`` of each session, ``(M, 2)``.
-        local_day: Local day of the arrival [days since 1970-01-01], ``(M,)``.
-        local_hour: Local hour of the arrival (0-23), ``(M,)``.
-        weekday: Local weekday of the arrival (Monday 0), ``(M,)``.
-        departure_sorted_ns: Departures in ascending order, ``(M,)``.
-        first_arrival_ns: ``first_arrival_ns[k]``: the earliest arrival among the ``k + 1``
-            earliest departures, ``(M,)``.
-    """
-
-    arrival_ns: IntArray
-    departure_ns: IntArray
-    values: FloatArray
-    local_day: IntArray
-    local_hour: IntArray
-    weekday: IntArray
-    departure_sorted_ns: IntArray
-    first_arrival_ns: IntArray
-
-    @property
-    def n_sessions(self) -> int:
-        """Sessions held."""
-        return int(self.arrival_ns.shape[0])
+class SessionHistory(SessionArrays):
+    """Checked sessions, sorted by arrival, as arrays (the core's :class:`SessionArrays`)."""
 
     @classmethod
     def from_frame(cls, sessions: pd.DataFrame, timezone: str, field: str = "sessions") -> SessionHistory:
@@ -249,29 +168,7 @@ class SessionHistory:
             raise ForecastInputError(
                 f"{field}.departure_utc: got {left} at row {row}; expected after its arrival_utc {came}"
             )
-        order = np.argsort(arrival, kind="stable")
-        arrival, departure, energy = arrival[order], departure[order], energy[order]
-        dwell_min = (departure - arrival) / 60e9
-        day, hour, weekday = _local_calendar(arrival, timezone)
-        by_departure = np.argsort(departure, kind="stable")
-        return cls(
-            arrival_ns=arrival,
-            departure_ns=departure,
-            values=np.column_stack([energy, dwell_min]),
-            local_day=day,
-            local_hour=hour,
-            weekday=weekday,
-            departure_sorted_ns=departure[by_departure],
-            first_arrival_ns=np.minimum.accumulate(arrival[by_departure]),
-        )
-
-
-def _local_calendar(instants_ns: IntArray, timezone: str) -> tuple[IntArray, IntArray, IntArray]:
-    """Local day [days since the epoch], hour and weekday of UTC instants."""
-    local = pd.DatetimeIndex(pd.to_datetime(instants_ns, unit="ns", utc=True)).tz_convert(timezone)
-    naive = local.tz_localize(None).as_unit("ns")
-    day = np.asarray(naive.normalize().asi8 // _DAY_NS, dtype=np.int64)
-    return day, np.asarray(local.hour, dtype=np.int64), np.asarray(local.dayofweek, dtype=np.int64)
+        return cls.of(arrival, departure, energy, timezone)
 
 
 def check_arrivals(arrivals_utc: Sequence[dt.datetime | pd.Timestamp] | pd.DatetimeIndex) -> IntArray:
@@ -300,136 +197,17 @@ def check_arrivals(arrivals_utc: Sequence[dt.datetime | pd.Timestamp] | pd.Datet
     return result
 
 
-@dataclass(frozen=True)
-class WindowStatistics:
-    """Counts and quantiles of the windows of each arrival (module docstring).
-
-    Attributes:
-        n_sessions_28d: Ended sessions in the 28-day window, ``(N,)``.
-        n_sessions_7d: Ended sessions in the 7-day window, ``(N,)``.
-        n_same_hour_28d: Those of the 28-day window in the arrival's local hour, ``(N,)``.
-        history_days: Days from the first arrival among the ended sessions to the arrival
-            (``-1`` when none ended), ``(N,)``.
-        quantiles: Per window of :data:`WINDOWS`, the 10/50/90 % quantiles of each target,
-            ``(N, 2, 3)`` (NaN where the window is empty).
-    """
-
-    n_sessions_28d: IntArray
-    n_sessions_7d: IntArray
-    n_same_hour_28d: IntArray
-    history_days: FloatArray
-    quantiles: dict[str, FloatArray]
-
-    @property
-    def has_history(self) -> BoolArray:
-        """Arrivals with 28 days of ended sessions and enough of them in their 28-day window."""
-        return np.asarray(
-            (self.history_days >= WINDOW_DAYS) & (self.n_sessions_28d >= MIN_WINDOW_SESSIONS), dtype=np.bool_
-        )
-
-
-def masked_quantiles(values: FloatArray, mask: BoolArray) -> FloatArray:
-    """10/50/90 % quantiles of ``values`` under each row of ``mask`` (NaN for an empty row), ``(N, 2, 3)``.
-
-    numpy's default (linear) rule, vectorised: sort each row's values (others pushed to the end as
-    infinity) and interpolate between positions ``floor`` and ``ceil`` of ``q * (n - 1)``.
-
-    Args:
-        values: ``(M, 2)`` target values of the history's sessions.
-        mask: ``(N, M)`` sessions of each row's window.
-    """
-    n_rows, n_targets = mask.shape[0], values.shape[1]
-    out = np.full((n_rows, n_targets, len(QUANTILES_FRAC)), np.nan)
-    counts = mask.sum(axis=1)
-    rows = np.flatnonzero(counts > 0)
-    if rows.size == 0:
-        return out
-    sub, n = mask[rows], counts[rows]
-    position = np.asarray(QUANTILES_FRAC)[None, :] * (n[:, None] - 1)
-    below = np.floor(position).astype(np.int64)
-    above = np.minimum(below + 1, n[:, None] - 1)
-    weight = position - below
-    for t in range(n_targets):
-        ordered = np.sort(np.where(sub, values[None, :, t], np.inf), axis=1)
-        low = np.take_along_axis(ordered, below, axis=1)
-        high = np.take_along_axis(ordered, above, axis=1)
-        out[rows, t, :] = low + weight * (high - low)
-    return out
-
-
-def _nearest_hours(mask: BoolArray, hour_gap: FloatArray) -> BoolArray:
-    """``mask`` narrowed to the sessions of the smallest hour gap present in each row."""
-    gap = np.where(mask, hour_gap, np.inf)
-    smallest = gap.min(axis=1, keepdims=True, initial=np.inf)
-    return np.asarray(mask & (gap <= smallest), dtype=np.bool_)
-
-
-def _fallback(first: BoolArray, *others: BoolArray) -> BoolArray:
-    """Per row, the first of the masks that is not empty."""
-    result = first.copy()
-    for other in others:
-        empty = ~result.any(axis=1)
-        result[empty] = other[empty]
-    return result
-
-
-def window_statistics(arrival_ns: IntArray, history: SessionHistory, timezone: str) -> WindowStatistics:
-    """Counts and quantiles of every window of each arrival; reads only sessions ended before it.
-
-    Args:
-        arrival_ns: Arrival instants [ns since the epoch, UTC], ``(N,)``, any order.
-        history: The sessions.
-        timezone: Local time zone of the site.
-    """
-    n = arrival_ns.shape[0]
-    day, hour, weekday = _local_calendar(arrival_ns, timezone)
-    ended = np.searchsorted(history.departure_sorted_ns, arrival_ns, side="left")
-    first = (
-        history.first_arrival_ns[np.maximum(ended - 1, 0)] if history.n_sessions else np.zeros(n, np.int64)
-    )
-    history_days = np.where(ended > 0, (arrival_ns - first) / _DAY_NS, -1.0)
-    counts = np.zeros((3, n), dtype=np.int64)
-    quantiles = {w: np.full((n, len(SESSION_TARGETS), len(QUANTILES_FRAC)), np.nan) for w in WINDOWS}
-    order = np.argsort(arrival_ns, kind="stable")
-    window_ns = WINDOW_DAYS * _DAY_NS
-    for start in range(0, n, _CHUNK_ROWS):
-        rows = order[start : start + _CHUNK_ROWS]
-        a = arrival_ns[rows][:, None]
-        lo = int(np.searchsorted(history.arrival_ns, int(a.min()) - window_ns, side="left"))
-        hi = int(np.searchsorted(history.arrival_ns, int(a.max()), side="left"))
-        arr = history.arrival_ns[None, lo:hi]
-        done = history.departure_ns[None, lo:hi] < a
-        in_28d = done & (arr >= a - window_ns)
-        in_7d = in_28d & (arr >= a - RECENT_DAYS * _DAY_NS)
-        hour_gap = np.abs(history.local_hour[None, lo:hi] - hour[rows][:, None]).astype(np.float64)
-        same_weekday = in_28d & (history.weekday[None, lo:hi] == weekday[rows][:, None])
-        week_before = done & (history.local_day[None, lo:hi] == day[rows][:, None] - 7)
-        masks = {
-            "28d": in_28d,
-            "7d": in_7d,
-            "same_hour": _nearest_hours(in_28d, hour_gap),
-            "profile_4w": _fallback(_nearest_hours(same_weekday, hour_gap), in_28d),
-            "seasonal_naive": _fallback(_nearest_hours(week_before, hour_gap), in_7d, in_28d),
-        }
-        counts[0, rows] = in_28d.sum(axis=1)
-        counts[1, rows] = in_7d.sum(axis=1)
-        counts[2, rows] = (in_28d & (hour_gap == 0.0)).sum(axis=1)
-        values = history.values[lo:hi]
-        for name, mask in masks.items():
-            quantiles[name][rows] = masked_quantiles(values, mask)
-    return WindowStatistics(counts[0], counts[1], counts[2], np.asarray(history_days, np.float64), quantiles)
-
-
-def _on_grid(values: FloatArray, bits: int) -> FloatArray:
-    """Values rounded to the nearest multiple of ``2**-bits``."""
-    scale = float(2**bits)
-    return np.asarray(np.round(values * scale) / scale, dtype=np.float64)
+def _holiday_days(config: SessionFeatureConfig, calendar: LocalCalendar) -> IntArray:
+    """Public holidays (``holidays`` package) of the calendar's local years [days since 1970-01-01]."""
+    first_year, last_year = calendar.years()
+    dates = holiday_dates(config.holiday_country, config.holiday_subdiv, first_year, last_year)
+    return np.asarray(np.asarray(dates, dtype="datetime64[D]").astype(np.int64), dtype=np.int64)
 
 
 def session_features(
     arrival_ns: IntArray, stats: WindowStatistics, config: SessionFeatureConfig
 ) -> tuple[FloatArray, FloatArray]:
-    """Feature rows of arrivals from their window statistics.
+    """Feature rows of arrivals from their window statistics (the core's ``session_features``).
 
     Args:
         arrival_ns: Arrival instants [ns since the epoch, UTC], ``(N,)``.
@@ -440,37 +218,9 @@ def session_features(
         ``(X, level)``: features ``(N, F)`` in :func:`session_feature_names` order and the level each
         target is normalised by, ``(N, 2)`` (ones when not normalised).
     """
-    times = pd.DatetimeIndex(pd.to_datetime(arrival_ns, unit="ns", utc=True))
-    calendar = calendar_features(times, config.calendar)
-    hour_frac = calendar[:, 0]
-    columns: list[FloatArray] = [
-        np.floor(hour_frac),
-        np.round(hour_frac * 60.0),
-        calendar[:, 1],
-        calendar[:, 3],
-        stats.n_sessions_28d.astype(np.float64),
-        stats.n_sessions_7d.astype(np.float64),
-        stats.n_same_hour_28d.astype(np.float64),
-    ]
-    levels = np.ones((arrival_ns.shape[0], len(SESSION_TARGETS)))
-    q = stats.quantiles
-    for t, target in enumerate(SESSION_TARGETS):
-        median_28d = _on_grid(q["28d"][:, t, 1], VALUE_GRID_BITS)
-        recent = np.where(np.isnan(q["7d"][:, t, 1]), median_28d, q["7d"][:, t, 1])
-        if config.is_normalized:
-            levels[:, t] = np.maximum(median_28d, LEVEL_FLOORS[target])
-        value_features = [
-            q["28d"][:, t, 0],
-            q["28d"][:, t, 2],
-            *(q["same_hour"][:, t, i] for i in range(3)),
-            q["profile_4w"][:, t, 1],
-            recent,
-        ]
-        columns.append(median_28d)
-        bits = RATIO_GRID_BITS if config.is_normalized else VALUE_GRID_BITS
-        columns += [_on_grid(_on_grid(x, VALUE_GRID_BITS) / levels[:, t], bits) for x in value_features]
-    features = np.column_stack(columns).astype(np.float32).astype(np.float64)
-    return features, levels
+    calendar = local_calendar(arrival_ns, config.timezone)
+    is_holiday = calendar.is_holiday(_holiday_days(config, calendar))
+    return core_session_features(calendar, is_holiday, stats, config.is_normalized)
 
 
 @dataclass(frozen=True)
@@ -560,22 +310,7 @@ class SessionNeedsForecaster:
     @property
     def postprocess(self) -> str:
         """How the exported graphs' outputs become forecasts, in words (``metadata.json``)."""
-        if self.features.is_normalized:
-            scaled = "times the feature level_<target> floored at " + ", ".join(
-                f"{v:g} for {t}" for t, v in LEVEL_FLOORS.items()
-            )
-        else:
-            scaled = "as is"
-        widening = ", ".join(
-            f"{k:.6g} for {t}" for t, k in zip(SESSION_TARGETS, self.interval_widening, strict=True)
-        )
-        return (
-            "per target (energy_kwh, dwell_min): sort the three quantile outputs q10/q50/q90 per row, "
-            f"take them {scaled}, widen the interval about the median by k ({widening}): "
-            "q10 = q50 - k (q50 - q10), q90 = q50 + k (q90 - q50), then floor all three at 0; features "
-            "are built from the sessions that ended before the arrival (see the feature names and "
-            "smac_rl_forecasting.sessions)"
-        )
+        return postprocess_rule(self.features.is_normalized, self.interval_widening)
 
     def history(self, sessions: pd.DataFrame, field: str = "sessions") -> SessionHistory:
         """Check a sessions table (errors as :meth:`SessionHistory.from_frame`)."""
@@ -607,7 +342,7 @@ class SessionNeedsForecaster:
                 f"{MIN_TRAINING_SESSIONS}"
             )
         arrivals = history.arrival_ns[keep]
-        features, levels = session_features(arrivals, _subset(stats, keep), self.features)
+        features, levels = session_features(arrivals, stats.subset(keep), self.features)
         self.boosters = {}
         for t, target in enumerate(SESSION_TARGETS):
             label = history.values[keep, t] / levels[:, t]
@@ -661,10 +396,8 @@ class SessionNeedsForecaster:
         blocks = []
         for t, target in enumerate(SESSION_TARGETS):
             boosters = [self.boosters[f"{q}_{target}"] for q in self.booster.output_names]
-            q10, q50, q90 = (predict_boosters(boosters, features, "quantile") * levels[:, t : t + 1]).T
-            k = self.interval_widening[t]
-            widened = np.column_stack([q50 - k * (q50 - q10), q50, q50 + k * (q90 - q50)])
-            blocks.append(np.maximum(widened, 0.0))
+            outputs = predict_boosters(boosters, features, "quantile")
+            blocks.append(widen_quantiles(outputs, levels[:, t], self.interval_widening[t]))
         return np.asarray(np.concatenate(blocks, axis=1), dtype=np.float64)
 
     def predict(
@@ -755,17 +488,6 @@ def widening_for_coverage(
             f"actual: got a widening of {k} for {coverage_frac:.0%} coverage; expected a finite one > 0"
         )
     return k
-
-
-def _subset(stats: WindowStatistics, keep: BoolArray) -> WindowStatistics:
-    """The statistics of the kept arrivals."""
-    return WindowStatistics(
-        stats.n_sessions_28d[keep],
-        stats.n_sessions_7d[keep],
-        stats.n_same_hour_28d[keep],
-        stats.history_days[keep],
-        {name: q[keep] for name, q in stats.quantiles.items()},
-    )
 
 
 def session_targets(sessions: pd.DataFrame, timezone: str = CALTECH_TIMEZONE) -> pd.DataFrame:

@@ -28,26 +28,28 @@ The forecast is ``variable * scale + level`` of each graph, the three quantiles 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
-import onnxruntime as ort
 
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.errors import FieldProblem, ProblemsError, render_value
-from smac_rl_serve.errors import json_safe
+from smac_rl_serve.metadata_checks import (
+    ForecasterFolder,
+    check_feature_names,
+    check_outputs,
+    check_timezone,
+    expect,
+    json_object,
+    read_holidays,
+    whole_number,
+)
 from smac_rl_serve.model import ModelError
-
-FORECASTER_SCHEMA_VERSION = 1
-"""The forecaster metadata format this service reads (``schema_version``)."""
 
 N_SAME_SLOT_DAYS = 7
 N_WEEK_LAGS = 4
@@ -83,8 +85,6 @@ PRICE_FEATURE_NAMES: tuple[str, ...] = (
     "std_168h",
 )
 """Feature names of a raw (not normalised) price forecaster; normalised ones add ``level, scale``."""
-
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def price_feature_names(is_normalized: bool) -> list[str]:
@@ -343,7 +343,7 @@ def _whole_hour(utc: dt.datetime) -> bool:
     return utc.minute == 0 and utc.second == 0 and utc.microsecond == 0
 
 
-class OnnxPriceForecaster:
+class OnnxPriceForecaster(ForecasterFolder):
     """The exported price forecaster: numpy features -> three ONNX graphs -> quantiles [EUR/kWh].
 
     Attributes:
@@ -354,6 +354,8 @@ class OnnxPriceForecaster:
         horizon_h: Longest horizon served [h]: the smaller of :data:`MAX_HORIZON_H` and the
             forecaster's ``horizon_steps``.
     """
+
+    kind = "price forecaster"
 
     def __init__(self, model_dir: Path) -> None:
         """Load and check a forecaster folder.
@@ -369,134 +371,21 @@ class OnnxPriceForecaster:
             ModelError: On the first failed check, naming the file, the field, the value found and
                 the expectation.
         """
-        self.model_dir = model_dir.resolve()
-        self.metadata_path = self.model_dir / "metadata.json"
-        where = f"price forecaster: {self.metadata_path}"
-        if not self.metadata_path.is_file():
-            raise ModelError(
-                f"price forecaster: {self.metadata_path} is missing; expected metadata.json and "
-                f"q10/q50/q90.onnx in {model_dir}"
-            )
-        try:
-            raw = json.loads(self.metadata_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{where} is not JSON ({exc})") from None
-        if not isinstance(raw, dict):
-            raise ModelError(f"{where} is a {type(raw).__name__}; expected a JSON object")
-        self.metadata: dict[str, Any] = raw
-        version = raw.get("schema_version")
-        if version != FORECASTER_SCHEMA_VERSION or isinstance(version, bool):
-            raise ModelError(
-                f"{where} field schema_version is {render_value(version)}; expected "
-                f"{FORECASTER_SCHEMA_VERSION} (the metadata format this service reads); "
-                "re-export the forecaster"
-            )
-        _expect(where, "field", raw.get("field"), raw.get("field") == "prices", "'prices'")
-        outputs = raw.get("outputs")
-        _expect(
-            where,
-            "outputs",
-            sorted(outputs) if isinstance(outputs, dict) else outputs,
-            isinstance(outputs, dict) and sorted(outputs) == list(QUANTILE_OUTPUTS),
-            f"the outputs {list(QUANTILE_OUTPUTS)}",
-        )
+        super().__init__(model_dir, "metadata.json and q10/q50/q90.onnx")
+        raw, where = self.metadata, self.where
+        expect(where, "field", raw.get("field"), raw.get("field") == "prices", "'prices'")
+        outputs = check_outputs(where, raw, QUANTILE_OUTPUTS)
         self.config = _feature_config(where, raw)
         names = self.config.feature_names
-        _expect(
-            where,
-            "feature_names",
-            raw.get("feature_names"),
-            raw.get("feature_names") == names,
-            f"{names} (the features smac_rl_serve.forecasters builds)",
-        )
-        inputs_entry = _object(where, "inputs", raw.get("inputs"), "an object with features")
-        features_entry = _object(where, "inputs.features", inputs_entry.get("features"), "an object")
-        shape = features_entry.get("shape")
-        _expect(where, "inputs.features.shape", shape, shape == ["N", len(names)], f"['N', {len(names)}]")
-        horizon_steps = _whole(where, "horizon_steps", raw.get("horizon_steps"))
-        _expect(where, "horizon_steps", horizon_steps, horizon_steps >= 1, "at least 1 [h]")
+        check_feature_names(where, raw, names, "smac_rl_serve.forecasters")
+        horizon_steps = whole_number(where, "horizon_steps", raw.get("horizon_steps"))
+        expect(where, "horizon_steps", horizon_steps, horizon_steps >= 1, "at least 1 [h]")
         self.horizon_h = min(MAX_HORIZON_H, horizon_steps)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        self._sessions: dict[str, Any] = {}
-        self.onnx_sha256: dict[str, str] = {}
-        for name in QUANTILE_OUTPUTS:
-            entry = outputs[name] if isinstance(outputs, dict) else None
-            file_name = entry.get("file") if isinstance(entry, dict) else None
-            expected = entry.get("sha256") if isinstance(entry, dict) else None
-            _expect(
-                where,
-                f"outputs.{name}.file",
-                file_name,
-                isinstance(file_name, str) and Path(file_name).name == file_name,
-                "a file name beside metadata.json",
-            )
-            path = self.model_dir / str(file_name)
-            if not path.is_file():
-                raise ModelError(
-                    f"price forecaster: {path} is missing; expected it (metadata.json outputs.{name})"
-                )
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            if digest != expected:
-                raise ModelError(
-                    f"price forecaster: {path} has sha256 {digest}; metadata.json expects {expected} "
-                    f"(field outputs.{name}.sha256): the file was altered or replaced"
-                )
-            self.onnx_sha256[name] = digest
-            try:
-                session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            except Exception as exc:  # onnxruntime raises its own, undocumented exception types
-                raise ModelError(f"price forecaster: {path} does not load in onnxruntime ({exc})") from None
-            inputs = session.get_inputs()
-            width = inputs[0].shape[-1] if len(inputs) == 1 and inputs[0].shape else None
-            if len(inputs) != 1 or inputs[0].name != "features" or width != len(names):
-                found = [(i.name, i.shape) for i in inputs]
-                raise ModelError(
-                    f"price forecaster: {path} takes {found}; expected one input 'features' of width "
-                    f"{len(names)} (metadata.json feature_names)"
-                )
-            self._sessions[name] = session
-        self.probe()
-
-    def probe(self) -> None:
-        """Run each graph on a zero row.
-
-        Raises:
-            ModelError: When one fails or does not give one finite number.
-        """
-        row = np.zeros((1, len(self.config.feature_names)), dtype=np.float32)
-        for name, session in self._sessions.items():
-            try:
-                output = np.asarray(session.run(None, {"features": row})[0], dtype=np.float64)
-            except Exception as exc:  # onnxruntime raises its own, undocumented exception types
-                raise ModelError(f"price forecaster: {name}.onnx fails on a zero row ({exc})") from None
-            if output.size != 1 or not np.all(np.isfinite(output)):
-                raise ModelError(
-                    f"price forecaster: {name}.onnx gives {output.tolist()} on a zero row; "
-                    "expected one finite number"
-                )
-
-    @property
-    def name(self) -> str:
-        """The model's name (``nl_day_ahead_prices``)."""
-        return str(self.metadata.get("name", self.model_dir.parent.name))
-
-    @property
-    def version(self) -> str:
-        """The model's version (``v1``)."""
-        return str(self.metadata.get("version", self.model_dir.name))
+        self._load_graphs(outputs, QUANTILE_OUTPUTS, len(names))
 
     def summary(self) -> dict[str, Any]:
         """The metadata for ``/v1/model`` (the holiday dates counted, not listed), strict-JSON safe."""
-        metadata = dict(self.metadata)
-        holidays = dict(metadata.get("holidays") or {})
-        holidays["n_dates"] = len(holidays.pop("dates", []))
-        metadata["holidays"] = holidays
-        return {
-            **{str(k): json_safe(v) for k, v in metadata.items()},
-            "model_dir": str(self.model_dir),
-            "horizon_h": self.horizon_h,
-        }
+        return {**super().summary(), "horizon_h": self.horizon_h}
 
     def check_origin(self, origin_utc: dt.datetime, horizon_h: int) -> list[FieldProblem]:
         """What keeps a forecast from ``origin_utc`` over ``horizon_h`` hours from being made.
@@ -564,27 +453,6 @@ class OnnxPriceForecaster:
         return PriceForecast(origin_utc=origin, start_utc=starts, quantiles_eur_per_kwh=quantiles)
 
 
-def _expect(where: str, field: str, value: object, ok: bool, expectation: str) -> None:
-    """Raise a :class:`ModelError` naming the metadata field when ``ok`` is false."""
-    if not ok:
-        raise ModelError(f"{where} field {field} is {render_value(value)}; expected {expectation}")
-
-
-def _object(where: str, field: str, value: object, expectation: str) -> dict[str, Any]:
-    """``value`` when it is a JSON object, else a :class:`ModelError` naming the field."""
-    if not isinstance(value, dict):
-        shown = "(missing)" if value is None else render_value(value)
-        raise ModelError(f"{where} field {field} is {shown}; expected {expectation}")
-    return value
-
-
-def _whole(where: str, field: str, value: object) -> int:
-    """``value`` when it is a whole number, else a :class:`ModelError` naming the field."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ModelError(f"{where} field {field} is {render_value(value)}; expected a whole number")
-    return value
-
-
 def _feature_config(where: str, raw: dict[str, Any]) -> PriceFeatureConfig:
     """The feature configuration of the metadata's ``features`` and ``holidays``.
 
@@ -592,50 +460,24 @@ def _feature_config(where: str, raw: dict[str, Any]) -> PriceFeatureConfig:
         ModelError: For another step, an unknown time zone, a bad scale floor, or holidays missing,
             of another country or malformed.
     """
-    features = _object(where, "features", raw.get("features"), "an object")
+    features = json_object(where, "features", raw.get("features"), "an object")
     step = features.get("step_min")
-    _expect(where, "features.step_min", step, step == STEP_MIN, f"{STEP_MIN} (hourly prices)")
-    timezone = features.get("timezone")
-    try:
-        zone_ok = isinstance(timezone, str) and ZoneInfo(timezone) is not None
-    except (ZoneInfoNotFoundError, ValueError):
-        zone_ok = False
-    _expect(where, "features.timezone", timezone, zone_ok, "an IANA time zone name")
+    expect(where, "features.step_min", step, step == STEP_MIN, f"{STEP_MIN} (hourly prices)")
+    timezone = check_timezone(where, features)
     is_normalized = features.get("is_normalized")
-    _expect(where, "features.is_normalized", is_normalized, isinstance(is_normalized, bool), "true or false")
+    expect(where, "features.is_normalized", is_normalized, isinstance(is_normalized, bool), "true or false")
     floor = features.get("scale_floor")
     if not isinstance(floor, int | float) or isinstance(floor, bool) or not np.isfinite(floor) or floor <= 0:
         raise ModelError(
             f"{where} field features.scale_floor is {render_value(floor)}; "
             "expected a positive number [EUR/kWh]"
         )
-    holidays = _object(
-        where,
-        "holidays",
-        raw.get("holidays"),
-        "the public holidays the exporter writes (smac_rl_forecasting.onnx_export.add_holidays_to_metadata)",
-    )
-    for key in ("country", "subdiv"):
-        wanted = features.get(f"holiday_{key}")
-        _expect(where, f"holidays.{key}", holidays.get(key), holidays.get(key) == wanted, repr(wanted))
-    first = _whole(where, "holidays.first_year", holidays.get("first_year"))
-    last = _whole(where, "holidays.last_year", holidays.get("last_year"))
-    _expect(where, "holidays.last_year", last, first <= last, f"at least first_year {first}")
-    dates = holidays.get("dates")
-    if not isinstance(dates, list) or not all(isinstance(d, str) and _DATE.fullmatch(d) for d in dates):
-        raise ModelError(
-            f"{where} field holidays.dates is {render_value(dates)}; "
-            "expected a list of ISO dates (YYYY-MM-DD)"
-        )
-    try:
-        parsed = frozenset(dt.date.fromisoformat(d) for d in dates)
-    except ValueError as exc:
-        raise ModelError(f"{where} field holidays.dates holds an invalid date ({exc})") from None
+    holidays = read_holidays(where, raw, features)
     return PriceFeatureConfig(
-        timezone=str(timezone),
-        holiday_dates=parsed,
-        first_holiday_year=first,
-        last_holiday_year=last,
+        timezone=timezone,
+        holiday_dates=holidays.dates,
+        first_holiday_year=holidays.first_year,
+        last_holiday_year=holidays.last_year,
         is_normalized=bool(is_normalized),
         scale_floor_eur_per_kwh=float(floor),
     )

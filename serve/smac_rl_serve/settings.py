@@ -16,54 +16,58 @@ DEFAULT_MODEL_DIR = _REPOSITORY_MODEL_DIR if _REPOSITORY_MODEL_DIR.is_dir() else
 carries the same files as ``smac_rl_serve/policies/default/v1``, beside the family's ``ALIASES.json``
 (:data:`smac_rl_serve.catalog.PACKAGED_MODELS_ROOT`)."""
 
-_REPOSITORY_PRICE_FORECASTER_DIR = (
-    Path(__file__).resolve().parents[2] / "models" / "forecasters" / "nl_day_ahead_prices" / "v1"
-)
-_WHEEL_PRICE_FORECASTER_DIR = (
-    Path(__file__).resolve().parent / "forecaster_models" / "nl_day_ahead_prices" / "v1"
-)
+_REPOSITORY_FORECASTERS = Path(__file__).resolve().parents[2] / "models" / "forecasters"
+_WHEEL_FORECASTERS = Path(__file__).resolve().parent / "forecaster_models"
+_REPOSITORY_PRICE_FORECASTER_DIR = _REPOSITORY_FORECASTERS / "nl_day_ahead_prices" / "v1"
+_WHEEL_PRICE_FORECASTER_DIR = _WHEEL_FORECASTERS / "nl_day_ahead_prices" / "v1"
+_REPOSITORY_SESSION_FORECASTER_DIR = _REPOSITORY_FORECASTERS / "caltech_session_needs" / "v1"
+_WHEEL_SESSION_FORECASTER_DIR = _WHEEL_FORECASTERS / "caltech_session_needs" / "v1"
 
 
-def default_price_forecaster_dir(
-    repository_dir: Path = _REPOSITORY_PRICE_FORECASTER_DIR, wheel_dir: Path = _WHEEL_PRICE_FORECASTER_DIR
-) -> Path | None:
-    """The repository's price forecaster folder if present, else the wheel's, else None (none served)."""
+def default_forecaster_dir(repository_dir: Path, wheel_dir: Path) -> Path | None:
+    """A forecaster's default folder: the repository's if present, else the wheel's, else None.
+
+    Args:
+        repository_dir: The folder under the checkout's ``models/forecasters``.
+        wheel_dir: The same folder as an installed wheel carries it, under
+            ``smac_rl_serve/forecaster_models``.
+    """
     for candidate in (repository_dir, wheel_dir):
         if candidate.is_dir():
             return candidate
     return None
 
 
-DEFAULT_PRICE_FORECASTER_DIR = default_price_forecaster_dir()
+DEFAULT_PRICE_FORECASTER_DIR = default_forecaster_dir(
+    _REPOSITORY_PRICE_FORECASTER_DIR, _WHEEL_PRICE_FORECASTER_DIR
+)
 """The price forecaster committed with the repository (``models/forecasters/nl_day_ahead_prices/v1``);
 an installed wheel carries it as ``smac_rl_serve/forecaster_models/nl_day_ahead_prices/v1``."""
 
-_REPOSITORY_SESSION_FORECASTER_DIR = (
-    Path(__file__).resolve().parents[2] / "models" / "forecasters" / "caltech_session_needs" / "v1"
+DEFAULT_SESSION_FORECASTER_DIR = default_forecaster_dir(
+    _REPOSITORY_SESSION_FORECASTER_DIR, _WHEEL_SESSION_FORECASTER_DIR
 )
-_WHEEL_SESSION_FORECASTER_DIR = (
-    Path(__file__).resolve().parent / "forecaster_models" / "caltech_session_needs" / "v1"
-)
-
-
-def default_session_forecaster_dir(
-    repository_dir: Path = _REPOSITORY_SESSION_FORECASTER_DIR, wheel_dir: Path = _WHEEL_SESSION_FORECASTER_DIR
-) -> Path | None:
-    """The repository's session-needs forecaster folder if present, else the wheel's, else None."""
-    return default_price_forecaster_dir(repository_dir, wheel_dir)
-
-
-DEFAULT_SESSION_FORECASTER_DIR = default_session_forecaster_dir()
 """The session-needs forecaster committed with the repository
 (``models/forecasters/caltech_session_needs/v1``); an installed wheel carries it as
 ``smac_rl_serve/forecaster_models/caltech_session_needs/v1``."""
 
 
-def _forecaster_dir(value: str | None, default: Path | None) -> Path | None:
-    """A forecaster folder setting: unset or empty -> ``default``, ``none`` -> None, else the path."""
+def parse_forecaster_dir(value: str | None, default: Path | None) -> Path | None:
+    """The folder a forecaster variable (``SMAC_*_FORECASTER_DIR``) names.
+
+    Args:
+        value: The variable; unset or empty gives ``default``, ``none`` (any case) gives None (no
+            forecaster served), anything else is the folder.
+        default: The forecaster's default folder.
+    """
     if not value:
         return default
     return None if value.lower() == "none" else Path(value)
+
+
+def forecaster_dir_variable(directory: Path | None) -> str:
+    """What :func:`parse_forecaster_dir` reads back as ``directory``: ``none`` or its absolute path."""
+    return "none" if directory is None else str(directory.resolve())
 
 
 DEFAULT_DATABASE_URL = "sqlite:///smac-serve.db"
@@ -137,18 +141,12 @@ class Settings:
         env = os.environ if environment is None else environment
         model_dir = env.get("SMAC_MODEL_DIR")
         keys_file = env.get("SMAC_API_KEYS_FILE")
-        forecaster_dir = env.get("SMAC_PRICE_FORECASTER_DIR")
-        price_forecaster_dir = (
-            DEFAULT_PRICE_FORECASTER_DIR
-            if not forecaster_dir
-            else None
-            if forecaster_dir.lower() == "none"
-            else Path(forecaster_dir)
-        )
         return cls(
             model_dir=Path(model_dir) if model_dir else DEFAULT_MODEL_DIR,
-            price_forecaster_dir=price_forecaster_dir,
-            session_forecaster_dir=_forecaster_dir(
+            price_forecaster_dir=parse_forecaster_dir(
+                env.get("SMAC_PRICE_FORECASTER_DIR"), DEFAULT_PRICE_FORECASTER_DIR
+            ),
+            session_forecaster_dir=parse_forecaster_dir(
                 env.get("SMAC_SESSION_FORECASTER_DIR"), DEFAULT_SESSION_FORECASTER_DIR
             ),
             database_url=env.get("SMAC_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -196,12 +194,8 @@ class Settings:
             "SMAC_MODEL_DIR": model
             if REFERENCE_PATTERN.fullmatch(model) and not Path(model).exists()
             else str(Path(model).resolve()),
-            "SMAC_PRICE_FORECASTER_DIR": "none"
-            if self.price_forecaster_dir is None
-            else str(self.price_forecaster_dir.resolve()),
-            "SMAC_SESSION_FORECASTER_DIR": "none"
-            if self.session_forecaster_dir is None
-            else str(self.session_forecaster_dir.resolve()),
+            "SMAC_PRICE_FORECASTER_DIR": forecaster_dir_variable(self.price_forecaster_dir),
+            "SMAC_SESSION_FORECASTER_DIR": forecaster_dir_variable(self.session_forecaster_dir),
             "SMAC_DATABASE_URL": self.database_url,
             "SMAC_API_KEYS_FILE": "" if self.api_keys_file is None else str(self.api_keys_file.resolve()),
             "SMAC_ALLOW_ANONYMOUS_PROFILES": "1" if self.allow_anonymous_profiles else "0",

@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 from smac_rl.cli.main import app
 from smac_rl.data.loaders import caltech_sessions
+from smac_rl.features.session_windows import masked_quantiles
 from smac_rl_forecasting.backtest import (
     ARRIVALS_FIT,
     SessionsBacktestConfig,
@@ -35,7 +36,6 @@ from smac_rl_forecasting.sessions import (
     SESSION_TARGETS,
     SessionFeatureConfig,
     SessionNeedsForecaster,
-    masked_quantiles,
     widening_for_coverage,
 )
 

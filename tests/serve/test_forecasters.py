@@ -43,7 +43,7 @@ from smac_rl_serve.forecasters import (
     price_features,
 )
 from smac_rl_serve.model import ModelError
-from smac_rl_serve.settings import DEFAULT_PRICE_FORECASTER_DIR, Settings, default_price_forecaster_dir
+from smac_rl_serve.settings import DEFAULT_PRICE_FORECASTER_DIR, Settings, default_forecaster_dir
 from tests.forecasting.conftest import tiny_price_forecaster
 from tests.serve.support import call, serving
 
@@ -463,9 +463,9 @@ def test_settings_default_to_the_bundled_forecaster_and_none_disables(tmp_path: 
     chosen = Settings.from_environment({"SMAC_PRICE_FORECASTER_DIR": str(tmp_path)})
     assert chosen.price_forecaster_dir == tmp_path
     wheel = tmp_path / "wheel"
-    assert default_price_forecaster_dir(tmp_path / "checkout", wheel) is None
+    assert default_forecaster_dir(tmp_path / "checkout", wheel) is None
     wheel.mkdir()
-    assert default_price_forecaster_dir(tmp_path / "checkout", wheel) == wheel
+    assert default_forecaster_dir(tmp_path / "checkout", wheel) == wheel
 
 
 def test_the_wheel_carries_the_forecaster_where_the_settings_look() -> None:

@@ -81,10 +81,10 @@ def test_the_wheel_carries_the_forecasters_where_the_settings_look(tmp_path: Pat
         target = mapping[f"models/forecasters/{name}/v1"]
         shutil.copytree(REPOSITORY / "models" / "forecasters" / name / "v1", site_packages / target)
     forecasters = site_packages / "smac_rl_serve" / "forecaster_models"
-    price_dir = settings_module.default_price_forecaster_dir(
+    price_dir = settings_module.default_forecaster_dir(
         tmp_path / "no-checkout", forecasters / "nl_day_ahead_prices" / "v1"
     )
-    session_dir = settings_module.default_session_forecaster_dir(
+    session_dir = settings_module.default_forecaster_dir(
         tmp_path / "no-checkout", forecasters / "caltech_session_needs" / "v1"
     )
     assert price_dir is not None

@@ -30,6 +30,12 @@ from typer.testing import CliRunner
 
 from smac_rl.cli.main import app as cli_app
 from smac_rl.data.loaders import caltech_sessions
+from smac_rl.features.session_windows import (
+    WINDOWS,
+    SessionArrays,
+    session_feature_names,
+    window_statistics,
+)
 from smac_rl_forecasting import sessions as lib
 from smac_rl_forecasting.features import calendar_features
 from smac_rl_forecasting.model import BoosterConfig
@@ -41,17 +47,13 @@ from smac_rl_serve.session_forecaster import (
     CheckedHistory,
     OnnxSessionNeedsForecaster,
     SessionForecastInputError,
-    SessionLog,
     check_session_history,
-    postprocess_rule,
-    session_feature_names,
     session_features,
-    window_statistics,
 )
 from smac_rl_serve.settings import (
     DEFAULT_SESSION_FORECASTER_DIR,
     Settings,
-    default_session_forecaster_dir,
+    default_forecaster_dir,
 )
 from tests.serve.support import call, serving
 
@@ -179,7 +181,7 @@ def test_the_regenerated_metadata_lists_the_holidays_and_keeps_the_graphs_hashes
         digest = hashlib.sha256((BUNDLED_DIR / f"{name}.onnx").read_bytes()).hexdigest()
         assert metadata["outputs"][name]["sha256"] == digest
     assert metadata["command"].startswith("smac forecast backtest --target sessions --export")
-    assert metadata["feature_names"] == lib.session_feature_names() == session_feature_names()
+    assert metadata["feature_names"] == session_feature_names()
 
 
 # Feature parity ---------------------------------------------------------------------------------
@@ -192,7 +194,7 @@ def test_numpy_features_equal_the_packages_bit_for_bit(
     bundled: OnnxSessionNeedsForecaster,
 ) -> None:
     library_history = lib.SessionHistory.from_frame(table, TIMEZONE)
-    log = SessionLog.of(history.arrival_ns, history.departure_ns, history.energy_kwh, TIMEZONE)
+    log = SessionArrays.of(history.arrival_ns, history.departure_ns, history.energy_kwh, TIMEZONE)
     for name in (
         "arrival_ns",
         "departure_ns",
@@ -209,7 +211,7 @@ def test_numpy_features_equal_the_packages_bit_for_bit(
     got = window_statistics(arrival_ns, log, TIMEZONE)
     for name in ("n_sessions_28d", "n_sessions_7d", "n_same_hour_28d", "history_days"):
         np.testing.assert_array_equal(getattr(got, name), getattr(expected, name), err_msg=name)
-    for window in lib.WINDOWS:
+    for window in WINDOWS:
         np.testing.assert_array_equal(got.quantiles[window], expected.quantiles[window], err_msg=window)
     assert expected.has_history.all()  # every chosen arrival has its 28 days
     features, levels = lib.session_features(
@@ -235,7 +237,7 @@ def test_calendar_columns_by_hand_on_dst_days_and_holidays(
     hour, minute, weekday, holiday = (
         names.index(n) for n in ("hour_local_h", "minute_of_day_min", "weekday", "is_holiday")
     )
-    log = SessionLog.of(history.arrival_ns, history.departure_ns, history.energy_kwh, TIMEZONE)
+    log = SessionArrays.of(history.arrival_ns, history.departure_ns, history.energy_kwh, TIMEZONE)
     instants = pd.DatetimeIndex(
         [
             "2019-11-03 08:30Z",  # 01:30 PDT
@@ -402,14 +404,6 @@ def test_missing_folder_graph_and_holiday_country_are_refused(tmp_path: Path) ->
     (other / "metadata.json").write_text(json.dumps(metadata), encoding="utf-8")
     with pytest.raises(ModelError, match=r"field holidays\.country is 'NL'; expected 'US'"):
         OnnxSessionNeedsForecaster(other)
-
-
-def test_the_postprocess_rule_is_the_packages_sentence() -> None:
-    for is_normalized in (False, True):
-        forecaster = lib.SessionNeedsForecaster(
-            features=lib.SessionFeatureConfig(is_normalized=is_normalized), interval_widening=(1.25, 0.8)
-        )
-        assert postprocess_rule(is_normalized, (1.25, 0.8)) == forecaster.postprocess
 
 
 def test_history_checks_name_each_entry() -> None:
@@ -632,9 +626,9 @@ def test_settings_default_to_the_bundled_forecaster_and_none_disables(tmp_path: 
     back = Settings.from_environment(Settings(session_forecaster_dir=tmp_path).to_environment())
     assert back.session_forecaster_dir == tmp_path.resolve()
     wheel = tmp_path / "wheel"
-    assert default_session_forecaster_dir(tmp_path / "checkout", wheel) is None
+    assert default_forecaster_dir(tmp_path / "checkout", wheel) is None
     wheel.mkdir()
-    assert default_session_forecaster_dir(tmp_path / "checkout", wheel) == wheel
+    assert default_forecaster_dir(tmp_path / "checkout", wheel) == wheel
 
 
 def test_serve_refuses_a_missing_session_forecaster(tmp_path: Path) -> None:
