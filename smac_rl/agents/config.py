@@ -75,6 +75,8 @@ class TrainConfig(StrictModel):
             imitated policy out on ``dagger_days`` new training days, labels every state it visits
             with the optimum's action from that state, and fits again on all the data; 0: none.
         dagger_days: Training days rolled out per DAgger round.
+        dagger_epochs: Passes over all the data after each DAgger round (the policy goes on from
+            its weights); None: ``imitation_epochs``.
         dagger_time_limit_s: Solver time limit of each state's label (the optimum of the rest of
             the day from that state) [s].
         episode_order: ``random`` training days, or ``consecutive`` (each env row walks the calendar
@@ -114,6 +116,7 @@ class TrainConfig(StrictModel):
     imitation_action_std: float = Field(default=0.3, gt=0, le=2)
     dagger_rounds: int = Field(default=0, ge=0, le=50)
     dagger_days: int = Field(default=100, ge=1, le=10_000)
+    dagger_epochs: int | None = Field(default=None, ge=1, le=10_000)
     dagger_time_limit_s: float = Field(default=2.0, gt=0, le=3600)
     episode_order: Literal["random", "consecutive"] = "random"
     billing_period: Literal["episode", "month"] = "episode"

