@@ -8,7 +8,9 @@ event the same way (:mod:`smac_rl_serve.sites`). ``POST /v1/forecasts/prices`` a
 price quantiles from the exported LightGBM forecaster, run with onnxruntime on numpy features
 (:mod:`smac_rl_serve.forecasters`); ``POST /v1/forecasts/sessions`` answers the energy and dwell
 time expected of sessions arriving, from the site's ended sessions, the same way
-(:mod:`smac_rl_serve.session_forecaster`).
+(:mod:`smac_rl_serve.session_forecaster`); ``POST /v1/forecasts/arrivals`` answers the expected
+number of sessions arriving per step (the Poisson mean) from the site's arrival counts, with the
+price forecaster's features (:mod:`smac_rl_serve.series_features`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from smac_rl_serve.catalog import resolve_model_dir
 from smac_rl_serve.db import create_registry_engine, upgrade_schema
 from smac_rl_serve.errors import ApiError, install_error_handlers, problem, problem_responses
 from smac_rl_serve.forecasters import (
+    OnnxArrivalsForecaster,
     OnnxPriceForecaster,
-    PriceForecastInputError,
     check_price_history,
 )
 from smac_rl_serve.limits import BodyLimit
@@ -41,6 +43,9 @@ from smac_rl_serve.registry import Registry
 from smac_rl_serve.schemas import (
     FORMAT_DESCRIPTION,
     RATE_UNIT_DESCRIPTION,
+    ArrivalsForecastAnswer,
+    ArrivalsForecastRequest,
+    ArrivalsForecastStep,
     PlanAnswer,
     PriceForecastAnswer,
     PriceForecastHour,
@@ -50,6 +55,7 @@ from smac_rl_serve.schemas import (
     SessionForecastRequest,
     SessionNeedsEntry,
 )
+from smac_rl_serve.series_features import SeriesForecastInputError
 from smac_rl_serve.session_forecaster import (
     OnnxSessionNeedsForecaster,
     SessionForecastInputError,
@@ -74,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Configures the JSON logging of the ``smac_rl_serve`` loggers (one line per request).
 
     Raises:
-        ModelError: When the model folder or a forecaster folder (price, session needs) is missing,
+        ModelError: When the model folder or a forecaster folder (price, session needs, arrivals) is missing,
             altered or of another layout.
         ValueError: When the API keys are malformed or the database URL is unusable.
     """
@@ -88,6 +94,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         None
         if settings.session_forecaster_dir is None
         else OnnxSessionNeedsForecaster(settings.session_forecaster_dir)
+    )
+    arrivals_forecaster = (
+        None
+        if settings.arrivals_forecaster_dir is None
+        else OnnxArrivalsForecaster(settings.arrivals_forecaster_dir)
     )
     metrics = ServiceMetrics()
     meta = policy.metadata
@@ -139,6 +150,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 forecaster.probe()
             if session_forecaster is not None:
                 session_forecaster.probe()
+            if arrivals_forecaster is not None:
+                arrivals_forecaster.probe()
         except ModelError:
             raise ApiError.of(503, "model", "failing", "a model that answers") from None
         try:
@@ -153,7 +166,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """The loaded model's metadata (observation entries left out), its folder and ONNX path.
 
         ``price_forecaster``: the price forecaster's metadata (holiday dates counted, not listed),
-        its folder and horizon, or null when none is loaded; ``session_forecaster`` likewise.
+        its folder and horizon, or null when none is loaded; ``session_forecaster`` and
+        ``arrivals_forecaster`` likewise.
         """
         return {
             **policy.metadata.model_dump(mode="json", exclude={"observation"}),
@@ -161,6 +175,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "onnx_path": str(policy.onnx_path),
             "price_forecaster": None if forecaster is None else forecaster.summary(),
             "session_forecaster": None if session_forecaster is None else session_forecaster.summary(),
+            "arrivals_forecaster": None if arrivals_forecaster is None else arrivals_forecaster.summary(),
         }
 
     @app.get("/metrics", response_class=PlainTextResponse)
@@ -232,7 +247,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 [p.start_utc for p in request.prices],
                 [p.price_eur_per_kwh for p in request.prices],
             )
-        except PriceForecastInputError as exc:
+        except SeriesForecastInputError as exc:
             problems += exc.problems
         if problems:
             raise ApiError.from_problems(problems)
@@ -312,6 +327,61 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 )
                 for arrival, n, q in zip(
                     result.arrival_utc, result.n_sessions_28d.tolist(), result.quantiles, strict=True
+                )
+            ],
+        )
+
+    @app.post(
+        "/v1/forecasts/arrivals",
+        response_model=ArrivalsForecastAnswer,
+        dependencies=[Depends(profiles_caller)],
+        responses=problem_responses(
+            {
+                401: "No API key, or an unknown one (when keys are configured).",
+                404: "The service runs without an arrivals forecaster.",
+                413: "The body is larger than the service accepts.",
+                422: "Invalid input: every problem with its field path, value and expectation.",
+            }
+        ),
+    )
+    def arrivals_forecast(request: ArrivalsForecastRequest) -> ArrivalsForecastAnswer:
+        """Expected arrivals per step (the Poisson mean) of the steps from ``origin_utc`` on, stateless.
+
+        Needs a key as ``POST /v1/profiles`` does. Reads only the counts of steps before the origin.
+        """
+        if arrivals_forecaster is None:
+            raise ApiError.of(
+                404,
+                "arrivals_forecaster",
+                "none loaded",
+                "a service started with an arrivals_forecaster_dir",
+            )
+        problems = arrivals_forecaster.check_origin(request.origin_utc, request.horizon_h)
+        try:
+            history = arrivals_forecaster.check_history(
+                request.origin_utc,
+                [c.start_utc for c in request.history],
+                [float(c.n_arrivals) for c in request.history],
+            )
+        except SeriesForecastInputError as exc:
+            problems += exc.problems
+        if problems:
+            raise ApiError.from_problems(problems)
+        result = arrivals_forecaster.forecast(request.origin_utc, history, request.horizon_h)
+        return ArrivalsForecastAnswer(
+            forecaster={"name": arrivals_forecaster.name, "version": arrivals_forecaster.version},
+            onnx_sha256=dict(arrivals_forecaster.onnx_sha256),
+            origin_utc=result.origin_utc.isoformat(),
+            step_min=result.step_min,
+            n_history_steps=int(history.shape[0]),
+            forecasts=[
+                ArrivalsForecastStep(
+                    start_utc=start.isoformat(),
+                    lead_h=k * result.step_min / 60.0,
+                    n_arrivals_mean=float(mean),
+                )
+                for k, (start, mean) in enumerate(
+                    zip(result.start_utc, result.n_arrivals_mean.tolist(), strict=True)
                 )
             ],
         )

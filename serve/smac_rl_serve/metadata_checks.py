@@ -1,10 +1,11 @@
-"""Checks of an exported forecaster folder, shared by the service's price and session forecasters.
+"""Checks of an exported forecaster folder, shared by the service's price, arrivals and session forecasters.
 
 An exported forecaster is a folder of ONNX graphs (one per output) and ``metadata.json`` (written by
 ``smac_rl_forecasting.onnx_export``). The service checks it at start: every failed check raises a
 :class:`smac_rl_serve.model.ModelError` naming the file, the field, the value found and the
-expectation. The functions here hold the checks both forecasters make; each forecaster
-(:mod:`smac_rl_serve.forecasters`, :mod:`smac_rl_serve.session_forecaster`) adds its own fields.
+expectation. The functions here hold the checks every forecaster makes; each forecaster
+(:mod:`smac_rl_serve.forecasters` for the slot forecasters, prices and arrivals, and
+:mod:`smac_rl_serve.session_forecaster`) adds its own fields.
 """
 
 from __future__ import annotations

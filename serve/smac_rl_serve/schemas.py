@@ -484,3 +484,75 @@ class SessionForecastAnswer(BaseModel):
     timezone: str
     n_history_sessions: int
     forecasts: list[SessionNeedsEntry]
+
+
+N_ARRIVAL_STEPS_MAX = 96 * 366
+"""Most steps of arrival counts accepted in one forecast request (a year of 15-minute steps)."""
+
+N_ARRIVALS_PER_STEP_MAX = 10_000
+"""Largest count of arrivals in one step accepted (a site's sessions starting in one step)."""
+
+
+class ArrivalCount(ServeModel):
+    """The sessions that arrived in one step of the site's history.
+
+    Attributes:
+        start_utc: Start of the step (timezone-aware, on a step start: minutes 0, 15, 30 or 45
+            in UTC for ``caltech_arrivals``).
+        n_arrivals: Sessions that plugged in during the step (0 included).
+    """
+
+    start_utc: AwareDatetime
+    n_arrivals: int = Field(ge=0, le=N_ARRIVALS_PER_STEP_MAX)
+
+
+class ArrivalsForecastRequest(ServeModel):
+    """``POST /v1/forecasts/arrivals``: expected arrivals per step from ``origin_utc`` on.
+
+    Attributes:
+        origin_utc: When the forecast is made: the start of the first step forecast
+            (timezone-aware, on a step start).
+        history: Arrival counts per step, ascending without gaps, up to the step before
+            ``origin_utc`` and at least 28 days of them (2688 steps of 15 min); steps from the
+            origin on are ignored.
+        horizon_h: Hours forecast [h], 1 to 48 (and at most the forecaster's horizon).
+    """
+
+    origin_utc: AwareDatetime
+    history: list[ArrivalCount] = Field(max_length=N_ARRIVAL_STEPS_MAX)
+    horizon_h: int = Field(default=48, ge=1, le=48)
+
+
+class ArrivalsForecastStep(BaseModel):
+    """The forecast of one step.
+
+    Attributes:
+        start_utc: Start of the step (UTC).
+        lead_h: Time from the origin to the step's start [h].
+        n_arrivals_mean: Expected number of sessions arriving in the step: the mean of the
+            forecaster's Poisson distribution (not a whole number, and not a quantile).
+    """
+
+    start_utc: str
+    lead_h: float
+    n_arrivals_mean: float
+
+
+class ArrivalsForecastAnswer(BaseModel):
+    """Expected arrivals per step and the model that made them.
+
+    Attributes:
+        forecaster: ``name`` and ``version`` of the forecaster.
+        onnx_sha256: Hash of its graph (``mean``).
+        origin_utc: The origin (UTC).
+        step_min: Step length of the forecasts [min].
+        n_history_steps: Steps of counts before the origin that the forecast read.
+        forecasts: One entry per step, ``horizon_h * 60 / step_min`` of them.
+    """
+
+    forecaster: dict[str, str]
+    onnx_sha256: dict[str, str]
+    origin_utc: str
+    step_min: int
+    n_history_steps: int
+    forecasts: list[ArrivalsForecastStep]

@@ -22,6 +22,8 @@ _REPOSITORY_PRICE_FORECASTER_DIR = _REPOSITORY_FORECASTERS / "nl_day_ahead_price
 _WHEEL_PRICE_FORECASTER_DIR = _WHEEL_FORECASTERS / "nl_day_ahead_prices" / "v1"
 _REPOSITORY_SESSION_FORECASTER_DIR = _REPOSITORY_FORECASTERS / "caltech_session_needs" / "v1"
 _WHEEL_SESSION_FORECASTER_DIR = _WHEEL_FORECASTERS / "caltech_session_needs" / "v1"
+_REPOSITORY_ARRIVALS_FORECASTER_DIR = _REPOSITORY_FORECASTERS / "caltech_arrivals" / "v1"
+_WHEEL_ARRIVALS_FORECASTER_DIR = _WHEEL_FORECASTERS / "caltech_arrivals" / "v1"
 
 
 def default_forecaster_dir(repository_dir: Path, wheel_dir: Path) -> Path | None:
@@ -50,6 +52,12 @@ DEFAULT_SESSION_FORECASTER_DIR = default_forecaster_dir(
 """The session-needs forecaster committed with the repository
 (``models/forecasters/caltech_session_needs/v1``); an installed wheel carries it as
 ``smac_rl_serve/forecaster_models/caltech_session_needs/v1``."""
+
+DEFAULT_ARRIVALS_FORECASTER_DIR = default_forecaster_dir(
+    _REPOSITORY_ARRIVALS_FORECASTER_DIR, _WHEEL_ARRIVALS_FORECASTER_DIR
+)
+"""The arrivals forecaster committed with the repository (``models/forecasters/caltech_arrivals/v1``);
+an installed wheel carries it as ``smac_rl_serve/forecaster_models/caltech_arrivals/v1``."""
 
 
 def parse_forecaster_dir(value: str | None, default: Path | None) -> Path | None:
@@ -89,6 +97,9 @@ class Settings:
         session_forecaster_dir: Folder with the session-needs forecaster (six ONNX graphs and
             ``metadata.json``), checked at start and served by ``POST /v1/forecasts/sessions``;
             None serves none (that endpoint then answers 404).
+        arrivals_forecaster_dir: Folder with the arrivals forecaster (``mean.onnx`` and
+            ``metadata.json``), checked at start and served by ``POST /v1/forecasts/arrivals``;
+            None serves none (that endpoint then answers 404).
         database_url: SQLAlchemy URL of the registry (``sqlite:///file.db`` or
             ``postgresql+psycopg://user:password@host/db``).
         api_keys: SHA-256 hex digest of each API key -> the tenants (CPO ids) it may act for.
@@ -111,6 +122,7 @@ class Settings:
     model_dir: Path = DEFAULT_MODEL_DIR
     price_forecaster_dir: Path | None = DEFAULT_PRICE_FORECASTER_DIR
     session_forecaster_dir: Path | None = DEFAULT_SESSION_FORECASTER_DIR
+    arrivals_forecaster_dir: Path | None = DEFAULT_ARRIVALS_FORECASTER_DIR
     database_url: str = DEFAULT_DATABASE_URL
     api_keys: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     api_keys_file: Path | None = None
@@ -128,9 +140,10 @@ class Settings:
     def from_environment(cls, environment: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``SMAC_*`` environment variables, defaults for the rest.
 
-        Reads ``SMAC_MODEL_DIR``, ``SMAC_PRICE_FORECASTER_DIR`` and ``SMAC_SESSION_FORECASTER_DIR``
-        (a folder, or ``none`` for no forecaster), ``SMAC_DATABASE_URL``, ``SMAC_API_KEYS_FILE`` and
-        ``SMAC_ALLOW_ANONYMOUS_PROFILES`` (``1``/``true``/``yes``).
+        Reads ``SMAC_MODEL_DIR``, ``SMAC_PRICE_FORECASTER_DIR``, ``SMAC_SESSION_FORECASTER_DIR`` and
+        ``SMAC_ARRIVALS_FORECASTER_DIR`` (a folder, or ``none`` for no forecaster),
+        ``SMAC_DATABASE_URL``, ``SMAC_API_KEYS_FILE`` and ``SMAC_ALLOW_ANONYMOUS_PROFILES``
+        (``1``/``true``/``yes``).
 
         Args:
             environment: The variables; None reads ``os.environ``.
@@ -148,6 +161,9 @@ class Settings:
             ),
             session_forecaster_dir=parse_forecaster_dir(
                 env.get("SMAC_SESSION_FORECASTER_DIR"), DEFAULT_SESSION_FORECASTER_DIR
+            ),
+            arrivals_forecaster_dir=parse_forecaster_dir(
+                env.get("SMAC_ARRIVALS_FORECASTER_DIR"), DEFAULT_ARRIVALS_FORECASTER_DIR
             ),
             database_url=env.get("SMAC_DATABASE_URL") or DEFAULT_DATABASE_URL,
             api_keys_file=Path(keys_file) if keys_file else None,
@@ -173,6 +189,7 @@ class Settings:
             "model_dir",
             "price_forecaster_dir",
             "session_forecaster_dir",
+            "arrivals_forecaster_dir",
             "database_url",
             "api_keys_file",
             "allow_anonymous_profiles",
@@ -196,6 +213,7 @@ class Settings:
             else str(Path(model).resolve()),
             "SMAC_PRICE_FORECASTER_DIR": forecaster_dir_variable(self.price_forecaster_dir),
             "SMAC_SESSION_FORECASTER_DIR": forecaster_dir_variable(self.session_forecaster_dir),
+            "SMAC_ARRIVALS_FORECASTER_DIR": forecaster_dir_variable(self.arrivals_forecaster_dir),
             "SMAC_DATABASE_URL": self.database_url,
             "SMAC_API_KEYS_FILE": "" if self.api_keys_file is None else str(self.api_keys_file.resolve()),
             "SMAC_ALLOW_ANONYMOUS_PROFILES": "1" if self.allow_anonymous_profiles else "0",

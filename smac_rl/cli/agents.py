@@ -314,6 +314,13 @@ def serve_command(
             "POST /v1/forecasts/sessions; 'none' serves none; default: the shipped caltech_session_needs/v1."
         ),
     ] = None,
+    arrivals_forecaster: Annotated[
+        str | None,
+        typer.Option(
+            help="Arrivals forecaster folder (mean.onnx + metadata.json) for POST /v1/forecasts/arrivals; "
+            "'none' serves none; default: the shipped caltech_arrivals/v1."
+        ),
+    ] = None,
     workers: Annotated[
         int,
         typer.Option(
@@ -326,7 +333,7 @@ def serve_command(
 ) -> None:
     """Serve charging profiles over HTTP (FastAPI under uvicorn), with the site registry.
 
-    The app is built and checked here first (model, forecaster, keys, database migrated), so a bad
+    The app is built and checked here first (model, forecasters, keys, database migrated), so a bad
     setting fails before any worker starts; with ``--workers`` above 1, each worker process builds
     its own app from the same settings, handed over as ``SMAC_*`` variables.
     """
@@ -336,33 +343,22 @@ def serve_command(
         from smac_rl_serve.app import create_app
         from smac_rl_serve.model import ModelError
         from smac_rl_serve.settings import (
+            DEFAULT_ARRIVALS_FORECASTER_DIR,
             DEFAULT_MODEL_DIR,
             DEFAULT_PRICE_FORECASTER_DIR,
             DEFAULT_SESSION_FORECASTER_DIR,
             Settings,
+            parse_forecaster_dir,
         )
     except ImportError as exc:
         raise fail(f"smac serve needs the [serve] extra ({exc.name} is missing)") from None
-    forecaster_dir = (
-        DEFAULT_PRICE_FORECASTER_DIR
-        if price_forecaster is None
-        else None
-        if price_forecaster.lower() == "none"
-        else Path(price_forecaster)
-    )
-    sessions_dir = (
-        DEFAULT_SESSION_FORECASTER_DIR
-        if session_forecaster is None
-        else None
-        if session_forecaster.lower() == "none"
-        else Path(session_forecaster)
-    )
     settings = Settings(
         model_dir=model or DEFAULT_MODEL_DIR,
         database_url=database_url,
         api_keys_file=api_keys,
-        price_forecaster_dir=forecaster_dir,
-        session_forecaster_dir=sessions_dir,
+        price_forecaster_dir=parse_forecaster_dir(price_forecaster, DEFAULT_PRICE_FORECASTER_DIR),
+        session_forecaster_dir=parse_forecaster_dir(session_forecaster, DEFAULT_SESSION_FORECASTER_DIR),
+        arrivals_forecaster_dir=parse_forecaster_dir(arrivals_forecaster, DEFAULT_ARRIVALS_FORECASTER_DIR),
     )
     try:
         application = create_app(settings)

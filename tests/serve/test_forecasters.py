@@ -49,6 +49,7 @@ from tests.serve.support import call, serving
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUNDLED_DIR = REPOSITORY / "models" / "forecasters" / "nl_day_ahead_prices" / "v1"
+PRICE_METADATA_FEATURES = json.loads((BUNDLED_DIR / "metadata.json").read_text(encoding="utf-8"))["features"]
 UTC = dt.UTC
 
 ORIGINS = {
@@ -435,6 +436,14 @@ def test_the_service_refuses_to_start_with_a_tampered_graph(tmp_path: Path) -> N
         ({"inputs": {"features": {"dtype": "float32", "shape": ["N", 22]}}}, "inputs.features.shape"),
         ({"holidays": None}, "field holidays is (missing); expected the public holidays"),
         ({"horizon_steps": "48"}, "field horizon_steps is '48'; expected a whole number"),
+        (
+            {"postprocess": "forecast = variable"},
+            "field postprocess is 'forecast = variable'; expected 'forecast =",
+        ),
+        (
+            {"features": {**PRICE_METADATA_FEATURES, "step_min": 15}},
+            "field features.step_min is 15; expected 60",
+        ),
     ],
 )
 def test_start_checks_name_the_metadata_field(tmp_path: Path, changes: dict[str, Any], message: str) -> None:

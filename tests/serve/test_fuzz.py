@@ -47,6 +47,7 @@ OPERATIONS = [
     "POST /v1/profiles",
     "POST /v1/forecasts/prices",
     "POST /v1/forecasts/sessions",
+    "POST /v1/forecasts/arrivals",
     "PUT /v1/sites/{site_id}",
     "GET /v1/sites/{site_id}",
     "POST /v1/sites/{site_id}/sessions",

@@ -21,7 +21,7 @@ from smac_rl_serve.catalog import (
     models_root,
     resolve_model_dir,
 )
-from smac_rl_serve.forecasters import OnnxPriceForecaster
+from smac_rl_serve.forecasters import OnnxArrivalsForecaster, OnnxPriceForecaster
 from smac_rl_serve.model import OnnxPolicy
 from smac_rl_serve.session_forecaster import OnnxSessionNeedsForecaster
 
@@ -72,6 +72,7 @@ def test_the_wheel_carries_the_forecasters_where_the_settings_look(tmp_path: Pat
     wheel_dirs = {
         "nl_day_ahead_prices": settings_module._WHEEL_PRICE_FORECASTER_DIR,
         "caltech_session_needs": settings_module._WHEEL_SESSION_FORECASTER_DIR,
+        "caltech_arrivals": settings_module._WHEEL_ARRIVALS_FORECASTER_DIR,
     }
     for name, wheel_dir in wheel_dirs.items():
         assert package.parent / mapping[f"models/forecasters/{name}/v1"] == wheel_dir, name
@@ -87,7 +88,12 @@ def test_the_wheel_carries_the_forecasters_where_the_settings_look(tmp_path: Pat
     session_dir = settings_module.default_forecaster_dir(
         tmp_path / "no-checkout", forecasters / "caltech_session_needs" / "v1"
     )
+    arrivals_dir = settings_module.default_forecaster_dir(
+        tmp_path / "no-checkout", forecasters / "caltech_arrivals" / "v1"
+    )
     assert price_dir is not None
     assert session_dir is not None
+    assert arrivals_dir is not None
     assert OnnxPriceForecaster(price_dir).name == "nl_day_ahead_prices"
     assert OnnxSessionNeedsForecaster(session_dir).name == "caltech_session_needs"
+    assert OnnxArrivalsForecaster(arrivals_dir).name == "caltech_arrivals"
