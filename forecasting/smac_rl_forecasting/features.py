@@ -1,23 +1,16 @@
 """Features known at the forecast origin, for every (origin, lead) pair of a regular series.
 
+The features and their arithmetic are those of :mod:`smac_rl.features.series` (numpy only, shared
+with the service, which builds the same rows from a request's history); this module is the pandas
+side of the forecasting package: the configuration with its holiday country, the public holidays
+from the ``holidays`` package, the input checks and the instants of a ``pandas`` index.
+
 Notation: the series ``v`` has ``spd`` steps per day; a forecast made at origin position ``o`` knows
 ``v[:o]`` only (steps that start before the origin) and targets ``t = o + k`` for leads
-``k = 0 .. H - 1`` (``H <= 7 * spd``). Every feature reads positions ``< o``:
-
-- ``lead_h``: ``k`` in hours.
-- ``hour_of_day_h``, ``weekday``, ``month``, ``is_holiday``: calendar of the target step in local
-  time (public holidays from the ``holidays`` package).
-- ``same_slot_d1`` .. ``_d7``: ``v[t - (c + d - 1) * spd]`` with ``c = k // spd + 1``, the same time
-  of day on the last 7 days before the origin.
-- ``week_lag_1`` .. ``_4``: ``v[t - 7 * spd * j]``, the same weekday and time 1..4 weeks before the
-  target; ``profile_4w``: their mean (the weekday-by-slot profile of the last 4 weeks).
-- ``last``: ``v[o - 1]``; ``mean_24h``, ``mean_168h``, ``std_168h``: mean of the last day and week
-  before the origin, standard deviation of the last week.
-- ``level``, ``scale`` (only when normalised): ``mean_168h`` and ``max(std_168h, scale_floor)``.
-
-When normalised, every value-like feature (lags, profile, last, means) becomes ``(x - level) / scale``
-and so does the target; forecasts are scaled back. This keeps one model valid across price regimes
-(2022's crisis levels and 2024's lower ones).
+``k = 0 .. H - 1`` (``H <= 7 * spd``). Every feature reads positions ``< o`` (the list is in
+:mod:`smac_rl.features.series`): lead, local calendar of the target step, same-slot and week lags,
+the 4-week profile, the last value and the means and spread of the last day and week, and, when
+normalised, ``level`` and ``scale`` by which the value features and the target are normalised.
 """
 
 from __future__ import annotations
@@ -29,15 +22,29 @@ import numpy as np
 import pandas as pd
 
 from smac_rl.core.arraytypes import FloatArray, IntArray
+from smac_rl.features.series import (
+    HISTORY_DAYS,
+    N_SAME_SLOT_DAYS,
+    N_WEEK_LAGS,
+    SeriesFeatureSpec,
+    calendar_columns,
+    local_years,
+    series_features,
+)
 
-N_SAME_SLOT_DAYS = 7
-N_WEEK_LAGS = 4
-HISTORY_DAYS = 7 * N_WEEK_LAGS
-"""Days of history a forecast needs before its origin (the fourth week lag)."""
+__all__ = [
+    "HISTORY_DAYS",
+    "N_SAME_SLOT_DAYS",
+    "N_WEEK_LAGS",
+    "FeatureConfig",
+    "build_features",
+    "calendar_features",
+    "feature_names",
+]
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(SeriesFeatureSpec):
     """How features are built for one series.
 
     Attributes:
@@ -56,53 +63,33 @@ class FeatureConfig:
     is_normalized: bool = False
     scale_floor: float = 0.01
 
-    @property
-    def steps_per_day(self) -> int:
-        """Steps per day ``spd``."""
-        return 24 * 60 // self.step_min
-
-    @property
-    def history_steps(self) -> int:
-        """Steps a forecast needs before its origin."""
-        return HISTORY_DAYS * self.steps_per_day
-
-    @property
-    def max_horizon_steps(self) -> int:
-        """Longest horizon the week lags allow (one week)."""
-        return 7 * self.steps_per_day
-
 
 def feature_names(config: FeatureConfig) -> list[str]:
     """Ordered feature names (the columns of :func:`build_features`)."""
-    names = ["lead_h", "hour_of_day_h", "weekday", "month", "is_holiday"]
-    names += [f"same_slot_d{d}" for d in range(1, N_SAME_SLOT_DAYS + 1)]
-    names += [f"week_lag_{j}" for j in range(1, N_WEEK_LAGS + 1)]
-    names += ["profile_4w", "last", "mean_24h", "mean_168h", "std_168h"]
-    if config.is_normalized:
-        names += ["level", "scale"]
-    return names
+    return config.feature_names
 
 
 @cache
-def _holiday_days(country: str, subdiv: str | None, first_year: int, last_year: int) -> np.ndarray:
+def _holiday_days(country: str, subdiv: str | None, first_year: int, last_year: int) -> IntArray:
+    """Public holidays of ``first_year .. last_year`` (``holidays`` package) [days since 1970-01-01]."""
     import holidays
 
     days = holidays.country_holidays(country, subdiv=subdiv, years=range(first_year, last_year + 1))
-    return np.array(sorted(days), dtype="datetime64[D]")
+    return np.asarray(np.array(sorted(days), dtype="datetime64[D]").astype(np.int64), dtype=np.int64)
+
+
+def _holidays_of(instants_ns: IntArray, config: FeatureConfig) -> IntArray:
+    """The holidays of the instants' local years (none for no instant) [days since 1970-01-01]."""
+    if instants_ns.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    first_year, last_year = local_years(instants_ns, config.timezone)
+    return _holiday_days(config.holiday_country, config.holiday_subdiv, first_year, last_year)
 
 
 def calendar_features(times_utc: pd.DatetimeIndex, config: FeatureConfig) -> FloatArray:
     """Calendar columns ``hour_of_day_h, weekday, month, is_holiday`` of UTC instants, ``(N, 4)``."""
-    local = times_utc.tz_convert(config.timezone)
-    hour = local.hour.to_numpy() + local.minute.to_numpy() / 60.0
-    days = local.tz_localize(None).to_numpy().astype("datetime64[D]")
-    years = local.year
-    holidays = _holiday_days(
-        config.holiday_country, config.holiday_subdiv, int(years.min()), int(years.max())
-    )
-    is_holiday = np.isin(days, holidays)
-    columns = (hour, local.dayofweek.to_numpy(), local.month.to_numpy(), is_holiday)
-    return np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
+    instants_ns = np.asarray(times_utc.as_unit("ns").asi8, dtype=np.int64)
+    return calendar_columns(instants_ns, config.timezone, _holidays_of(instants_ns, config))
 
 
 def build_features(
@@ -116,7 +103,7 @@ def build_features(
 
     Args:
         values: The series ``v``, ``(n,)``; positions at or after an origin are never read for it.
-        start_utc: UTC start of ``values[0]``.
+        start_utc: UTC start of ``values[0]`` (timezone-aware).
         origin_pos: Origin position ``o`` of each row, ``(N,)``, each at least
             :attr:`FeatureConfig.history_steps`.
         lead_steps: Lead ``k`` of each row, ``(N,)``, ``0 <= k < max_horizon_steps``.
@@ -127,11 +114,12 @@ def build_features(
         scale each row's target is normalised with (0 and 1 when not normalised), ``(N,)`` each.
 
     Raises:
-        ValueError: For origins with too little history or leads out of range.
+        ValueError: For a naive ``start_utc``, origins with too little history or leads out of range.
     """
-    spd = config.steps_per_day
     o = np.asarray(origin_pos, dtype=np.int64)
     k = np.asarray(lead_steps, dtype=np.int64)
+    if start_utc.tzinfo is None:
+        raise ValueError(f"start_utc: got {start_utc} (naive); expected a timezone-aware timestamp")
     if o.size and (o.min() < config.history_steps or o.max() > values.shape[0]):
         raise ValueError(
             f"origin_pos: got {int(o.min())} to {int(o.max())}; expected {config.history_steps} "
@@ -141,32 +129,8 @@ def build_features(
         raise ValueError(
             f"lead_steps: got up to {int(k.max())}; expected 0 to {config.max_horizon_steps - 1}"
         )
-    t = o + k
-    cumsum = np.concatenate([[0.0], np.cumsum(values)])
-    cumsum_sq = np.concatenate([[0.0], np.cumsum(values * values)])
-    mean_24h = (cumsum[o] - cumsum[o - spd]) / spd
-    week = 7 * spd
-    mean_168h = (cumsum[o] - cumsum[o - week]) / week
-    var_168h = (cumsum_sq[o] - cumsum_sq[o - week]) / week - mean_168h**2
-    std_168h = np.sqrt(np.maximum(var_168h, 0.0))
-    c = k // spd + 1
-    same_slot = [values[t - (c + d - 1) * spd] for d in range(1, N_SAME_SLOT_DAYS + 1)]
-    week_lags = [values[t - week * j] for j in range(1, N_WEEK_LAGS + 1)]
-    profile = np.mean(week_lags, axis=0)
-    value_like = [*same_slot, *week_lags, profile, values[o - 1], mean_24h, mean_168h]
-    if config.is_normalized:
-        level = mean_168h
-        scale = np.maximum(std_168h, config.scale_floor)
-    else:
-        level, scale = np.zeros(t.shape[0]), np.ones(t.shape[0])
-    step = pd.Timedelta(minutes=config.step_min)
-    times = pd.DatetimeIndex(start_utc + step * t)
-    columns = [k * config.step_min / 60.0]
-    calendar = calendar_features(times, config) if t.size else np.zeros((0, 4))
-    columns += [calendar[:, i] for i in range(4)]
-    columns += [(x - level) / scale for x in value_like]
-    columns.append(std_168h / scale if config.is_normalized else std_168h)
-    if config.is_normalized:
-        columns += [level, scale]
-    features = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
-    return features, np.asarray(level, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    start_ns = int(start_utc.as_unit("ns").value)
+    step_ns = config.step_min * 60 * 10**9
+    targets_ns = start_ns + (o + k) * step_ns
+    holidays = _holidays_of(targets_ns, config)
+    return series_features(values, start_ns, o, k, config, holidays)

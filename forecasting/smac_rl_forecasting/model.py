@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from smac_rl.core.arraytypes import FloatArray, IntArray
+from smac_rl.features.series import SLOT_POSTPROCESS
 from smac_rl_forecasting.features import FeatureConfig, build_features, feature_names
 from smac_rl_forecasting.series import ForecastInputError, check_origin, check_regular_series
 
@@ -256,11 +257,11 @@ class SlotForecaster:
 
     @property
     def postprocess(self) -> str:
-        """How the exported graphs' outputs become forecasts, in words (``metadata.json``)."""
-        return (
-            "forecast = variable * scale + level (level, scale: the features of those names; 0 and 1 "
-            "when not normalised); quantiles sorted per row"
-        )
+        """How the exported graphs' outputs become forecasts, in words (``metadata.json``).
+
+        The rule the service applies: :data:`smac_rl.features.series.SLOT_POSTPROCESS`.
+        """
+        return SLOT_POSTPROCESS
 
     def describe(self) -> dict[str, Any]:
         """Configuration and training summary as plain JSON-able values."""

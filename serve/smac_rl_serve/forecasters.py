@@ -8,10 +8,11 @@ as one ONNX graph per output and ``metadata.json``:
 - the arrivals forecaster, the Poisson mean of the arrivals per 15-minute step, ``mean.onnx``
   (``models/forecasters/caltech_arrivals/v1``), served by ``POST /v1/forecasts/arrivals``.
 
-Both read the same features of their series, built here by one implementation with numpy and the
-standard library only (:mod:`smac_rl_serve.series_features`; no lightgbm, pandas or holidays), and
+Both read the same features of their series, built by the one implementation the forecasting
+package trains with (:mod:`smac_rl.features.series`, numpy and the standard library only; no
+lightgbm, pandas or holidays) after the service's checks (:mod:`smac_rl_serve.series_features`), and
 both follow the same ``postprocess``: ``variable * scale + level`` of each graph, the outputs
-sorted per row (:data:`~smac_rl_serve.series_features.SLOT_POSTPROCESS`). The folder checks are
+sorted per row (:data:`~smac_rl.features.series.SLOT_POSTPROCESS`). The folder checks are
 those of :mod:`smac_rl_serve.metadata_checks` plus each forecaster's own fields
 (:class:`OnnxSlotForecaster`).
 """
@@ -29,6 +30,7 @@ import numpy as np
 
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.errors import FieldProblem, render_value
+from smac_rl.features.series import HISTORY_DAYS, SLOT_POSTPROCESS
 from smac_rl_serve.metadata_checks import (
     ForecasterFolder,
     check_feature_names,
@@ -41,8 +43,6 @@ from smac_rl_serve.metadata_checks import (
 )
 from smac_rl_serve.model import ModelError
 from smac_rl_serve.series_features import (
-    HISTORY_DAYS,
-    SLOT_POSTPROCESS,
     SeriesFeatureConfig,
     SeriesForecastInputError,
     SeriesWording,
@@ -182,7 +182,7 @@ class OnnxSlotForecaster(ForecasterFolder):
         ``schema_version``; ``field`` is the forecaster's with its outputs; the step is one this
         forecaster takes, the time zone known, ``is_normalized`` a flag, ``scale_floor`` above 0
         and the holidays listed for the features' country; the feature names are those
-        :mod:`smac_rl_serve.series_features` builds, in order, and ``inputs.features.shape`` has
+        :mod:`smac_rl.features.series` builds, in order, and ``inputs.features.shape`` has
         their number; ``horizon_steps`` covers at least one hour; ``postprocess`` states the rule
         this service applies, word for word; each graph exists, has the metadata's sha256, loads,
         takes ``features`` of that width and maps a zero row to one finite number.
@@ -199,7 +199,7 @@ class OnnxSlotForecaster(ForecasterFolder):
         self._check_fields(raw)
         self.config = self._feature_config(raw)
         width = len(self.config.feature_names)
-        check_feature_names(where, raw, self.config.feature_names, "smac_rl_serve.series_features")
+        check_feature_names(where, raw, self.config.feature_names, "smac_rl.features.series")
         horizon_steps = whole_number(where, "horizon_steps", raw.get("horizon_steps"))
         minimum = -(-60 // self.config.step_min)
         expect(

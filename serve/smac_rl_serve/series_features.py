@@ -1,30 +1,15 @@
-"""Features of a regular series for the service's slot forecasters (prices, arrivals): numpy only.
+"""The service's side of the slot forecasters' series features (prices, arrivals): request checks.
 
-The forecasting package builds the input rows of its slot forecasters (the day-ahead price
-forecaster, hourly, and the arrivals forecaster, 15-minute counts) with one function,
-``smac_rl_forecasting.features.build_features``, for any step length. This module is its one
-counterpart in the service: :func:`series_features` gives, for the same series and origin, the same
-columns in the same order with the same float values (``tests/serve/test_forecasters.py`` checks it
-on the bundled prices, ``tests/serve/test_arrivals_forecaster.py`` on the Caltech arrival counts,
-daylight-saving days and holidays included), the calendar from :mod:`zoneinfo` and the public
-holidays from the metadata's ``holidays.dates`` (the exporter writes them from the ``holidays``
-package). :func:`check_series_history` checks a history given as JSON instants and values.
-
-Features of a forecast made at the origin ``o`` (a step start, UTC) for the step ``t = o + k``
-(``k = 0 .. H - 1``), with ``v`` the values of the steps before ``o`` and ``spd`` steps per day:
-
-- ``lead_h`` = ``k`` steps in hours; ``hour_of_day_h`` (hour + minute / 60), ``weekday`` (Monday
-  0), ``month``, ``is_holiday``: the target step's start in the forecaster's local time zone;
-- ``same_slot_d1 .. _d7`` = ``v[t - (c + d - 1) spd]`` with ``c = k // spd + 1``;
-- ``week_lag_1 .. _4`` = ``v[t - 7 spd j]``; ``profile_4w``: their mean;
-- ``last`` = ``v[o - 1]``; ``mean_24h``, ``mean_168h``: means of the last day and week;
-  ``std_168h``: standard deviation of the last week;
-- normalised models: value features become ``(x - level) / scale`` with ``level = mean_168h`` and
-  ``scale = max(std_168h, scale_floor)``, ``std_168h`` becomes ``std_168h / scale``, and ``level``,
-  ``scale`` are appended.
-
-The forecast is ``variable * scale + level`` of each graph, the outputs sorted per row
-(:data:`SLOT_POSTPROCESS`, the metadata's ``postprocess`` word for word).
+The features themselves, their names and their arithmetic are :mod:`smac_rl.features.series` (numpy
+and :mod:`zoneinfo` only), the one implementation the forecasting package trains on
+(``smac_rl_forecasting.features.build_features`` wraps it for pandas) and the service serves with.
+What is the service's alone lives here: :class:`SeriesFeatureConfig` (the metadata's ``features``
+with the public holidays its ``holidays.dates`` list; the exporter writes them from the
+``holidays`` package), :func:`series_features` (the checks of a history given as an array, then the
+shared rows with the origin at its end) and :func:`check_series_history` (a history given as JSON
+instants and values). ``tests/serve/test_forecasters.py`` (bundled prices) and
+``tests/serve/test_arrivals_forecaster.py`` (Caltech arrival counts, daylight-saving days and
+holidays included) check that the rows equal ``build_features`` bit for bit.
 """
 
 from __future__ import annotations
@@ -32,45 +17,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 import numpy as np
-import numpy.typing as npt
 
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.errors import FieldProblem, ProblemsError, render_value
-
-N_SAME_SLOT_DAYS = 7
-N_WEEK_LAGS = 4
-HISTORY_DAYS = 7 * N_WEEK_LAGS
-"""Days of history a forecast needs before its origin (the fourth week lag)."""
-
-SERIES_FEATURE_NAMES: tuple[str, ...] = (
-    "lead_h",
-    "hour_of_day_h",
-    "weekday",
-    "month",
-    "is_holiday",
-    *(f"same_slot_d{d}" for d in range(1, N_SAME_SLOT_DAYS + 1)),
-    *(f"week_lag_{j}" for j in range(1, N_WEEK_LAGS + 1)),
-    "profile_4w",
-    "last",
-    "mean_24h",
-    "mean_168h",
-    "std_168h",
-)
-"""Feature names of a raw (not normalised) slot forecaster; normalised ones add ``level, scale``."""
-
-SLOT_POSTPROCESS = (
-    "forecast = variable * scale + level (level, scale: the features of those names; 0 and 1 "
-    "when not normalised); quantiles sorted per row"
-)
-"""The ``postprocess`` of a slot forecaster's metadata: the rule this service applies, word for word."""
-
-
-def series_feature_names(is_normalized: bool) -> list[str]:
-    """Ordered feature names (the graphs' input columns)."""
-    return [*SERIES_FEATURE_NAMES, *(("level", "scale") if is_normalized else ())]
+from smac_rl.features.series import HISTORY_DAYS, SeriesFeatureSpec
+from smac_rl.features.series import series_features as shared_series_features
+from smac_rl.features.session_windows import day_of_date, instant_ns
 
 
 class SeriesForecastInputError(ProblemsError[FieldProblem]):
@@ -78,7 +32,7 @@ class SeriesForecastInputError(ProblemsError[FieldProblem]):
 
 
 @dataclass(frozen=True)
-class SeriesFeatureConfig:
+class SeriesFeatureConfig(SeriesFeatureSpec):
     """How a slot forecaster's features are built (the metadata's ``features`` and ``holidays``).
 
     Attributes:
@@ -100,39 +54,6 @@ class SeriesFeatureConfig:
     is_normalized: bool
     scale_floor: float
 
-    @property
-    def feature_names(self) -> list[str]:
-        """Ordered feature names."""
-        return series_feature_names(self.is_normalized)
-
-    @property
-    def steps_per_day(self) -> int:
-        """Steps per day ``spd``."""
-        return 24 * 60 // self.step_min
-
-    @property
-    def history_steps(self) -> int:
-        """Steps a forecast needs before its origin (28 days)."""
-        return HISTORY_DAYS * self.steps_per_day
-
-    @property
-    def max_horizon_steps(self) -> int:
-        """Longest horizon the week lags allow (one week) [steps]."""
-        return 7 * self.steps_per_day
-
-
-def _calendar(
-    origin_utc: dt.datetime, lead_steps: npt.NDArray[np.int64], config: SeriesFeatureConfig
-) -> FloatArray:
-    """``hour_of_day_h, weekday, month, is_holiday`` of the target steps in local time, ``(H, 4)``."""
-    zone = ZoneInfo(config.timezone)
-    rows = []
-    for k in lead_steps:
-        local = (origin_utc + dt.timedelta(minutes=config.step_min * int(k))).astimezone(zone)
-        hour = local.hour + local.minute / 60.0
-        rows.append((hour, local.weekday(), local.month, local.date() in config.holiday_dates))
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-
 
 def series_features(
     history: FloatArray,
@@ -142,6 +63,9 @@ def series_features(
     field: str = "history",
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Feature rows of the steps ``origin_utc .. + horizon_steps - 1`` from the values before it.
+
+    The checks are the service's; the rows are :func:`smac_rl.features.series.series_features` of
+    the history with the origin at its end.
 
     Args:
         history: The series, the last value the step before the origin, at least
@@ -178,36 +102,12 @@ def series_features(
         problems.append(FieldProblem("origin_utc", origin_utc.isoformat(), "a timezone-aware instant"))
     if problems:
         raise SeriesForecastInputError(problems)
-    spd = config.steps_per_day
-    k = np.arange(horizon_steps, dtype=np.int64)
-    o = np.full(horizon_steps, values.shape[0], dtype=np.int64)
-    t = o + k
-    cumsum = np.concatenate([[0.0], np.cumsum(values)])
-    cumsum_sq = np.concatenate([[0.0], np.cumsum(values * values)])
-    mean_24h = (cumsum[o] - cumsum[o - spd]) / spd
-    week = 7 * spd
-    mean_168h = (cumsum[o] - cumsum[o - week]) / week
-    var_168h = (cumsum_sq[o] - cumsum_sq[o - week]) / week - mean_168h**2
-    std_168h = np.sqrt(np.maximum(var_168h, 0.0))
-    c = k // spd + 1
-    same_slot = [values[t - (c + d - 1) * spd] for d in range(1, N_SAME_SLOT_DAYS + 1)]
-    week_lags = [values[t - week * j] for j in range(1, N_WEEK_LAGS + 1)]
-    profile = np.mean(week_lags, axis=0)
-    value_like = [*same_slot, *week_lags, profile, values[o - 1], mean_24h, mean_168h]
-    if config.is_normalized:
-        level = mean_168h
-        scale = np.maximum(std_168h, config.scale_floor)
-    else:
-        level, scale = np.zeros(horizon_steps), np.ones(horizon_steps)
-    calendar = _calendar(origin_utc.astimezone(dt.UTC), k, config)
-    columns: list[FloatArray] = [k * config.step_min / 60.0]
-    columns += [calendar[:, i] for i in range(4)]
-    columns += [(x - level) / scale for x in value_like]
-    columns.append(std_168h / scale if config.is_normalized else std_168h)
-    if config.is_normalized:
-        columns += [level, scale]
-    features = np.column_stack([np.asarray(column, dtype=np.float64) for column in columns])
-    return features, np.asarray(level, dtype=np.float64), np.asarray(scale, dtype=np.float64)
+    n = values.shape[0]
+    start_ns = instant_ns(origin_utc) - n * config.step_min * 60 * 10**9
+    origin_pos = np.full(horizon_steps, n, dtype=np.int64)
+    lead_steps = np.arange(horizon_steps, dtype=np.int64)
+    holiday_days = [day_of_date(date) for date in config.holiday_dates]
+    return shared_series_features(values, start_ns, origin_pos, lead_steps, config, holiday_days)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from smac_rl_forecasting.features import build_features, feature_names
 from smac_rl_forecasting.model import SlotForecaster
@@ -84,6 +85,15 @@ def test_calendar_features_use_local_time_and_dutch_holidays() -> None:
     long_values = np.ones(int(position[0]) + 1)
     features, _, _ = build_features(long_values, start, position, np.array([0]), PRICE_FEATURES)
     assert dict(zip(names, features[0], strict=True))["is_holiday"] == 1.0
+
+
+def test_a_naive_start_is_refused_not_read_as_utc() -> None:
+    values = np.ones(24 * 40)
+    naive = pd.Timestamp("2024-01-01")
+    with pytest.raises(
+        ValueError, match=r"start_utc: got 2024-01-01 00:00:00 \(naive\); expected a timezone-aware"
+    ):
+        build_features(values, naive, np.array([24 * 29]), np.array([0]), PRICE_FEATURES)
 
 
 def test_a_fitted_forecaster_survives_json(fitted_prices: PriceForecaster, prices_2024: pd.Series) -> None:

@@ -25,6 +25,7 @@ import pytest
 from typer.testing import CliRunner
 
 from smac_rl.cli.main import app as cli_app
+from smac_rl.features.series import SLOT_POSTPROCESS
 from smac_rl_forecasting.backtest import ARRIVALS_CANDIDATES, arrivals_forecaster
 from smac_rl_forecasting.features import FeatureConfig, build_features, feature_names
 from smac_rl_forecasting.model import BoosterConfig, SlotForecaster
@@ -33,7 +34,7 @@ from smac_rl_forecasting.series import arrival_counts
 from smac_rl_serve.auth import mint_api_key
 from smac_rl_serve.forecasters import OnnxArrivalsForecaster
 from smac_rl_serve.model import ModelError
-from smac_rl_serve.series_features import SLOT_POSTPROCESS, SeriesForecastInputError, series_features
+from smac_rl_serve.series_features import SeriesForecastInputError, series_features
 from smac_rl_serve.settings import DEFAULT_ARRIVALS_FORECASTER_DIR, Settings
 from tests.serve.support import call, serving
 
