@@ -10,7 +10,7 @@ price quantiles from the exported LightGBM forecaster, run with onnxruntime on n
 time expected of sessions arriving, from the site's ended sessions, the same way
 (:mod:`smac_rl_serve.session_forecaster`); ``POST /v1/forecasts/arrivals`` answers the expected
 number of sessions arriving per step (the Poisson mean) from the site's arrival counts, with the
-price forecaster's features (:mod:`smac_rl_serve.series_features`).
+price forecaster's features (the endpoints: :mod:`smac_rl_serve.forecast_routes`).
 """
 
 from __future__ import annotations
@@ -30,11 +30,8 @@ from smac_rl_serve.auth import KeyRing, configured_keys
 from smac_rl_serve.catalog import resolve_model_dir
 from smac_rl_serve.db import create_registry_engine, upgrade_schema
 from smac_rl_serve.errors import ApiError, install_error_handlers, problem, problem_responses
-from smac_rl_serve.forecasters import (
-    OnnxArrivalsForecaster,
-    OnnxPriceForecaster,
-    check_price_history,
-)
+from smac_rl_serve.forecast_routes import forecasts_router
+from smac_rl_serve.forecasters import OnnxArrivalsForecaster, OnnxPriceForecaster
 from smac_rl_serve.limits import BodyLimit
 from smac_rl_serve.model import ModelError, OnnxPolicy
 from smac_rl_serve.observability import RequestTelemetry, ServiceMetrics, configure_logging
@@ -43,24 +40,10 @@ from smac_rl_serve.registry import Registry
 from smac_rl_serve.schemas import (
     FORMAT_DESCRIPTION,
     RATE_UNIT_DESCRIPTION,
-    ArrivalsForecastAnswer,
-    ArrivalsForecastRequest,
-    ArrivalsForecastStep,
     PlanAnswer,
-    PriceForecastAnswer,
-    PriceForecastHour,
-    PriceForecastRequest,
     ProfileRequest,
-    SessionForecastAnswer,
-    SessionForecastRequest,
-    SessionNeedsEntry,
 )
-from smac_rl_serve.series_features import SeriesForecastInputError
-from smac_rl_serve.session_forecaster import (
-    OnnxSessionNeedsForecaster,
-    SessionForecastInputError,
-    check_session_history,
-)
+from smac_rl_serve.session_forecaster import OnnxSessionNeedsForecaster
 from smac_rl_serve.settings import Settings
 from smac_rl_serve.sites import bearer, registry_router, tenant_label
 
@@ -218,174 +201,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(status_code=422, content={"detail": problems})
         return JSONResponse(content=planner.answer(spec, request.format, request.rate_unit))
 
-    @app.post(
-        "/v1/forecasts/prices",
-        response_model=PriceForecastAnswer,
-        dependencies=[Depends(profiles_caller)],
-        responses=problem_responses(
-            {
-                401: "No API key, or an unknown one (when keys are configured).",
-                404: "The service runs without a price forecaster.",
-                413: "The body is larger than the service accepts.",
-                422: "Invalid input: every problem with its field path, value and expectation.",
-            }
-        ),
+    app.include_router(
+        forecasts_router(forecaster, session_forecaster, arrivals_forecaster, [Depends(profiles_caller)])
     )
-    def price_forecast(request: PriceForecastRequest) -> PriceForecastAnswer:
-        """Day-ahead price quantiles (10/50/90 %) of the hours from ``origin_utc`` on, stateless.
-
-        Needs a key as ``POST /v1/profiles`` does. Reads only the prices of hours before the origin.
-        """
-        if forecaster is None:
-            raise ApiError.of(
-                404, "price_forecaster", "none loaded", "a service started with a price_forecaster_dir"
-            )
-        problems = forecaster.check_origin(request.origin_utc, request.horizon_h)
-        try:
-            history = check_price_history(
-                request.origin_utc,
-                [p.start_utc for p in request.prices],
-                [p.price_eur_per_kwh for p in request.prices],
-            )
-        except SeriesForecastInputError as exc:
-            problems += exc.problems
-        if problems:
-            raise ApiError.from_problems(problems)
-        result = forecaster.forecast(request.origin_utc, history, request.horizon_h)
-        return PriceForecastAnswer(
-            forecaster={"name": forecaster.name, "version": forecaster.version},
-            onnx_sha256=dict(forecaster.onnx_sha256),
-            origin_utc=result.origin_utc.isoformat(),
-            n_history_h=int(history.shape[0]),
-            forecasts=[
-                PriceForecastHour(
-                    start_utc=start.isoformat(),
-                    lead_h=float(k),
-                    price_q10_eur_per_kwh=float(q[0]),
-                    price_q50_eur_per_kwh=float(q[1]),
-                    price_q90_eur_per_kwh=float(q[2]),
-                )
-                for k, (start, q) in enumerate(
-                    zip(result.start_utc, result.quantiles_eur_per_kwh, strict=True)
-                )
-            ],
-        )
-
-    @app.post(
-        "/v1/forecasts/sessions",
-        response_model=SessionForecastAnswer,
-        dependencies=[Depends(profiles_caller)],
-        responses=problem_responses(
-            {
-                401: "No API key, or an unknown one (when keys are configured).",
-                404: "The service runs without a session forecaster.",
-                413: "The body is larger than the service accepts.",
-                422: "Invalid input: every problem with its field path, value and expectation.",
-            }
-        ),
-    )
-    def session_forecast(request: SessionForecastRequest) -> SessionForecastAnswer:
-        """Energy [kWh] and dwell time [min] quantiles (10/50/90 %) of sessions arriving, stateless.
-
-        Needs a key as ``POST /v1/profiles`` does. For each arrival, reads only the history's
-        sessions that ended before it.
-        """
-        if session_forecaster is None:
-            raise ApiError.of(
-                404, "session_forecaster", "none loaded", "a service started with a session_forecaster_dir"
-            )
-        problems = session_forecaster.check_arrivals(request.arrivals_utc, request.timezone)
-        try:
-            history = check_session_history(
-                [s.arrival_utc for s in request.history],
-                [s.departure_utc for s in request.history],
-                [s.energy_kwh for s in request.history],
-            )
-        except SessionForecastInputError as exc:
-            problems += exc.problems
-        if problems:
-            raise ApiError.from_problems(problems)
-        try:
-            result = session_forecaster.forecast(request.arrivals_utc, history, request.timezone)
-        except SessionForecastInputError as exc:
-            raise ApiError.from_problems(exc.problems) from None
-        return SessionForecastAnswer(
-            forecaster={"name": session_forecaster.name, "version": session_forecaster.version},
-            onnx_sha256=dict(session_forecaster.onnx_sha256),
-            timezone=result.timezone,
-            n_history_sessions=history.n_sessions,
-            forecasts=[
-                SessionNeedsEntry(
-                    arrival_utc=arrival.isoformat(),
-                    n_sessions_28d=int(n),
-                    energy_q10_kwh=float(q[0]),
-                    energy_q50_kwh=float(q[1]),
-                    energy_q90_kwh=float(q[2]),
-                    dwell_q10_min=float(q[3]),
-                    dwell_q50_min=float(q[4]),
-                    dwell_q90_min=float(q[5]),
-                )
-                for arrival, n, q in zip(
-                    result.arrival_utc, result.n_sessions_28d.tolist(), result.quantiles, strict=True
-                )
-            ],
-        )
-
-    @app.post(
-        "/v1/forecasts/arrivals",
-        response_model=ArrivalsForecastAnswer,
-        dependencies=[Depends(profiles_caller)],
-        responses=problem_responses(
-            {
-                401: "No API key, or an unknown one (when keys are configured).",
-                404: "The service runs without an arrivals forecaster.",
-                413: "The body is larger than the service accepts.",
-                422: "Invalid input: every problem with its field path, value and expectation.",
-            }
-        ),
-    )
-    def arrivals_forecast(request: ArrivalsForecastRequest) -> ArrivalsForecastAnswer:
-        """Expected arrivals per step (the Poisson mean) of the steps from ``origin_utc`` on, stateless.
-
-        Needs a key as ``POST /v1/profiles`` does. Reads only the counts of steps before the origin.
-        """
-        if arrivals_forecaster is None:
-            raise ApiError.of(
-                404,
-                "arrivals_forecaster",
-                "none loaded",
-                "a service started with an arrivals_forecaster_dir",
-            )
-        problems = arrivals_forecaster.check_origin(request.origin_utc, request.horizon_h)
-        try:
-            history = arrivals_forecaster.check_history(
-                request.origin_utc,
-                [c.start_utc for c in request.history],
-                [float(c.n_arrivals) for c in request.history],
-            )
-        except SeriesForecastInputError as exc:
-            problems += exc.problems
-        if problems:
-            raise ApiError.from_problems(problems)
-        result = arrivals_forecaster.forecast(request.origin_utc, history, request.horizon_h)
-        return ArrivalsForecastAnswer(
-            forecaster={"name": arrivals_forecaster.name, "version": arrivals_forecaster.version},
-            onnx_sha256=dict(arrivals_forecaster.onnx_sha256),
-            origin_utc=result.origin_utc.isoformat(),
-            step_min=result.step_min,
-            n_history_steps=int(history.shape[0]),
-            forecasts=[
-                ArrivalsForecastStep(
-                    start_utc=start.isoformat(),
-                    lead_h=k * result.step_min / 60.0,
-                    n_arrivals_mean=float(mean),
-                )
-                for k, (start, mean) in enumerate(
-                    zip(result.start_utc, result.n_arrivals_mean.tolist(), strict=True)
-                )
-            ],
-        )
-
     app.include_router(registry_router(registry, settings))
     return app
 
