@@ -79,6 +79,7 @@ class TrainConfig(StrictModel):
             its weights); None: ``imitation_epochs``.
         dagger_time_limit_s: Solver time limit of each state's label (the optimum of the rest of
             the day from that state) [s].
+        dagger_jobs: Local processes labelling a round's days in parallel.
         episode_order: ``random`` training days, or ``consecutive`` (each env row walks the calendar
             from ``first_day``; needs ``pool_size`` None).
         billing_period: ``episode`` or ``month`` (the demand charge billed on each row's running
@@ -118,6 +119,7 @@ class TrainConfig(StrictModel):
     dagger_days: int = Field(default=100, ge=1, le=10_000)
     dagger_epochs: int | None = Field(default=None, ge=1, le=10_000)
     dagger_time_limit_s: float = Field(default=2.0, gt=0, le=3600)
+    dagger_jobs: int = Field(default=1, ge=1, le=256)
     episode_order: Literal["random", "consecutive"] = "random"
     billing_period: Literal["episode", "month"] = "episode"
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.policies import ActorCriticPolicy, BasePolicy
 
 from smac_rl.agents.config import TrainConfig
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
@@ -196,32 +196,50 @@ def demonstrations(config: TrainConfig, on_day: Callable[[int], None] | None = N
     return Demonstrations(np.concatenate(observations), np.concatenate(actions), config.imitation_days)
 
 
+def _label_rollout(
+    arrays: ScenarioArrays, layout: ObservationLayout, policy: BasePolicy, time_limit_s: float
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`learner_demonstration` of an SB3 policy's deterministic actions (one job of a round)."""
+    from smac_rl.agents.policy import Sb3Policy
+
+    torch.set_num_threads(1)  # one job per core
+    rollout = Sb3Policy(policy, layout)
+    rollout.begin_episode(arrays)
+    return learner_demonstration(arrays, layout, rollout.act, time_limit_s)
+
+
 def learner_demonstrations(
-    config: TrainConfig,
-    make_learner: Callable[[ScenarioArrays], Callable[[StepContext], Setpoints]],
-    round_index: int,
-    on_day: Callable[[int], None] | None = None,
+    config: TrainConfig, policy: BasePolicy, round_index: int, n_jobs: int = 1
 ) -> Demonstrations:
-    """One DAgger round: the learner's rollouts on ``config.dagger_days`` new days, labelled.
+    """One DAgger round: the policy's rollouts on ``config.dagger_days`` new days, labelled.
+
+    Days are independent, so with ``n_jobs`` above 1 they are labelled on that many local
+    processes (joblib's loky; the policy is pickled to each); the rows keep the days' order, so the
+    result does not depend on ``n_jobs``.
 
     Args:
         config: The training config.
-        make_learner: The learner's step function for a scenario.
+        policy: The SB3 policy rolled out (deterministic actions).
         round_index: The round (1, 2, ...), which picks the days' seeded stream.
-        on_day: Called with each finished day's index.
+        n_jobs: Local processes labelling days.
 
     Returns:
         The stacked labelled states.
     """
     layout = ObservationLayout(config.n_connectors_max)
-    observations, actions = [], []
-    for k, arrays in enumerate(training_days(config, config.dagger_days, stream=round_index)):
-        obs, act = learner_demonstration(arrays, layout, make_learner(arrays), config.dagger_time_limit_s)
-        observations.append(obs)
-        actions.append(act)
-        if on_day is not None:
-            on_day(k)
-    return Demonstrations(np.concatenate(observations), np.concatenate(actions), config.dagger_days)
+    days = list(training_days(config, config.dagger_days, stream=round_index))
+    time_limit_s = config.dagger_time_limit_s
+    if n_jobs == 1:
+        labelled = [_label_rollout(arrays, layout, policy, time_limit_s) for arrays in days]
+    else:
+        from joblib import Parallel, delayed
+
+        labelled = Parallel(n_jobs=n_jobs, backend="loky")(
+            delayed(_label_rollout)(arrays, layout, policy, time_limit_s) for arrays in days
+        )
+    return Demonstrations(
+        np.concatenate([obs for obs, _ in labelled]), np.concatenate([act for _, act in labelled]), len(days)
+    )
 
 
 def aggregate(first: Demonstrations, second: Demonstrations) -> Demonstrations:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
 
 from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.observation import ObservationLayout
@@ -13,11 +14,13 @@ from smac_rl.core.state import Setpoints, StepContext
 class Sb3Policy:
     """Deterministic actions of an SB3 model on the layout's normalised observations."""
 
-    def __init__(self, model: BaseAlgorithm, layout: ObservationLayout, name: str = "ppo") -> None:
+    def __init__(
+        self, model: BaseAlgorithm | BasePolicy, layout: ObservationLayout, name: str = "ppo"
+    ) -> None:
         """Wrap a trained model.
 
         Args:
-            model: The SB3 model, trained on observations divided by ``layout.scales()``.
+            model: The SB3 model (or its policy), trained on observations divided by ``layout.scales()``.
             layout: The observation and action layout it was trained with.
             name: Name in reports.
         """

@@ -30,10 +30,8 @@ from smac_rl.agents.evaluation import (
 from smac_rl.agents.networks import EquivariantActorCriticPolicy
 from smac_rl.agents.reports import summary_table
 from smac_rl.agents.tracking import DEFAULT_TRACKING_URI, MlflowWriter, provenance_tags
-from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.errors import SmacError
 from smac_rl.core.observation import ObservationLayout
-from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.data.template_spec import load_template
 from smac_rl.optimal.protocol import ProtocolResult, write_report
 
@@ -120,22 +118,14 @@ def imitate(
     ``imitation.n_samples`` is logged after each (step = round).
     """
     from smac_rl.agents.imitation import aggregate, clone_behaviour, demonstrations, learner_demonstrations
-    from smac_rl.agents.policy import Sb3Policy
 
     policy = model.policy
     if not isinstance(policy, ActorCriticPolicy):
         raise SmacError(f"imitation_days: needs PPO's actor-critic policy; got {type(policy).__name__}")
     data = demonstrations(config)
-    layout = ObservationLayout(config.n_connectors_max)
-
-    def learner(arrays: ScenarioArrays) -> Callable[[StepContext], Setpoints]:
-        rollout = Sb3Policy(model, layout)
-        rollout.begin_episode(arrays)
-        return rollout.act
-
     for round_index in range(config.dagger_rounds + 1):
         if round_index:
-            data = aggregate(data, learner_demonstrations(config, learner, round_index))
+            data = aggregate(data, learner_demonstrations(config, policy, round_index, config.dagger_jobs))
         if log_metric is not None:
             log_metric("imitation.n_samples", float(data.observations.shape[0]), round_index)
         dagger_epochs = config.dagger_epochs or config.imitation_epochs

@@ -11,7 +11,13 @@ import pydantic
 import pytest
 
 from smac_rl.agents.config import DaysConfig, TrainConfig
-from smac_rl.agents.imitation import Demonstrations, clone_behaviour, day_demonstration, learner_demonstration
+from smac_rl.agents.imitation import (
+    Demonstrations,
+    clone_behaviour,
+    day_demonstration,
+    learner_demonstration,
+    learner_demonstrations,
+)
 from smac_rl.agents.train import build_model, train
 from smac_rl.agents.vec_env import Sb3VectorEnv
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
@@ -167,3 +173,28 @@ def test_dagger_adds_the_learners_states_and_refits(tmp_path: Path) -> None:
 def test_dagger_needs_an_imitation_to_refine() -> None:
     with pytest.raises(pydantic.ValidationError, match="DAgger refines an imitated policy"):
         TrainConfig(dagger_rounds=2)
+
+
+def test_a_dagger_round_labels_the_same_rows_on_two_processes() -> None:
+    # Days are labelled independently and stacked in the days' order: two local processes give the
+    # very rows one process gives (the policy, here untrained, is pickled to each).
+    config = TrainConfig(
+        template="rome_v2g_fleet",
+        n_connectors_max=C_MAX,
+        imitation_days=1,
+        dagger_rounds=1,
+        dagger_days=2,
+        n_envs=1,
+        pool_size=1,
+    )
+    from smac_rl.agents.envs import training_vec_env
+
+    envs: Sb3VectorEnv = training_vec_env(config)
+    model = build_model(config, envs)
+    envs.close()
+    serial = learner_demonstrations(config, model.policy, round_index=1, n_jobs=1)
+    parallel = learner_demonstrations(config, model.policy, round_index=1, n_jobs=2)
+    assert serial.observations.shape == (2 * 96, ObservationLayout(C_MAX).size)
+    assert serial.n_days == parallel.n_days == 2
+    np.testing.assert_array_equal(parallel.observations, serial.observations)
+    np.testing.assert_array_equal(parallel.actions, serial.actions)
