@@ -158,6 +158,25 @@ def call(
     return status, answer, answer_headers
 
 
+def problem_fields(answer: dict[str, Any]) -> list[str]:
+    """The field paths of a problem answer (422, 404, ...), in order."""
+    return [entry["field"] for entry in answer["detail"]]
+
+
+def assert_needs_a_key_and_the_forecaster(
+    url: str, key: str, path: str, body: dict[str, Any], forecaster_field: str
+) -> None:
+    """On a keyed service without forecasters: 401 without the key, then a 404 naming the forecaster,
+    which ``/v1/model`` lists as null while ``/readyz`` stays ready."""
+    status, _answer, _ = call("POST", f"{url}{path}", body)
+    assert status == 401
+    status, answer, _ = call("POST", f"{url}{path}", body, headers={"Authorization": f"Bearer {key}"})
+    assert (status, problem_fields(answer)) == (404, [forecaster_field])
+    status, model, _ = call("GET", f"{url}/v1/model")
+    assert (status, model[forecaster_field]) == (200, None)
+    assert call("GET", f"{url}/readyz")[0] == 200
+
+
 def post(url: str, body: dict[str, Any]) -> tuple[int, str]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}

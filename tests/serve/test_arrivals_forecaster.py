@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,11 @@ from smac_rl_forecasting.features import FeatureConfig, build_features, feature_
 from smac_rl_forecasting.model import BoosterConfig, SlotForecaster
 from smac_rl_forecasting.onnx_export import export_forecaster, holiday_metadata
 from smac_rl_forecasting.series import arrival_counts
-from smac_rl_serve.auth import mint_api_key
 from smac_rl_serve.forecasters import OnnxArrivalsForecaster
 from smac_rl_serve.model import ModelError
 from smac_rl_serve.series_features import SeriesForecastInputError, series_features
 from smac_rl_serve.settings import DEFAULT_ARRIVALS_FORECASTER_DIR, Settings
-from tests.serve.support import call, serving
+from tests.serve.support import assert_needs_a_key_and_the_forecaster, call, problem_fields
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUNDLED_DIR = REPOSITORY / "models" / "forecasters" / "caltech_arrivals" / "v1"
@@ -270,10 +268,6 @@ def _body(
     }
 
 
-def _fields(body: dict[str, Any]) -> list[str]:
-    return [entry["field"] for entry in body["detail"]]
-
-
 def test_endpoint_answers_the_poisson_mean_per_step(
     base_url: str, counts: pd.Series, bundled: OnnxArrivalsForecaster
 ) -> None:
@@ -314,7 +308,7 @@ def test_endpoint_refuses_gaps_naive_instants_short_history_and_bad_counts(
 
     gap = {**good, "history": good["history"][:100] + good["history"][101:]}
     status, answer, _ = call("POST", url, gap)
-    assert (status, _fields(answer)) == (422, ["history[100].start_utc"])
+    assert (status, problem_fields(answer)) == (422, ["history[100].start_utc"])
     assert (
         "15 min after history[99] (arrival counts every 15 min without gaps; got a gap)"
         in (answer["detail"][0]["expected"])
@@ -322,22 +316,22 @@ def test_endpoint_refuses_gaps_naive_instants_short_history_and_bad_counts(
 
     repeated = {**good, "history": good["history"][:5] + good["history"][4:]}
     status, answer, _ = call("POST", url, repeated)
-    assert (status, _fields(answer)) == (422, ["history[5].start_utc"])
+    assert (status, problem_fields(answer)) == (422, ["history[5].start_utc"])
     assert "a repeated or unsorted step" in answer["detail"][0]["expected"]
 
     status, answer, _ = call("POST", url, {**good, "origin_utc": "2019-10-15T17:45:00"})
-    assert (status, _fields(answer)) == (422, ["origin_utc"])
+    assert (status, problem_fields(answer)) == (422, ["origin_utc"])
 
     off_step = {**good, "origin_utc": "2019-10-15T17:50:00+00:00"}
     status, answer, _ = call("POST", url, off_step)
-    assert (status, _fields(answer)) == (422, ["origin_utc"])
+    assert (status, problem_fields(answer)) == (422, ["origin_utc"])
     assert answer["detail"][0]["expected"] == (
         "the start of a 15-minute step (minutes 0, 15, 30 or 45 in UTC, seconds 0)"
     )
 
     short = {**good, "history": good["history"][1:]}
     status, answer, _ = call("POST", url, short)
-    assert (status, _fields(answer)) == (422, ["history"])
+    assert (status, problem_fields(answer)) == (422, ["history"])
     assert answer["detail"][0]["value"] == "2687 steps before origin_utc"
     assert answer["detail"][0]["expected"] == (
         "at least 2688 (28 days of arrival counts every 15 min before the origin)"
@@ -345,18 +339,18 @@ def test_endpoint_refuses_gaps_naive_instants_short_history_and_bad_counts(
 
     stops_early = {**good, "history": good["history"][:-1]}
     status, answer, _ = call("POST", url, stops_early)
-    assert (status, _fields(answer)) == (422, ["history"])
+    assert (status, problem_fields(answer)) == (422, ["history"])
     assert "the last step starting 2019-10-15T17:30:00+00:00" in answer["detail"][0]["expected"]
 
     for bad in (-1, 1.5, "NaN", 10_001):
         edited = json.loads(json.dumps(good))
         edited["history"][7]["n_arrivals"] = bad
         status, answer, _ = call("POST", url, edited)
-        assert (status, _fields(answer)) == (422, ["history[7].n_arrivals"]), bad
+        assert (status, problem_fields(answer)) == (422, ["history[7].n_arrivals"]), bad
 
     for horizon in (0, 49):
         status, answer, _ = call("POST", url, {**good, "horizon_h": horizon})
-        assert (status, _fields(answer)) == (422, ["horizon_h"])
+        assert (status, problem_fields(answer)) == (422, ["horizon_h"])
 
     far = pd.Timestamp("2036-01-01 00:00", tz="UTC")
     steps = pd.date_range(far - STEP * HISTORY_STEPS, far, freq=STEP, inclusive="left")
@@ -368,43 +362,20 @@ def test_endpoint_refuses_gaps_naive_instants_short_history_and_bad_counts(
             "history": [{"start_utc": t.isoformat(), "n_arrivals": 0} for t in steps],
         },
     )
-    assert (status, _fields(answer)) == (422, ["origin_utc"])
+    assert (status, problem_fields(answer)) == (422, ["origin_utc"])
     assert answer["detail"][0]["expected"].startswith("target steps in 2015 to 2035")
 
     for extreme in ("0001-01-01T00:00:00Z", "9999-12-31T23:45:00-05:00"):
         status, answer, _ = call("POST", url, {**good, "origin_utc": extreme})
-        assert (status, set(_fields(answer))) == (422, {"origin_utc"})
-
-
-@pytest.fixture(scope="module")
-def keyed_without_forecaster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    key, digest = mint_api_key()
-    database = tmp_path_factory.mktemp("keyed_arrivals") / "registry.db"
-    settings = Settings(
-        database_url=f"sqlite:///{database}",
-        api_keys={digest: ("cpo-a",)},
-        price_forecaster_dir=None,
-        session_forecaster_dir=None,
-        arrivals_forecaster_dir=None,
-    )
-    with serving(settings) as url:
-        yield url, key
+        assert (status, set(problem_fields(answer))) == (422, {"origin_utc"})
 
 
 def test_endpoint_needs_a_key_and_a_forecaster(
-    keyed_without_forecaster: tuple[str, str], counts: pd.Series
+    keyed_without_forecasters: tuple[str, str], counts: pd.Series
 ) -> None:
-    url, key = keyed_without_forecaster
+    url, key = keyed_without_forecasters
     body = _body(counts, ORIGINS["plain"])
-    status, answer, _ = call("POST", f"{url}/v1/forecasts/arrivals", body)
-    assert status == 401
-    status, answer, _ = call(
-        "POST", f"{url}/v1/forecasts/arrivals", body, headers={"Authorization": f"Bearer {key}"}
-    )
-    assert (status, _fields(answer)) == (404, ["arrivals_forecaster"])
-    status, model, _ = call("GET", f"{url}/v1/model")
-    assert (status, model["arrivals_forecaster"]) == (200, None)
-    assert call("GET", f"{url}/readyz")[0] == 200
+    assert_needs_a_key_and_the_forecaster(url, key, "/v1/forecasts/arrivals", body, "arrivals_forecaster")
 
 
 def test_model_lists_the_forecaster_and_readyz_probes_it(base_url: str) -> None:

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,6 @@ from smac_rl_forecasting.prices import PRICE_COLUMNS, PRICE_FEATURES, PriceForec
 from smac_rl_forecasting.series import bundled_prices
 from smac_rl_serve import settings as settings_module
 from smac_rl_serve.app import create_app
-from smac_rl_serve.auth import mint_api_key
 from smac_rl_serve.forecasters import (
     HISTORY_H,
     OnnxPriceForecaster,
@@ -45,7 +43,7 @@ from smac_rl_serve.forecasters import (
 from smac_rl_serve.model import ModelError
 from smac_rl_serve.settings import DEFAULT_PRICE_FORECASTER_DIR, Settings, default_forecaster_dir
 from tests.forecasting.conftest import tiny_price_forecaster
-from tests.serve.support import call, serving
+from tests.serve.support import assert_needs_a_key_and_the_forecaster, call, problem_fields
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUNDLED_DIR = REPOSITORY / "models" / "forecasters" / "nl_day_ahead_prices" / "v1"
@@ -228,10 +226,6 @@ def _body(prices: pd.Series, origin: pd.Timestamp, n_hours: int = HISTORY_H, **e
     }
 
 
-def _fields(body: dict[str, Any]) -> list[str]:
-    return [entry["field"] for entry in body["detail"]]
-
-
 def test_endpoint_answers_the_forecasters_quantiles(
     base_url: str, prices: pd.Series, bundled: OnnxPriceForecaster
 ) -> None:
@@ -269,54 +263,54 @@ def test_endpoint_refuses_gaps_naive_instants_short_history_and_nan(base_url: st
     gap = {**good, "prices": good["prices"][:100] + good["prices"][101:]}
     status, answer, _ = call("POST", url, gap)
     assert status == 422
-    assert _fields(answer) == ["prices[100].start_utc"]
+    assert problem_fields(answer) == ["prices[100].start_utc"]
     assert "one hour after prices[99]" in answer["detail"][0]["expected"]
 
     repeated = {**good, "prices": good["prices"][:5] + good["prices"][4:]}
     status, answer, _ = call("POST", url, repeated)
-    assert (status, _fields(answer)) == (422, ["prices[5].start_utc"])
+    assert (status, problem_fields(answer)) == (422, ["prices[5].start_utc"])
     assert "repeated or unsorted" in answer["detail"][0]["expected"]
 
     naive_origin = {**good, "origin_utc": "2024-06-12T07:00:00"}
     status, answer, _ = call("POST", url, naive_origin)
-    assert (status, _fields(answer)) == (422, ["origin_utc"])
+    assert (status, problem_fields(answer)) == (422, ["origin_utc"])
 
     naive_price = json.loads(json.dumps(good))
     naive_price["prices"][3]["start_utc"] = naive_price["prices"][3]["start_utc"].removesuffix("+00:00")
     status, answer, _ = call("POST", url, naive_price)
-    assert (status, _fields(answer)) == (422, ["prices[3].start_utc"])
+    assert (status, problem_fields(answer)) == (422, ["prices[3].start_utc"])
 
     short = {**good, "prices": good["prices"][1:]}
     status, answer, _ = call("POST", url, short)
-    assert (status, _fields(answer)) == (422, ["prices"])
+    assert (status, problem_fields(answer)) == (422, ["prices"])
     assert answer["detail"][0]["value"] == "671 hours before origin_utc"
     assert answer["detail"][0]["expected"].startswith("at least 672")
 
     stops_early = {**good, "prices": good["prices"][:-1]}
     status, answer, _ = call("POST", url, stops_early)
-    assert (status, _fields(answer)) == (422, ["prices"])
+    assert (status, problem_fields(answer)) == (422, ["prices"])
     assert "2024-06-12T06:00:00+00:00" in answer["detail"][0]["expected"]
 
     raw = json.dumps(good).replace(json.dumps(good["prices"][5]["price_eur_per_kwh"]), "NaN", 1)
     status, answer, _ = call("POST", url, raw=raw.encode())
-    assert (status, _fields(answer)) == (422, ["prices[5].price_eur_per_kwh"])
+    assert (status, problem_fields(answer)) == (422, ["prices[5].price_eur_per_kwh"])
 
     mwh = json.loads(json.dumps(good))
     mwh["prices"][7]["price_eur_per_kwh"] = 85.3  # EUR/MWh by mistake
     status, answer, _ = call("POST", url, mwh)
-    assert (status, _fields(answer)) == (422, ["prices[7].price_eur_per_kwh"])
+    assert (status, problem_fields(answer)) == (422, ["prices[7].price_eur_per_kwh"])
 
     for horizon in (0, 49):
         status, answer, _ = call("POST", url, {**good, "horizon_h": horizon})
-        assert (status, _fields(answer)) == (422, ["horizon_h"])
+        assert (status, problem_fields(answer)) == (422, ["horizon_h"])
 
     half_hour = {**good, "origin_utc": "2024-06-12T07:30:00+00:00"}
     status, answer, _ = call("POST", url, half_hour)
-    assert (status, _fields(answer)) == (422, ["origin_utc"])
+    assert (status, problem_fields(answer)) == (422, ["origin_utc"])
 
     for extreme in ("0001-01-01T00:00:00Z", "9999-12-31T23:00:00-05:00"):
         status, answer, _ = call("POST", url, {**good, "origin_utc": extreme})
-        assert (status, set(_fields(answer))) == (422, {"origin_utc"})
+        assert (status, set(problem_fields(answer))) == (422, {"origin_utc"})
 
     far = pd.Timestamp("2036-01-01 00:00", tz="UTC")
     hours = pd.date_range(far - pd.Timedelta(hours=HISTORY_H), far, freq="h", inclusive="left")
@@ -328,7 +322,7 @@ def test_endpoint_refuses_gaps_naive_instants_short_history_and_nan(base_url: st
             "prices": [{"start_utc": t.isoformat(), "price_eur_per_kwh": 0.1} for t in hours],
         },
     )
-    assert (status, _fields(answer)) == (422, ["origin_utc"])
+    assert (status, problem_fields(answer)) == (422, ["origin_utc"])
     assert "2015 to 2035" in answer["detail"][0]["expected"]
 
 
@@ -352,30 +346,12 @@ def test_check_price_history_names_every_problem() -> None:
     ]
 
 
-@pytest.fixture(scope="module")
-def keyed_without_forecaster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    key, digest = mint_api_key()
-    database = tmp_path_factory.mktemp("keyed") / "registry.db"
-    settings = Settings(
-        database_url=f"sqlite:///{database}", api_keys={digest: ("cpo-a",)}, price_forecaster_dir=None
-    )
-    with serving(settings) as url:
-        yield url, key
-
-
 def test_endpoint_needs_a_key_and_a_forecaster(
-    keyed_without_forecaster: tuple[str, str], prices: pd.Series
+    keyed_without_forecasters: tuple[str, str], prices: pd.Series
 ) -> None:
-    url, key = keyed_without_forecaster
+    url, key = keyed_without_forecasters
     body = _body(prices, ORIGINS["plain"])
-    status, _answer, _ = call("POST", f"{url}/v1/forecasts/prices", body)
-    assert status == 401
-    status, answer, _ = call(
-        "POST", f"{url}/v1/forecasts/prices", body, headers={"Authorization": f"Bearer {key}"}
-    )
-    assert (status, _fields(answer)) == (404, ["price_forecaster"])
-    status, model, _ = call("GET", f"{url}/v1/model")
-    assert (status, model["price_forecaster"]) == (200, None)
+    assert_needs_a_key_and_the_forecaster(url, key, "/v1/forecasts/prices", body, "price_forecaster")
 
 
 # Start checks, /v1/model, settings and the wheel -------------------------------------------------

@@ -15,7 +15,6 @@ import math
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,6 @@ from smac_rl_forecasting import sessions as lib
 from smac_rl_forecasting.features import calendar_features
 from smac_rl_forecasting.model import BoosterConfig
 from smac_rl_forecasting.onnx_export import export_forecaster, holiday_metadata
-from smac_rl_serve.auth import mint_api_key
 from smac_rl_serve.model import ModelError
 from smac_rl_serve.session_forecaster import (
     OUTPUT_NAMES,
@@ -55,7 +53,7 @@ from smac_rl_serve.settings import (
     Settings,
     default_forecaster_dir,
 )
-from tests.serve.support import call, serving
+from tests.serve.support import assert_needs_a_key_and_the_forecaster, call, problem_fields
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 BUNDLED_DIR = REPOSITORY / "models" / "forecasters" / "caltech_session_needs" / "v1"
@@ -450,10 +448,6 @@ def body(table: pd.DataFrame) -> dict[str, Any]:
     return {"arrivals_utc": ARRIVALS_2019_11_04, "history": _history_entries(window)}
 
 
-def _fields(answer: dict[str, Any]) -> list[str]:
-    return [entry["field"] for entry in answer["detail"]]
-
-
 def test_endpoint_answers_the_forecasters_quantiles(
     base_url: str, body: dict[str, Any], table: pd.DataFrame, bundled: OnnxSessionNeedsForecaster
 ) -> None:
@@ -495,7 +489,7 @@ def test_endpoint_takes_the_sites_timezone(base_url: str, body: dict[str, Any]) 
     default = call("POST", url, body)[1]
     assert answer["forecasts"] != default["forecasts"]  # local hours three hours later
     status, answer, _ = call("POST", url, {**body, "timezone": "Europe"})
-    assert (status, _fields(answer)) == (422, ["timezone"])
+    assert (status, problem_fields(answer)) == (422, ["timezone"])
 
 
 def test_endpoint_refuses_bad_input_with_field_paths(base_url: str, body: dict[str, Any]) -> None:
@@ -507,7 +501,7 @@ def test_endpoint_refuses_bad_input_with_field_paths(base_url: str, body: dict[s
 
     naive = {**body, "arrivals_utc": [ARRIVALS_2019_11_04[0], "2019-11-04T08:05:00"]}
     status, answer = post(naive)
-    assert (status, _fields(answer)) == (422, ["arrivals_utc[1]"])
+    assert (status, problem_fields(answer)) == (422, ["arrivals_utc[1]"])
 
     def with_entry(i: int, **changes: Any) -> dict[str, Any]:
         history = [dict(entry) for entry in body["history"]]
@@ -515,28 +509,28 @@ def test_endpoint_refuses_bad_input_with_field_paths(base_url: str, body: dict[s
         return {**body, "history": history}
 
     status, answer = post(with_entry(2, departure_utc="2019-09-26T01:00:00"))
-    assert (status, _fields(answer)) == (422, ["history[2].departure_utc"])
+    assert (status, problem_fields(answer)) == (422, ["history[2].departure_utc"])
     arrival = body["history"][3]["arrival_utc"]
     status, answer = post(with_entry(3, departure_utc=arrival))
-    assert (status, _fields(answer)) == (422, ["history[3].departure_utc"])
+    assert (status, problem_fields(answer)) == (422, ["history[3].departure_utc"])
     assert answer["detail"][0]["expected"] == f"after its arrival_utc {arrival}"
     status, answer = post(with_entry(5, energy_kwh=-0.5))
-    assert (status, _fields(answer)) == (422, ["history[5].energy_kwh"])
+    assert (status, problem_fields(answer)) == (422, ["history[5].energy_kwh"])
     status, answer = post(with_entry(6, energy_kwh=85_000.0))  # Wh by mistake
-    assert (status, _fields(answer)) == (422, ["history[6].energy_kwh"])
+    assert (status, problem_fields(answer)) == (422, ["history[6].energy_kwh"])
     raw = json.dumps(with_entry(7, energy_kwh=12.345678)).replace("12.345678", "NaN").encode()
     status, answer, _ = call("POST", url, raw=raw)
-    assert (status, _fields(answer)) == (422, ["history[7].energy_kwh"])
+    assert (status, problem_fields(answer)) == (422, ["history[7].energy_kwh"])
 
     status, answer = post({**body, "arrivals_utc": ["2036-01-05T16:00:00Z"]})
-    assert (status, _fields(answer)) == (422, ["arrivals_utc[0]"])
+    assert (status, problem_fields(answer)) == (422, ["arrivals_utc[0]"])
     assert "2015 to 2035" in answer["detail"][0]["expected"]
     status, answer = post({**body, "arrivals_utc": ["0001-01-01T00:00:00+05:00"]})
-    assert (status, _fields(answer)) == (422, ["arrivals_utc[0]"])
+    assert (status, problem_fields(answer)) == (422, ["arrivals_utc[0]"])
     status, answer = post({**body, "arrivals_utc": []})
-    assert (status, _fields(answer)) == (422, ["arrivals_utc"])
+    assert (status, problem_fields(answer)) == (422, ["arrivals_utc"])
     status, answer = post({**body, "arrivals_utc": ARRIVALS_2019_11_04 * 33})
-    assert (status, _fields(answer)) == (422, ["arrivals_utc"])
+    assert (status, problem_fields(answer)) == (422, ["arrivals_utc"])
 
 
 def test_too_little_history_is_a_422_naming_the_rule(base_url: str, body: dict[str, Any]) -> None:
@@ -545,7 +539,7 @@ def test_too_little_history_is_a_422_naming_the_rule(base_url: str, body: dict[s
     recent = [e for e in body["history"] if e["arrival_utc"] >= "2019-10-15"]
     status, answer, _ = call("POST", url, {**body, "history": recent})
     assert status == 422, answer
-    assert _fields(answer) == ["history"] * 3
+    assert problem_fields(answer) == ["history"] * 3
     first = answer["detail"][0]
     assert first["value"].startswith("20.")
     assert first["value"].endswith("before arrivals_utc[0] (2019-11-04T15:40:00+00:00)")
@@ -556,42 +550,20 @@ def test_too_little_history_is_a_422_naming_the_rule(base_url: str, body: dict[s
     # 28 days, but one session a week: too few in the window.
     sparse = body["history"][::150]
     status, answer, _ = call("POST", url, {**body, "history": sparse})
-    assert (status, _fields(answer)) == (422, ["history"] * 3)
+    assert (status, problem_fields(answer)) == (422, ["history"] * 3)
     assert answer["detail"][0]["value"] == (
         "40.6 days of ended sessions and 5 in the last 28 days before arrivals_utc[0] "
         "(2019-11-04T15:40:00+00:00)"
     )
     status, answer, _ = call("POST", url, {**body, "history": []})
-    assert (status, _fields(answer)) == (422, ["history"] * 3)
-
-
-@pytest.fixture(scope="module")
-def keyed_without_forecaster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    key, digest = mint_api_key()
-    database = tmp_path_factory.mktemp("keyed_sessions") / "registry.db"
-    settings = Settings(
-        database_url=f"sqlite:///{database}",
-        api_keys={digest: ("cpo-a",)},
-        price_forecaster_dir=None,
-        session_forecaster_dir=None,
-    )
-    with serving(settings) as url:
-        yield url, key
+    assert (status, problem_fields(answer)) == (422, ["history"] * 3)
 
 
 def test_endpoint_needs_a_key_and_a_forecaster(
-    keyed_without_forecaster: tuple[str, str], body: dict[str, Any]
+    keyed_without_forecasters: tuple[str, str], body: dict[str, Any]
 ) -> None:
-    url, key = keyed_without_forecaster
-    status, _answer, _ = call("POST", f"{url}/v1/forecasts/sessions", body)
-    assert status == 401
-    status, answer, _ = call(
-        "POST", f"{url}/v1/forecasts/sessions", body, headers={"Authorization": f"Bearer {key}"}
-    )
-    assert (status, _fields(answer)) == (404, ["session_forecaster"])
-    status, model, _ = call("GET", f"{url}/v1/model")
-    assert (status, model["session_forecaster"]) == (200, None)
-    assert call("GET", f"{url}/readyz")[0] == 200
+    url, key = keyed_without_forecasters
+    assert_needs_a_key_and_the_forecaster(url, key, "/v1/forecasts/sessions", body, "session_forecaster")
 
 
 def test_model_lists_the_forecasters_metadata(base_url: str) -> None:
