@@ -84,6 +84,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         objective: ObjectiveSpec | None = None,
         episode_order: EpisodeOrder = "random",
         billing_period: BillingPeriod = "episode",
+        deadline_floor_margin_steps: float | None = None,
     ) -> None:
         """Create the env.
 
@@ -105,12 +106,15 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
                 charge is billed over a calendar month of consecutive episodes: each episode starts
                 from the highest import of the month's earlier episodes and pays only for raising it;
                 ``info["billing_peak_kw"]`` is that running peak).
+            deadline_floor_margin_steps: With a value, every connector's setpoint is raised to the
+                least power that keeps its session's energy deliverable with this many steps to
+                spare (:func:`smac_rl.core.observation.deadline_floor_kw`); None: no floor.
 
         Raises:
             ValueError: When the fixed scenario has more connectors than ``n_connectors_max``, or a
                 monthly billing period is asked without consecutive drawn days.
         """
-        self.layout = ObservationLayout(n_connectors_max)
+        self.layout = ObservationLayout(n_connectors_max, deadline_floor_margin_steps)
         self.forecast = forecast
         check_billing(billing_period, episode_order, scenario is not None)
         self.billing_period = billing_period

@@ -72,6 +72,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         objective: ObjectiveSpec | None = None,
         episode_order: EpisodeOrder = "random",
         billing_period: BillingPeriod = "episode",
+        deadline_floor_margin_steps: float | None = None,
     ) -> None:
         """Create the batched env.
 
@@ -93,6 +94,9 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
                 walking its own calendar from ``first_day`` (see the single env).
             billing_period: ``episode`` or ``month`` (each row's demand charge billed on its
                 month's running peak, as in the single env; ``infos["billing_peak_kw"]``).
+            deadline_floor_margin_steps: With a value, every connector's setpoint is raised to the
+                least power that keeps its session's energy deliverable with this many steps to
+                spare (:func:`smac_rl.core.observation.deadline_floor_kw`); None: no floor.
 
         Raises:
             ValueError: For ``num_envs`` below 1, an empty ``templates``, or a monthly billing period
@@ -104,7 +108,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         if not names:
             raise ValueError("templates: got an empty list; expected at least one template name")
         self.num_envs = num_envs
-        self.layout = ObservationLayout(n_connectors_max)
+        self.layout = ObservationLayout(n_connectors_max, deadline_floor_margin_steps)
         self.forecast = forecast
         check_billing(billing_period, episode_order, scenario is not None)
 

@@ -132,7 +132,9 @@ class OnnxPolicy:
                 f"model: {self.onnx_path} has sha256 {digest}; metadata.json expects "
                 f"{self.metadata.onnx_sha256} (field onnx_sha256): the file was altered or replaced"
             )
-        self.layout = ObservationLayout(self.metadata.n_connectors_max)
+        self.layout = ObservationLayout(
+            self.metadata.n_connectors_max, self.metadata.deadline_floor_margin_steps
+        )
         _check_layout(self.metadata_path, self.metadata, self.layout)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
@@ -201,7 +203,8 @@ class OnnxPolicy:
         def act(context: StepContext) -> Setpoints:
             rows = np.broadcast_to(calendar[context.step_index], (context.batch_size, calendar.shape[1]))
             kw = self._infer(self.layout.observe_rows(context, rows).astype(np.float32))
-            return Setpoints(ev_power_kw=kw[:, : context.site.n_connectors], storage_power_kw=kw[:, -1])
+            setpoints = Setpoints(ev_power_kw=kw[:, : context.site.n_connectors], storage_power_kw=kw[:, -1])
+            return self.layout.with_deadline_floor(context, setpoints)
 
         return act
 

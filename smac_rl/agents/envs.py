@@ -16,6 +16,7 @@ def env_options(config: TrainConfig) -> dict[str, Any]:
         "first_day": config.first_day,
         "last_day": config.last_day,
         "n_connectors_max": config.n_connectors_max,
+        "deadline_floor_margin_steps": config.deadline_floor_margin_steps,
         "pool_size": config.pool_size,
         "objective": config.objective,
         "episode_order": config.episode_order,

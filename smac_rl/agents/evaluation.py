@@ -20,7 +20,6 @@ from stable_baselines3.common.callbacks import BaseCallback
 from smac_rl.agents.config import TrainConfig
 from smac_rl.agents.policy import Sb3Policy
 from smac_rl.core.arrays import ScenarioArrays
-from smac_rl.core.observation import ObservationLayout
 from smac_rl.optimal.protocol import DayReference, DaySet, ProtocolResult, evaluate_days
 from smac_rl.policies import Policy, make_heuristic
 
@@ -62,7 +61,7 @@ def evaluate_model(
     Returns:
         The protocol's records and summary; the model is named :func:`policy_name`.
     """
-    layout = ObservationLayout(config.n_connectors_max)
+    layout = config.layout()
 
     def learned(_arrays: ScenarioArrays) -> Policy:
         return Sb3Policy(model, layout, policy_name(config))

@@ -110,6 +110,7 @@ def export_policy(
         mlflow_run_id=mlflow_run_id,
         git_sha=git_sha(),
         template=template,
+        deadline_floor_margin_steps=layout.deadline_floor_margin_steps,
     )
     (out_dir / "metadata.json").write_text(metadata.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return metadata

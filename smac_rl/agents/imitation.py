@@ -123,6 +123,7 @@ def learner_demonstration(
     layout: ObservationLayout,
     learner: Callable[[StepContext], Setpoints],
     time_limit_s: float = 2.0,
+    mip_gap_frac: float = 1e-4,
 ) -> tuple[FloatArray, FloatArray]:
     """The learner's own rollout of one scenario, every state labelled with the optimum's action.
 
@@ -131,6 +132,7 @@ def learner_demonstration(
         layout: Observation and action layout.
         learner: The policy rolled out (its setpoints are applied, not the labels).
         time_limit_s: Solver time limit of each state's label [s].
+        mip_gap_frac: Relative MIP gap of each state's label.
 
     Returns:
         ``(observations, actions)``, ``(T, ...)`` each: the normalised observation of each visited
@@ -140,7 +142,11 @@ def learner_demonstration(
     from smac_rl.optimal.mpc import MpcPolicy
 
     expert = MpcPolicy(
-        PerfectForecast(), horizon_steps=arrays.n_steps, session_foresight=True, time_limit_s=time_limit_s
+        PerfectForecast(),
+        horizon_steps=arrays.n_steps,
+        session_foresight=True,
+        time_limit_s=time_limit_s,
+        mip_gap_frac=mip_gap_frac,
     )
     expert.begin_episode(arrays)
     scales = layout.scales()
@@ -185,7 +191,7 @@ def demonstrations(config: TrainConfig, on_day: Callable[[int], None] | None = N
     Returns:
         The stacked demonstrations.
     """
-    layout = ObservationLayout(config.n_connectors_max)
+    layout = config.layout()
     observations, actions = [], []
     for k, arrays in enumerate(training_days(config, config.imitation_days, stream=0)):
         obs, act = day_demonstration(arrays, layout)
@@ -197,7 +203,11 @@ def demonstrations(config: TrainConfig, on_day: Callable[[int], None] | None = N
 
 
 def _label_rollout(
-    arrays: ScenarioArrays, layout: ObservationLayout, policy: BasePolicy, time_limit_s: float
+    arrays: ScenarioArrays,
+    layout: ObservationLayout,
+    policy: BasePolicy,
+    time_limit_s: float,
+    mip_gap_frac: float,
 ) -> tuple[FloatArray, FloatArray]:
     """:func:`learner_demonstration` of an SB3 policy's deterministic actions (one job of a round)."""
     from smac_rl.agents.policy import Sb3Policy
@@ -205,7 +215,7 @@ def _label_rollout(
     torch.set_num_threads(1)  # one job per core
     rollout = Sb3Policy(policy, layout)
     rollout.begin_episode(arrays)
-    return learner_demonstration(arrays, layout, rollout.act, time_limit_s)
+    return learner_demonstration(arrays, layout, rollout.act, time_limit_s, mip_gap_frac)
 
 
 def learner_demonstrations(
@@ -226,16 +236,16 @@ def learner_demonstrations(
     Returns:
         The stacked labelled states.
     """
-    layout = ObservationLayout(config.n_connectors_max)
+    layout = config.layout()
     days = list(training_days(config, config.dagger_days, stream=round_index))
-    time_limit_s = config.dagger_time_limit_s
+    time_limit_s, gap = config.dagger_time_limit_s, config.dagger_mip_gap_frac
     if n_jobs == 1:
-        labelled = [_label_rollout(arrays, layout, policy, time_limit_s) for arrays in days]
+        labelled = [_label_rollout(arrays, layout, policy, time_limit_s, gap) for arrays in days]
     else:
         from joblib import Parallel, delayed
 
         labelled = Parallel(n_jobs=n_jobs, backend="loky")(
-            delayed(_label_rollout)(arrays, layout, policy, time_limit_s) for arrays in days
+            delayed(_label_rollout)(arrays, layout, policy, time_limit_s, gap) for arrays in days
         )
     return Demonstrations(
         np.concatenate([obs for obs, _ in labelled]), np.concatenate([act for _, act in labelled]), len(days)

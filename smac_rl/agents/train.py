@@ -183,7 +183,7 @@ def train(
     config_path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
-    layout = ObservationLayout(config.n_connectors_max)
+    layout = config.layout()
     with mlflow.start_run(run_name=run_dir.name) as run:
         mlflow.set_tags(provenance_tags())
         mlflow.log_params(flat_params(config))

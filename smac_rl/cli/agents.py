@@ -195,7 +195,6 @@ def export_command(
         from smac_rl.agents.train import load_model
     except ImportError as exc:
         raise _train_extra_missing("export", exc) from None
-    from smac_rl.core.observation import ObservationLayout
 
     with tempfile.TemporaryDirectory(prefix="smac-export-") as scratch:
         registry = None
@@ -224,7 +223,7 @@ def export_command(
             model = load_model(config, model_path)
         except SmacError as exc:
             raise fail(str(exc)) from None
-        layout = ObservationLayout(config.n_connectors_max)
+        layout = config.layout()
         metadata = export_policy(model, layout, target, run_id, config.template)
     console.print(f"wrote {target / 'policy.onnx'} (sha256 {metadata.onnx_sha256[:12]}...) and metadata.json")
     if card:

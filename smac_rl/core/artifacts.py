@@ -39,6 +39,10 @@ class PolicyMetadata(StrictModel):
         mlflow_run_id: The training run.
         git_sha: Commit the policy was trained from.
         template: Template it was trained on.
+        deadline_floor_margin_steps: The policy's deadline floor: the graph's connector setpoints
+            are raised to :func:`smac_rl.core.observation.deadline_floor_kw` with this margin [steps]
+            at the request's own step length (the service does it after the graph, as training did);
+            None: the graph's setpoints as they are.
     """
 
     schema_version: Literal[1] = 1
@@ -56,6 +60,7 @@ class PolicyMetadata(StrictModel):
     mlflow_run_id: str
     git_sha: str
     template: str
+    deadline_floor_margin_steps: float | None = Field(default=None, ge=0)
 
 
 def layout_entries(layout: ObservationLayout) -> list[FeatureEntry]:

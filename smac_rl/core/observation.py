@@ -123,15 +123,52 @@ def calendar_table(arrays: ScenarioArrays, forecast: ForecastProvider | None = N
     return np.stack(rows).reshape(-1, N_CALENDAR_FEATURES)
 
 
+def deadline_floor_kw(context: StepContext, upper_kw: FloatArray, margin_steps: float) -> FloatArray:
+    """The least charging power per connector that keeps each session's wanted energy deliverable [kW].
+
+    A session that still wants ``need`` kWh (battery side) with ``hours`` left, charging at most
+    ``max_charge_kw`` at ``charge_efficiency_frac``, has the laxity of the observation,
+    ``L = hours - need / (max_charge_kw * eff)`` [h]. Charging ``p`` kW in this step of ``dt`` hours
+    leaves ``need - p * eff * dt`` for the ``hours - dt`` after it, deliverable at full power only if
+    ``p >= max_charge_kw * (dt - L) / dt``. The floor asks that with ``margin_steps`` steps to spare
+    (the DC taper and the site's limits can slow the later steps):
+    ``max_charge_kw * ((1 + margin_steps) * dt - L) / dt``, at most ``need / (eff * dt)`` (never
+    past the energy wanted) and clipped to ``[0, upper_kw]`` (the step's box, so never more than the
+    EV and connector accept now); 0 where no EV is.
+
+    Args:
+        context: State at the step's start.
+        upper_kw: Charging bound of each connector's box, ``(B, C)`` [kW]
+            (:func:`smac_rl.core.projection.ev_power_bounds`).
+        margin_steps: Steps to spare [steps], ``>= 0``.
+
+    Returns:
+        The floor, ``(B, C)`` [kW].
+    """
+    ev, dt = context.ev, context.step_h
+    need_kwh = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
+    rate_kw = ev.max_charge_kw * ev.charge_efficiency_frac
+    laxity_h = ev.n_steps_to_departure * dt - need_kwh / np.where(rate_kw > 0.0, rate_kw, 1.0)
+    floor_kw = ev.max_charge_kw * (((1.0 + margin_steps) * dt - laxity_h) / dt)
+    eff = np.where(ev.charge_efficiency_frac > 0.0, ev.charge_efficiency_frac, 1.0)
+    floor_kw = np.minimum(floor_kw, need_kwh / (eff * dt))
+    floor_kw = np.minimum(np.maximum(floor_kw, 0.0), np.maximum(upper_kw, 0.0))
+    return np.where(ev.is_present, floor_kw, 0.0)
+
+
 @dataclass(frozen=True)
 class ObservationLayout:
     """The ordered observation and action layout for sites of up to ``n_connectors_max`` connectors.
 
     Attributes:
         n_connectors_max: Connectors the layout has room for.
+        deadline_floor_margin_steps: With a value, every connector's setpoint is raised to
+            :func:`deadline_floor_kw` with that margin [steps] (the policy may delay a session only
+            while its energy stays deliverable); None: actions map to setpoints unchanged.
     """
 
     n_connectors_max: int
+    deadline_floor_margin_steps: float | None = None
 
     @property
     def n_site_features(self) -> int:
@@ -264,7 +301,21 @@ class ObservationLayout:
         ev_kw = np.maximum(ev_a, zeros)
         ev_kw *= upper
         ev_kw -= np.minimum(ev_a, zeros, out=ev_a) * lower
+        if self.deadline_floor_margin_steps is not None:
+            np.maximum(ev_kw, deadline_floor_kw(context, upper, self.deadline_floor_margin_steps), out=ev_kw)
         s_lower, s_upper = storage_power_bounds(context)
         s_a = a[:, self.n_connectors_max]
         storage_kw = np.where(s_a >= 0.0, s_a * s_upper, -s_a * s_lower)
         return Setpoints(ev_power_kw=ev_kw, storage_power_kw=storage_kw)
+
+    def with_deadline_floor(self, context: StepContext, setpoints: Setpoints) -> Setpoints:
+        """``setpoints`` with every connector raised to the deadline floor (unchanged without one).
+
+        The service applies this to an exported graph's setpoints [kW], as :meth:`setpoints` does to
+        actions, with the request's own step length.
+        """
+        if self.deadline_floor_margin_steps is None:
+            return setpoints
+        _, upper = ev_power_bounds(context)
+        floor_kw = deadline_floor_kw(context, upper, self.deadline_floor_margin_steps)
+        return Setpoints(np.maximum(setpoints.ev_power_kw, floor_kw), setpoints.storage_power_kw)

@@ -65,3 +65,12 @@ def test_monthly_billing_needs_consecutive_days_without_a_pool() -> None:
         TrainConfig(episode_order="consecutive", billing_period="month")
     config = TrainConfig(episode_order="consecutive", billing_period="month", pool_size=None)
     assert (config.episode_order, config.billing_period) == ("consecutive", "month")
+
+
+def test_the_deadline_floor_reaches_the_layout_and_a_negative_margin_is_refused() -> None:
+    assert TrainConfig().layout().deadline_floor_margin_steps is None
+    assert TrainConfig(deadline_floor_margin_steps=1.0).layout().deadline_floor_margin_steps == 1.0
+    with pytest.raises(
+        pydantic.ValidationError, match=r"deadline_floor_margin_steps\n.*greater than or equal to 0"
+    ):
+        TrainConfig.model_validate({"deadline_floor_margin_steps": -1})

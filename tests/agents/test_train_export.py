@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -86,6 +87,36 @@ def test_onnx_setpoints_match_the_sb3_policy(trained: tuple[TrainResult, Path]) 
         np.testing.assert_allclose(onnx_kw[:n_connectors], expected.ev_power_kw[0], rtol=1e-4, atol=1e-3)
         np.testing.assert_allclose(onnx_kw[-1], expected.storage_power_kw[0], rtol=1e-4, atol=1e-3)
         assert np.all(onnx_kw[n_connectors:-1] == 0.0)  # padded connectors ask nothing
+
+
+def test_the_deadline_floor_is_exported_and_applied_by_the_served_model(
+    trained: tuple[TrainResult, Path],
+) -> None:
+    # The layout with a floor goes into metadata.json; the service's model raises the graph's
+    # setpoints to the same floor at the request's step, so it acts like the SB3 policy with that layout.
+    from smac_rl_serve.model import OnnxPolicy
+
+    result, root = trained
+    layout = dataclasses.replace(result.layout, deadline_floor_margin_steps=1.0)
+    metadata = export_policy(result.model, layout, root / "floored", result.run_id, "turku_ultrafast_hub")
+    assert metadata.deadline_floor_margin_steps == 1.0
+    served = OnnxPolicy(root / "floored")
+    assert served.layout == layout
+    env = SiteChargingEnv(template="turku_ultrafast_hub", n_connectors_max=8)
+    env.reset(seed=5)
+    arrays = env.arrays
+    assert arrays is not None
+    floored, plain = Sb3Policy(result.model, layout), Sb3Policy(result.model, result.layout)
+    for policy in (floored, plain, served):
+        policy.begin_episode(arrays)
+    n_raised = 0
+    for t in range(arrays.n_steps):
+        # Every session at its arrival energy at every step: the late ones are short of time.
+        context = context_at(arrays, t, arrays.sessions.arrival_energy_kwh[None, :], np.asarray([100.0]))
+        expected, got = floored.act(context), served.act(context)
+        np.testing.assert_allclose(got.ev_power_kw, expected.ev_power_kw, rtol=1e-4, atol=1e-3)
+        n_raised += int(np.any(expected.ev_power_kw > plain.act(context).ev_power_kw + 1e-6))
+    assert n_raised > 0  # the floor did raise setpoints on this day
 
 
 def test_the_trained_policy_runs_through_the_scorer(trained: tuple[TrainResult, Path]) -> None:

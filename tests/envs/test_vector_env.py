@@ -85,6 +85,22 @@ def test_caltech_replay_and_pool_rows_match_single_envs() -> None:
     assert "caltech_replay" in vector.batch.names[0]
 
 
+def test_the_deadline_floor_acts_alike_in_the_batched_and_the_single_env() -> None:
+    # Actions in [-1, 0] ask no charging: only the floor charges, the same in both envs, and the
+    # sessions get energy they would not get without it.
+    kwargs = {"deadline_floor_margin_steps": 1.0}
+    templates = ["turku_ultrafast_hub", "budapest_workplace"]
+    actions = np.random.default_rng(2).uniform(-1.0, 0.0, (100, 2, C_MAX + 1))
+    vector = SiteChargingVectorEnv(2, templates=templates, n_connectors_max=C_MAX, **kwargs)  # type: ignore[arg-type]
+    batch_obs, batch_rewards, batch_done, _ = _batched_trajectories(vector, 11, actions)
+    single_obs, single_rewards, single_done = _single_trajectories(templates, 11, actions, **kwargs)
+    np.testing.assert_array_equal(batch_done, single_done)
+    np.testing.assert_array_equal(batch_rewards, single_rewards)
+    np.testing.assert_array_equal(batch_obs, single_obs)
+    _, plain_rewards, _ = _single_trajectories(templates, 11, actions)
+    assert not np.array_equal(plain_rewards, single_rewards)
+
+
 def test_make_vec_uses_the_native_vector_entry_point() -> None:
     env = gym.make_vec(
         ENV_ID, num_envs=3, vectorization_mode="vector_entry_point", template="berlin_residential_garage"
