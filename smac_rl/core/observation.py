@@ -131,7 +131,8 @@ def deadline_floor_kw(context: StepContext, upper_kw: FloatArray, margin_steps: 
     ``L = hours - need / (max_charge_kw * eff)`` [h]. Charging ``p`` kW in this step of ``dt`` hours
     leaves ``need - p * eff * dt`` for the ``hours - dt`` after it, deliverable at full power only if
     ``p >= max_charge_kw * (dt - L) / dt``. The floor asks that with ``margin_steps`` steps to spare
-    (the DC taper and the site's limits can slow the later steps):
+    (the DC taper and the site's limits can slow the later steps, and a departure inside a step
+    counts that step whole, as in the observation's laxity):
     ``max_charge_kw * ((1 + margin_steps) * dt - L) / dt``, at most ``need / (eff * dt)`` (never
     past the energy wanted) and clipped to ``[0, upper_kw]`` (the step's box, so never more than the
     EV and connector accept now); 0 where no EV is.
