@@ -148,6 +148,24 @@ def local_days_grid(timezone: str, first_day: dt.date, n_days: int, step_min: in
     return TimeGridSpec(start_utc=start, step_min=step_min, n_steps=n_steps)
 
 
+def day_streams(seed: int, first_day: dt.date) -> list[np.random.Generator]:
+    """The four random streams of a generated scenario: EV draws, session details, base load, clouds.
+
+    The first local day is mixed into the seed, so two dates drawn with one seed are independent
+    draws (a week of test days with seed 0 holds seven different sets of sessions), while the same
+    date and seed give the same scenario on every machine.
+
+    Args:
+        seed: The user's seed (>= 0).
+        first_day: The scenario's first local day.
+
+    Returns:
+        Four independent generators.
+    """
+    sequence = np.random.SeedSequence([seed, first_day.toordinal()])
+    return [np.random.default_rng(s) for s in sequence.spawn(4)]
+
+
 def generate_scenario(
     template: SiteTemplate,
     first_day: dt.date,
@@ -162,7 +180,7 @@ def generate_scenario(
         template: The site template.
         first_day: First local day.
         n_days: Number of days (1 to 366).
-        seed: Seed of every random draw.
+        seed: Seed of every random draw, mixed with the first day (:func:`day_streams`).
         session_source: ``elaad`` (sampled distributions) or ``caltech`` (resampled sessions).
         caltech_period: Period of the Caltech sessions, one of ``CALTECH_PERIODS``.
 
@@ -180,7 +198,7 @@ def generate_scenario(
         raise GeneratorError(f"period: got {caltech_period!r}; expected one of {', '.join(CALTECH_PERIODS)}")
     site = template.site
     grid = local_days_grid(site.timezone, first_day, n_days, template.step_min)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
+    streams = day_streams(seed, first_day)
     try:
         day_ahead = day_ahead_prices_on_grid(grid)
     except SmacError as exc:
@@ -599,7 +617,7 @@ def replay_caltech_day(
     site = template.site
     tz = ZoneInfo(site.timezone)
     grid = local_days_grid(site.timezone, day, 1, template.step_min)
-    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
+    streams = day_streams(seed, day)
     arrivals: list[tuple[dt.datetime, float, float]] = []
     for _, row in frame.iterrows():
         source_local = row["arrival_utc"].tz_convert(CALTECH_TIMEZONE)

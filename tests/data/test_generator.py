@@ -62,6 +62,17 @@ def test_same_seed_same_scenario_and_other_seed_other_sessions() -> None:
     assert first.sessions != other.sessions
 
 
+def test_one_seed_on_different_dates_draws_different_days() -> None:
+    # Tuesday to Friday of one week share their day type; before the date was mixed into the seed they
+    # came out with identical sessions and base load, so a "week" of test days held four copies of one.
+    template = load_template("turku_ultrafast_hub")
+    days = [generate_scenario(template, dt.date(2024, 1, d), 1, seed=0)[0] for d in (9, 10, 11, 12)]
+    arrivals = [tuple(s.arrival_utc.time() for s in spec.sessions) for spec in days]
+    assert len(set(arrivals)) == 4
+    base_loads = [tuple(compile_scenario(spec).series.base_load_kw[:8]) for spec in days]
+    assert len(set(base_loads)) == 4
+
+
 def test_generated_file_round_trips(tmp_path: Path) -> None:
     spec, _ = generate_scenario(load_template("rome_v2g_fleet"), dt.date(2022, 8, 29), 1, seed=1)
     file = tmp_path / "rome.yaml"
@@ -91,8 +102,13 @@ def test_generated_daylight_saving_day_has_92_steps_and_local_arrivals() -> None
     spec, _ = generate_scenario(template, dt.date(2024, 3, 31), 2, seed=2)
     assert spec.time_grid.n_steps == 92 + 96
     tz = ZoneInfo("Europe/Budapest")
-    days = {s.arrival_utc.astimezone(tz).date() for s in spec.sessions}
+    start = spec.time_grid.start_utc
+    assert start == dt.datetime(2024, 3, 31, tzinfo=tz)
+    days = {s.arrival_utc.astimezone(tz).date() for s in spec.sessions if s.arrival_utc >= start}
     assert days <= {dt.date(2024, 3, 31), dt.date(2024, 4, 1)}
+    # EVs drawn on the day before are kept only when still plugged in at the first step.
+    overnight = [s for s in spec.sessions if s.arrival_utc < start]
+    assert all(s.departure_utc > start for s in overnight)
 
 
 def _ample_template(profile: str, per_day: float) -> SiteTemplate:

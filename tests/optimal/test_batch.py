@@ -14,6 +14,7 @@ import yaml
 
 from smac_rl.core.errors import SmacError
 from smac_rl.optimal.batch import (
+    DEFAULT_MIP_GAP_FRAC,
     DayJob,
     DayResult,
     Job,
@@ -78,7 +79,9 @@ def test_serial_records_are_complete(serial: list[DayResult]) -> None:
         assert record.savings_possible_eur == pytest.approx(
             record.uncontrolled_kpis.objective_eur - record.optimal_kpis.objective_eur
         )
-        assert record.n_sessions_not_fully_served == 0
+        # Uncontrolled charging runs every EV at full power from arrival on this uncongested garage, so
+        # a session it leaves short cannot be served (2024-05-06 has one); the optimum serves the rest.
+        assert record.n_sessions_not_fully_served == record.n_sessions_not_fully_served_uncontrolled
 
 
 def test_joblib_batch_gives_the_serial_records(serial: list[DayResult]) -> None:
@@ -175,7 +178,8 @@ def test_the_pyomo_builder_gives_the_same_days(serial: list[DayResult]) -> None:
         assert got.error is None, got.error
         assert got.status == want.status == "optimal"
         assert got.n_binaries == want.n_binaries
-        assert got.objective_eur == pytest.approx(want.objective_eur, rel=1e-6)
+        # Both stop within the MIP gap, possibly at different incumbents (BENCHMARKS.md: up to 1.5e-5).
+        assert got.objective_eur == pytest.approx(want.objective_eur, rel=DEFAULT_MIP_GAP_FRAC)
         assert got.optimal_kpis is not None
         assert got.optimal_kpis.total_cost_eur == pytest.approx(got.objective_eur, rel=1e-6, abs=1e-6)
 
