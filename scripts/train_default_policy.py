@@ -2,7 +2,8 @@
 
 Usage: ``.venv/bin/python scripts/train_default_policy.py [--out DIR]`` (default: a folder under
 runs/; copy policy.onnx and metadata.json to models/policies/default/v1 to promote it). Prints the
-evaluation on five 2024 days (the test year) that MODEL_CARD.md quotes.
+evaluation on five 2024 days (the test year) that MODEL_CARD.md quotes. With ``--evaluate DIR`` it
+trains nothing and evaluates an exported policy folder (the shipped one: models/policies/default/v1).
 """
 
 from __future__ import annotations
@@ -47,10 +48,14 @@ def main() -> None:
     """Train, export, evaluate."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("runs/default_policy"))
+    parser.add_argument("--evaluate", type=Path, default=None, help="exported policy folder; no training")
     args = parser.parse_args()
-    result = train(CONFIG, args.out, tracking_uri=f"sqlite:///{args.out / 'mlflow.db'}")
-    export_dir = args.out / "export"
-    export_policy(result.model, result.layout, export_dir, result.run_id, CONFIG.template)
+    if args.evaluate is not None:
+        export_dir = args.evaluate
+    else:
+        result = train(CONFIG, args.out, tracking_uri=f"sqlite:///{args.out / 'mlflow.db'}")
+        export_dir = args.out / "export"
+        export_policy(result.model, result.layout, export_dir, result.run_id, CONFIG.template)
     policy = OnnxPolicy(export_dir)
     template = load_template(CONFIG.template)
     print("day         uncontrolled   llf      onnx     optimal  onnx unmet [kWh]  (total cost [EUR])")
