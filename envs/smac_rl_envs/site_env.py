@@ -13,7 +13,13 @@ from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.batch import EpisodeBatch
 from smac_rl.core.forecasts import ForecastProvider
-from smac_rl.core.observation import CONNECTOR_FEATURES, OBSERVATION_BOUND, SITE_FEATURES, ObservationLayout
+from smac_rl.core.observation import (
+    CONNECTOR_FEATURES,
+    OBSERVATION_BOUND,
+    PRICE_OUTLOOK_FEATURES,
+    SITE_FEATURES,
+    ObservationLayout,
+)
 from smac_rl.core.specs import ObjectiveSpec, ScenarioSpec
 from smac_rl.data.periods import CALTECH_PERIODS
 from smac_rl_envs.sources import (
@@ -30,6 +36,10 @@ DEFAULT_C_MAX = 16
 
 def _feature_table() -> str:
     rows = [f"    | {f.name} | {f.unit} | {f.description} |" for f in SITE_FEATURES]
+    rows += [
+        f"    | {f.name} (with is_price_rank_observed) | {f.unit} | {f.description} |"
+        for f in PRICE_OUTLOOK_FEATURES
+    ]
     rows += [f"    | cNN.{f.name} | {f.unit} | {f.description} |" for f in CONNECTOR_FEATURES]
     return "\n".join(rows)
 
@@ -85,6 +95,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         episode_order: EpisodeOrder = "random",
         billing_period: BillingPeriod = "episode",
         deadline_floor_margin_steps: float | None = None,
+        is_price_rank_observed: bool = False,
     ) -> None:
         """Create the env.
 
@@ -109,12 +120,14 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
             deadline_floor_margin_steps: With a value, every connector's setpoint is raised to the
                 least power that keeps its session's energy deliverable with this many steps to
                 spare (:func:`smac_rl.core.observation.deadline_floor_kw`); None: no floor.
+            is_price_rank_observed: The site features end with the price ranks
+                (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`).
 
         Raises:
             ValueError: When the fixed scenario has more connectors than ``n_connectors_max``, or a
                 monthly billing period is asked without consecutive drawn days.
         """
-        self.layout = ObservationLayout(n_connectors_max, deadline_floor_margin_steps)
+        self.layout = ObservationLayout(n_connectors_max, deadline_floor_margin_steps, is_price_rank_observed)
         self.forecast = forecast
         check_billing(billing_period, episode_order, scenario is not None)
         self.billing_period = billing_period

@@ -133,7 +133,9 @@ class OnnxPolicy:
                 f"{self.metadata.onnx_sha256} (field onnx_sha256): the file was altered or replaced"
             )
         self.layout = ObservationLayout(
-            self.metadata.n_connectors_max, self.metadata.deadline_floor_margin_steps
+            self.metadata.n_connectors_max,
+            self.metadata.deadline_floor_margin_steps,
+            self.metadata.is_price_rank_observed,
         )
         _check_layout(self.metadata_path, self.metadata, self.layout)
         options = ort.SessionOptions()

@@ -88,6 +88,9 @@ class TrainConfig(StrictModel):
             (:func:`smac_rl.core.observation.deadline_floor_kw`): every connector's setpoint is raised to
             the least power that keeps its session's energy deliverable with this many steps to spare,
             in training, evaluation and the exported model alike; None: no floor.
+        is_price_rank_observed: The observation's site features end with the price ranks
+            (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`): where the step's import price
+            ranks among the next 2, 4, 8, 12 and 24 hours', and that outlook's lowest and highest price.
         episode_order: ``random`` training days, or ``consecutive`` (each env row walks the calendar
             from ``first_day``; needs ``pool_size`` None).
         billing_period: ``episode`` or ``month`` (the demand charge billed on each row's running
@@ -130,12 +133,15 @@ class TrainConfig(StrictModel):
     dagger_jobs: int = Field(default=1, ge=1, le=256)
     dagger_mip_gap_frac: float = Field(default=1e-2, ge=0, lt=1)
     deadline_floor_margin_steps: float | None = Field(default=None, ge=0, le=96)
+    is_price_rank_observed: bool = False
     episode_order: Literal["random", "consecutive"] = "random"
     billing_period: Literal["episode", "month"] = "episode"
 
     def layout(self) -> ObservationLayout:
-        """The observation and action layout of this config's policy (room and deadline floor)."""
-        return ObservationLayout(self.n_connectors_max, self.deadline_floor_margin_steps)
+        """The observation and action layout of this config's policy (room, deadline floor, price ranks)."""
+        return ObservationLayout(
+            self.n_connectors_max, self.deadline_floor_margin_steps, self.is_price_rank_observed
+        )
 
     @model_validator(mode="after")
     def _supported_combinations(self) -> TrainConfig:

@@ -17,6 +17,7 @@ def env_options(config: TrainConfig) -> dict[str, Any]:
         "last_day": config.last_day,
         "n_connectors_max": config.n_connectors_max,
         "deadline_floor_margin_steps": config.deadline_floor_margin_steps,
+        "is_price_rank_observed": config.is_price_rank_observed,
         "pool_size": config.pool_size,
         "objective": config.objective,
         "episode_order": config.episode_order,

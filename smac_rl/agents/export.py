@@ -14,7 +14,7 @@ from stable_baselines3.sac.policies import SACPolicy
 
 from smac_rl.agents.tracking import git_sha
 from smac_rl.core.artifacts import PolicyMetadata, action_names, layout_entries
-from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
+from smac_rl.core.observation import CONNECTOR_FEATURES, ObservationLayout
 from smac_rl.data.template_spec import load_template
 
 OPSET = 18
@@ -28,9 +28,9 @@ class _SetpointGraph(torch.nn.Module):
         super().__init__()
         self.policy = model.policy
         self.scales = torch.nn.Buffer(torch.as_tensor(layout.scales(), dtype=torch.float32))
-        n_site, n_block = len(SITE_FEATURES), len(CONNECTOR_FEATURES)
+        n_site, n_block = layout.n_site_features, len(CONNECTOR_FEATURES)
         names = [f.name for f in CONNECTOR_FEATURES]
-        site_names = [f.name for f in SITE_FEATURES]
+        site_names = [f.name for f in layout.site_features]
         blocks = n_site + n_block * np.arange(layout.n_connectors_max)
         self.upper_index = torch.nn.Buffer(torch.as_tensor(blocks + names.index("upper_kw")))
         self.lower_index = torch.nn.Buffer(torch.as_tensor(blocks + names.index("lower_kw")))
@@ -111,6 +111,7 @@ def export_policy(
         git_sha=git_sha(),
         template=template,
         deadline_floor_margin_steps=layout.deadline_floor_margin_steps,
+        is_price_rank_observed=layout.is_price_rank_observed,
     )
     (out_dir / "metadata.json").write_text(metadata.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return metadata

@@ -25,7 +25,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES
+from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
 
 
 def _mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -35,15 +35,18 @@ def _mlp(n_in: int, n_out: int) -> nn.Sequential:
 class ConnectorSetEncoder(nn.Module):
     """The shared connector network and the pooled context (module docstring); SB3's ``mlp_extractor``."""
 
-    def __init__(self, n_connectors_max: int, hidden_size: int) -> None:
+    def __init__(
+        self, n_connectors_max: int, hidden_size: int, n_site_features: int = len(SITE_FEATURES)
+    ) -> None:
         """Create the networks.
 
         Args:
             n_connectors_max: Connector blocks in the observation.
             hidden_size: Width of every hidden layer.
+            n_site_features: Site features before the blocks (:attr:`ObservationLayout.n_site_features`).
         """
         super().__init__()
-        self.n_site, self.n_block = len(SITE_FEATURES), len(CONNECTOR_FEATURES)
+        self.n_site, self.n_block = n_site_features, len(CONNECTOR_FEATURES)
         self.n_connectors_max, self.hidden_size = n_connectors_max, hidden_size
         self.embed = _mlp(self.n_block + self.n_site, hidden_size)
         self.actor_connector = _mlp(2 * hidden_size + self.n_site, hidden_size)
@@ -117,18 +120,28 @@ class EquivariantActorCriticPolicy(ActorCriticPolicy):
         Raises:
             ValueError: When the spaces do not have the layout's sizes.
         """
-        expected = len(SITE_FEATURES) + n_connectors_max * len(CONNECTOR_FEATURES)
-        if observation_space.shape != (expected,) or action_space.shape != (n_connectors_max + 1,):
+        layouts = [ObservationLayout(n_connectors_max, is_price_rank_observed=p) for p in (False, True)]
+        sizes = {layout.size: layout.n_site_features for layout in layouts}
+        shape = observation_space.shape
+        if (
+            shape is None
+            or len(shape) != 1
+            or shape[0] not in sizes
+            or action_space.shape != (n_connectors_max + 1,)
+        ):
             raise ValueError(
                 f"spaces: got observation {observation_space.shape} and action {action_space.shape}; "
-                f"expected ({expected},) and ({n_connectors_max + 1},) "
+                f"expected ({' or '.join(str(n) for n in sizes)},) and ({n_connectors_max + 1},) "
                 f"for n_connectors_max = {n_connectors_max}"
             )
+        self.n_site_features = sizes[shape[0]]
         self.n_connectors_max, self.hidden_size = n_connectors_max, hidden_size
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
-        self.mlp_extractor = ConnectorSetEncoder(self.n_connectors_max, self.hidden_size)  # type: ignore[assignment]
+        self.mlp_extractor = ConnectorSetEncoder(  # type: ignore[assignment]
+            self.n_connectors_max, self.hidden_size, self.n_site_features
+        )
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)

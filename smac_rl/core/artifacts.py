@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
+from smac_rl.core.observation import ObservationLayout
 from smac_rl.core.specs.base import StrictModel
 from smac_rl.core.units import SIGN_CONVENTION
 
@@ -43,6 +43,8 @@ class PolicyMetadata(StrictModel):
             are raised to :func:`smac_rl.core.observation.deadline_floor_kw` with this margin [steps]
             at the request's own step length (the service does it after the graph, as training did);
             None: the graph's setpoints as they are.
+        is_price_rank_observed: The observation's site features end with the price ranks
+            (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`); absent in older metadata (False).
     """
 
     schema_version: Literal[1] = 1
@@ -61,14 +63,14 @@ class PolicyMetadata(StrictModel):
     git_sha: str
     template: str
     deadline_floor_margin_steps: float | None = Field(default=None, ge=0)
+    is_price_rank_observed: bool = False
 
 
 def layout_entries(layout: ObservationLayout) -> list[FeatureEntry]:
     """The layout's observation entries for the metadata."""
-    units = [f.unit for f in SITE_FEATURES] + [f.unit for f in CONNECTOR_FEATURES] * layout.n_connectors_max
     return [
         FeatureEntry(name=name, unit=unit, scale=float(scale))
-        for name, unit, scale in zip(layout.names(), units, layout.scales(), strict=True)
+        for name, unit, scale in zip(layout.names(), layout.units(), layout.scales(), strict=True)
     ]
 
 

@@ -81,9 +81,34 @@ CONNECTOR_FEATURES: tuple[Feature, ...] = (
 """Per-connector features, in order; repeated ``n_connectors_max`` times."""
 
 
-N_CALENDAR_FEATURES = 5
+PRICE_RANK_HORIZONS_H: tuple[int, ...] = (2, 4, 8, 12, 24)
+"""Windows of the price-rank features [h], each from the step on (cut at the scenario's end)."""
+
+PRICE_OUTLOOK_FEATURES: tuple[Feature, ...] = (
+    *(
+        Feature(
+            f"import_price_rank_next_{h}h_frac",
+            "0..1",
+            1.0,
+            f"share of the next {h} h's steps (this one included) whose import price is below this step's",
+        )
+        for h in PRICE_RANK_HORIZONS_H
+    ),
+    Feature("import_price_min_next_24h_eur_per_kwh", "EUR/kWh", 0.3, "lowest import price of the next 24 h"),
+    Feature("import_price_max_next_24h_eur_per_kwh", "EUR/kWh", 0.3, "highest import price of the next 24 h"),
+)
+"""Optional site features, after :data:`SITE_FEATURES` (``ObservationLayout(is_price_rank_observed=True)``):
+where this step's price ranks among the coming ones, so that a policy can tell a step worth charging
+(or discharging) in from the steps a session or the storage could wait for. They come from the same
+price outlook as ``import_price_next_4h_eur_per_kwh`` (the true day-ahead prices, or a forecaster's)."""
+
+N_BASE_CALENDAR_FEATURES = 5
+"""Calendar features every layout reads: ``time_of_day_sin``, ``time_of_day_cos``,
+``episode_elapsed_frac`` and the two mean price outlooks."""
+
+N_CALENDAR_FEATURES = N_BASE_CALENDAR_FEATURES + len(PRICE_OUTLOOK_FEATURES)
 """Site features that depend on the scenario's clock and price outlook only (:func:`calendar_row`):
-``time_of_day_sin``, ``time_of_day_cos``, ``episode_elapsed_frac`` and the two price outlooks."""
+the base ones, then :data:`PRICE_OUTLOOK_FEATURES` (read by a layout with ``is_price_rank_observed``)."""
 
 
 def calendar_row(
@@ -98,14 +123,19 @@ def calendar_row(
 
     Returns:
         ``[time_of_day_sin, time_of_day_cos, episode_elapsed_frac, import_price_next_4h_eur_per_kwh,
-        import_price_next_12h_eur_per_kwh]``, ``(N_CALENDAR_FEATURES,)``.
+        import_price_next_12h_eur_per_kwh]`` then the :data:`PRICE_OUTLOOK_FEATURES`,
+        ``(N_CALENDAR_FEATURES,)``. Every window starts at the step and is cut at the scenario's end.
     """
     dt, t = arrays.step_h, step_index
     local = (arrays.start_utc + dt_module.timedelta(hours=t * dt)).astimezone(ZoneInfo(arrays.timezone))
     angle = 2.0 * math.pi * (local.hour + local.minute / 60.0) / 24.0
     n_4h, n_12h = max(1, round(4.0 / dt)), max(1, round(12.0 / dt))
+    n_ranks = [max(1, round(h / dt)) for h in PRICE_RANK_HORIZONS_H]
     provider = PerfectForecast() if forecast is None else forecast
-    prices = provider.forecast(arrays, t, max(n_4h, n_12h)).import_price_eur_per_kwh
+    prices = provider.forecast(arrays, t, max(n_4h, n_12h, *n_ranks)).import_price_eur_per_kwh
+    is_below = prices < prices[0]
+    ranks = [float(is_below[:n].mean()) for n in n_ranks]
+    day = prices[: max(n_ranks)]
     return np.asarray(
         [
             math.sin(angle),
@@ -113,6 +143,9 @@ def calendar_row(
             t / arrays.n_steps,
             float(prices[:n_4h].mean()),
             float(prices[:n_12h].mean()),
+            *ranks,
+            float(day.min()),
+            float(day.max()),
         ]
     )
 
@@ -166,20 +199,28 @@ class ObservationLayout:
         deadline_floor_margin_steps: With a value, every connector's setpoint is raised to
             :func:`deadline_floor_kw` with that margin [steps] (the policy may delay a session only
             while its energy stays deliverable); None: actions map to setpoints unchanged.
+        price_outlook: The site features end with :data:`PRICE_OUTLOOK_FEATURES` (the price ranks);
+            False: :data:`SITE_FEATURES` only, the layout of policies exported before they existed.
     """
 
     n_connectors_max: int
     deadline_floor_margin_steps: float | None = None
+    is_price_rank_observed: bool = False
+
+    @property
+    def site_features(self) -> tuple[Feature, ...]:
+        """The site features, in order."""
+        return SITE_FEATURES + PRICE_OUTLOOK_FEATURES if self.is_price_rank_observed else SITE_FEATURES
 
     @property
     def n_site_features(self) -> int:
         """Number of site features."""
-        return len(SITE_FEATURES)
+        return len(self.site_features)
 
     @property
     def size(self) -> int:
         """Length of the observation vector."""
-        return len(SITE_FEATURES) + self.n_connectors_max * len(CONNECTOR_FEATURES)
+        return self.n_site_features + self.n_connectors_max * len(CONNECTOR_FEATURES)
 
     @property
     def action_size(self) -> int:
@@ -188,13 +229,19 @@ class ObservationLayout:
 
     def names(self) -> list[str]:
         """Every observation entry's name, in order (``c03.upper_kw`` for connector blocks)."""
-        return [f.name for f in SITE_FEATURES] + [
+        return [f.name for f in self.site_features] + [
             f"c{c:02d}.{f.name}" for c in range(self.n_connectors_max) for f in CONNECTOR_FEATURES
         ]
 
+    def units(self) -> list[str]:
+        """Every observation entry's unit, in order."""
+        return [f.unit for f in self.site_features] + [
+            f.unit for f in CONNECTOR_FEATURES
+        ] * self.n_connectors_max
+
     def scales(self) -> FloatArray:
         """Every observation entry's normalisation divisor, in order."""
-        site = [f.scale for f in SITE_FEATURES]
+        site = [f.scale for f in self.site_features]
         block = [f.scale for f in CONNECTOR_FEATURES]
         return np.asarray(site + block * self.n_connectors_max, dtype=np.float64)
 
@@ -239,11 +286,14 @@ class ObservationLayout:
         observation = np.empty((batch, self.size))
         s_lower, s_upper = storage_power_bounds(context)
         capacity = site.storage_capacity_kwh
-        values = observation[:, : len(SITE_FEATURES)]
+        n_site = self.n_site_features
+        values = observation[:, :n_site]
         values[:, :3] = calendar[:, :3]
         values[:, 3] = exo.import_price_eur_per_kwh
         values[:, 4] = exo.export_price_eur_per_kwh
-        values[:, 5:7] = calendar[:, 3:]
+        values[:, 5:7] = calendar[:, 3:N_BASE_CALENDAR_FEATURES]
+        if self.is_price_rank_observed:
+            values[:, len(SITE_FEATURES) :] = calendar[:, N_BASE_CALENDAR_FEATURES:]
         values[:, 7] = exo.base_load_kw
         values[:, 8] = exo.pv_available_kw
         values[:, 9] = exo.import_limit_kw
@@ -260,9 +310,7 @@ class ObservationLayout:
         # power), so no mask is applied.
         lower, upper = ev_power_bounds(context)
         # A view (splitting the contiguous last axis), so the features land in place.
-        blocks = observation[:, len(SITE_FEATURES) :].reshape(
-            batch, self.n_connectors_max, len(CONNECTOR_FEATURES)
-        )
+        blocks = observation[:, n_site:].reshape(batch, self.n_connectors_max, len(CONNECTOR_FEATURES))
         blocks[:, n_connectors:] = 0.0
         connectors = blocks[:, :n_connectors]
         np.copyto(connectors[:, :, 0], ev.is_present)

@@ -67,6 +67,13 @@ def test_monthly_billing_needs_consecutive_days_without_a_pool() -> None:
     assert (config.episode_order, config.billing_period) == ("consecutive", "month")
 
 
+def test_the_price_ranks_reach_the_layout_and_a_non_flag_is_refused() -> None:
+    assert not TrainConfig().layout().is_price_rank_observed
+    assert TrainConfig(is_price_rank_observed=True).layout().is_price_rank_observed
+    with pytest.raises(pydantic.ValidationError, match=r"is_price_rank_observed\n.*valid boolean"):
+        TrainConfig.model_validate({"is_price_rank_observed": "sometimes"})
+
+
 def test_the_deadline_floor_reaches_the_layout_and_a_negative_margin_is_refused() -> None:
     assert TrainConfig().layout().deadline_floor_margin_steps is None
     assert TrainConfig(deadline_floor_margin_steps=1.0).layout().deadline_floor_margin_steps == 1.0

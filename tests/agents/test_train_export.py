@@ -12,12 +12,14 @@ import onnxruntime as ort
 import pytest
 
 from smac_rl.agents.config import DaysConfig, TrainConfig
+from smac_rl.agents.envs import training_vec_env
 from smac_rl.agents.export import export_policy
 from smac_rl.agents.policy import Sb3Policy
 from smac_rl.agents.registry import find_champion, register_run
-from smac_rl.agents.train import TrainResult, train
+from smac_rl.agents.train import TrainResult, build_model, train
 from smac_rl.core.artifacts import PolicyMetadata
 from smac_rl.core.errors import SmacError
+from smac_rl.core.observation import PRICE_OUTLOOK_FEATURES
 from smac_rl.core.state import context_at
 from smac_rl.policies import run_policy
 from smac_rl_envs.site_env import SiteChargingEnv
@@ -117,6 +119,34 @@ def test_the_deadline_floor_is_exported_and_applied_by_the_served_model(
         np.testing.assert_allclose(got.ev_power_kw, expected.ev_power_kw, rtol=1e-4, atol=1e-3)
         n_raised += int(np.any(expected.ev_power_kw > plain.act(context).ev_power_kw + 1e-6))
     assert n_raised > 0  # the floor did raise setpoints on this day
+
+
+def test_a_policy_observing_price_ranks_is_exported_and_served_alike(tmp_path: Path) -> None:
+    # An untrained equivariant PPO on the wider observation: the metadata names the rank features,
+    # the service builds the same layout from it, and its setpoints are the SB3 policy's.
+    from smac_rl_serve.model import OnnxPolicy
+
+    config = TrainConfig(n_connectors_max=8, n_envs=1, is_price_rank_observed=True)
+    layout = config.layout()
+    model = build_model(config, training_vec_env(config))
+    metadata = export_policy(model, layout, tmp_path / "ranked", "run", "turku_ultrafast_hub")
+    assert metadata.is_price_rank_observed
+    assert [e.name for e in metadata.observation][16:23] == [f.name for f in PRICE_OUTLOOK_FEATURES]
+    served = OnnxPolicy(tmp_path / "ranked")
+    assert served.layout == layout
+    env = SiteChargingEnv(template="turku_ultrafast_hub", n_connectors_max=8, is_price_rank_observed=True)
+    env.reset(seed=3)
+    arrays = env.arrays
+    assert arrays is not None
+    policy = Sb3Policy(model, layout)
+    for p in (policy, served):
+        p.begin_episode(arrays)
+    energy = arrays.sessions.arrival_energy_kwh[None, :]
+    for t in range(0, arrays.n_steps, 5):
+        context = context_at(arrays, t, energy, np.asarray([150.0]))
+        expected, got = policy.act(context), served.act(context)
+        np.testing.assert_allclose(got.ev_power_kw, expected.ev_power_kw, rtol=1e-4, atol=1e-3)
+        np.testing.assert_allclose(got.storage_power_kw, expected.storage_power_kw, rtol=1e-4, atol=1e-3)
 
 
 def test_the_trained_policy_runs_through_the_scorer(trained: tuple[TrainResult, Path]) -> None:

@@ -26,7 +26,8 @@ def _single_trajectories(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Row i: a single env of templates[i] reset with seed + i, stepped with actions[:, i], reset at ends."""
     n_steps, n_rows = actions.shape[0], actions.shape[1]
-    observations = np.zeros((n_steps + 1, n_rows, SiteChargingEnv(n_connectors_max=C_MAX).layout.size))
+    size = SiteChargingEnv(n_connectors_max=C_MAX, **kwargs).layout.size  # type: ignore[arg-type]
+    observations = np.zeros((n_steps + 1, n_rows, size))
     rewards, terminated = np.zeros((n_steps, n_rows)), np.zeros((n_steps, n_rows), dtype=bool)
     for i in range(n_rows):
         env = SiteChargingEnv(template=templates[i], n_connectors_max=C_MAX, **kwargs)  # type: ignore[arg-type]
@@ -99,6 +100,26 @@ def test_the_deadline_floor_acts_alike_in_the_batched_and_the_single_env() -> No
     np.testing.assert_array_equal(batch_obs, single_obs)
     _, plain_rewards, _ = _single_trajectories(templates, 11, actions)
     assert not np.array_equal(plain_rewards, single_rewards)
+
+
+def test_the_price_ranks_are_observed_alike_in_the_batched_and_the_single_env() -> None:
+    kwargs = {"is_price_rank_observed": True}
+    templates = ["rome_v2g_fleet", "turku_ultrafast_hub"]
+    actions = np.random.default_rng(3).uniform(-1.0, 1.0, (100, 2, C_MAX + 1))
+    vector = SiteChargingVectorEnv(2, templates=templates, n_connectors_max=C_MAX, **kwargs)  # type: ignore[arg-type]
+    batch_obs, batch_rewards, batch_done, _ = _batched_trajectories(vector, 13, actions)
+    single_obs, single_rewards, single_done = _single_trajectories(templates, 13, actions, **kwargs)
+    np.testing.assert_array_equal(batch_done, single_done)
+    np.testing.assert_array_equal(batch_rewards, single_rewards)
+    np.testing.assert_array_equal(batch_obs, single_obs)
+    n_site = vector.layout.n_site_features
+    assert batch_obs.shape[-1] == vector.layout.size == n_site + C_MAX * 8
+    ranks = batch_obs[..., n_site - 7 : n_site - 2]
+    assert np.all((ranks >= 0.0) & (ranks < 1.0))
+    assert np.any(ranks > 0.0)
+    # The same actions without the ranks: the same rewards (observing changes nothing else).
+    _, plain_rewards, _ = _single_trajectories(templates, 13, actions)
+    np.testing.assert_array_equal(plain_rewards, single_rewards)
 
 
 def test_make_vec_uses_the_native_vector_entry_point() -> None:
