@@ -169,7 +169,13 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         if self._billing is not None:
             arrays = self._billing.begin(arrays, self.source.last_day)
         if self._batch is None or abs(self._batch.step_h - arrays.step_h) > 1e-12:
-            self._batch = EpisodeBatch(1, self.layout.n_connectors_max, arrays.step_h, self.forecast)
+            self._batch = EpisodeBatch(
+                1,
+                self.layout.n_connectors_max,
+                arrays.step_h,
+                self.forecast,
+                self.layout.is_price_rank_observed,
+            )
         self._batch.load(0, arrays)
         self.arrays = arrays
         observation: FloatArray = self._batch.observe(self.layout)[0]

@@ -238,6 +238,10 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         for arrays, scenario_rows in by_scenario.values():
             if self._batch is None:
                 self._batch = EpisodeBatch(
-                    self.num_envs, self.layout.n_connectors_max, arrays.step_h, self.forecast
+                    self.num_envs,
+                    self.layout.n_connectors_max,
+                    arrays.step_h,
+                    self.forecast,
+                    self.layout.is_price_rank_observed,
                 )
             self._batch.load_rows(scenario_rows, arrays)

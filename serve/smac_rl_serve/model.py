@@ -52,9 +52,10 @@ class CalendarCache:
     key. Safe across threads; the tables are read-only.
     """
 
-    def __init__(self, n_tables_max: int = CALENDAR_CACHE_SIZE) -> None:
-        """Keep at most ``n_tables_max`` tables."""
+    def __init__(self, n_tables_max: int = CALENDAR_CACHE_SIZE, is_price_rank_observed: bool = False) -> None:
+        """Keep at most ``n_tables_max`` tables, with the price ranks when the model observes them."""
         self.n_tables_max = n_tables_max
+        self.is_price_rank_observed = is_price_rank_observed
         self._tables: OrderedDict[tuple[object, ...], npt.NDArray[np.float64]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -72,14 +73,16 @@ class CalendarCache:
         return (arrays.timezone, arrays.start_utc, arrays.step_h, arrays.n_steps, series.digest())
 
     def table(self, arrays: ScenarioArrays) -> npt.NDArray[np.float64]:
-        """The calendar table of a scenario, ``(T, N_CALENDAR_FEATURES)``, computed on a miss."""
+        """The calendar table of a scenario, ``(T, calendar_width(...))``, computed on a miss."""
         key = self.key(arrays)
         with self._lock:
             table = self._tables.get(key)
             if table is not None:
                 self._tables.move_to_end(key)
                 return table
-        table = np.asarray(calendar_table(arrays), dtype=np.float64)
+        table = np.asarray(
+            calendar_table(arrays, is_price_rank_observed=self.is_price_rank_observed), dtype=np.float64
+        )
         table.flags.writeable = False
         with self._lock:
             self._tables[key] = table
@@ -159,7 +162,7 @@ class OnnxPolicy:
                 )
         self.probe()
         self._act: Callable[[StepContext], Setpoints] = self._unbound
-        self._calendars = CalendarCache()
+        self._calendars = CalendarCache(is_price_rank_observed=self.layout.is_price_rank_observed)
 
     def probe(self) -> None:
         """Run the graph on a zero observation (``/readyz`` and the start both do).

@@ -32,7 +32,7 @@ from smac_rl.core.arrays import BatchSiteArrays, ScenarioArrays, SiteArrays, Sit
 from smac_rl.core.arraytypes import BoolArray, FloatArray, IntArray
 from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.objectives import OBJECTIVE_TERMS
-from smac_rl.core.observation import N_CALENDAR_FEATURES, ObservationLayout, calendar_table
+from smac_rl.core.observation import ObservationLayout, calendar_table, calendar_width
 from smac_rl.core.physics import StepOutcome, physics_step
 from smac_rl.core.projection import project
 from smac_rl.core.state import (
@@ -90,7 +90,7 @@ class _Prepared:
     settle_step: IntArray  # (S + 1,): step whose cost settles the session, -1 for none
     arrival_energy_kwh: FloatArray  # (S + 1,): slot 0 is 0
     series_values: FloatArray  # (len(_SERIES_FIELDS), T), in _SERIES_FIELDS order
-    calendar_values: FloatArray  # (T, N_CALENDAR_FEATURES)
+    calendar_values: FloatArray  # (T, calendar_width(is_price_rank_observed))
 
 
 CALENDAR_CACHE_SIZE = 4096
@@ -142,7 +142,12 @@ class EpisodeBatch:
     session_energy_kwh: FloatArray
 
     def __init__(
-        self, batch_size: int, n_connectors_max: int, step_h: float, forecast: ForecastProvider | None = None
+        self,
+        batch_size: int,
+        n_connectors_max: int,
+        step_h: float,
+        forecast: ForecastProvider | None = None,
+        is_price_rank_observed: bool = False,
     ) -> None:
         """Allocate an empty batch; every row must be loaded before the first step.
 
@@ -151,8 +156,10 @@ class EpisodeBatch:
             n_connectors_max: Connectors per row ``C``.
             step_h: Step length of every episode [h].
             forecast: Source of the observation's price outlook; None: the true prices.
+            is_price_rank_observed: Keep the price ranks in the calendar (a layout that observes them).
         """
         self.forecast = forecast
+        self.is_price_rank_observed = is_price_rank_observed
         self.batch_size, self.n_connectors_max, self.step_h = batch_size, n_connectors_max, step_h
         self.site = BatchSiteArrays.empty(batch_size, n_connectors_max)
         self.names: list[str] = [""] * batch_size
@@ -188,7 +195,7 @@ class EpisodeBatch:
         energy = np.zeros((b, slots))
         occupancy = np.full((b, n_steps, c), -1, dtype=np.int32)
         series = np.zeros((len(_SERIES_FIELDS), b, n_steps))
-        calendar = np.zeros((b, n_steps, N_CALENDAR_FEATURES))
+        calendar = np.zeros((b, n_steps, calendar_width(self.is_price_rank_observed)))
         if old is not None:
             s_old, t_old = self._end_step.shape[1], self._occupancy.shape[1]
             table[:, :, :s_old] = old
@@ -315,7 +322,7 @@ class EpisodeBatch:
             settle_step=settle,
             arrival_energy_kwh=arrival,
             series_values=series.reshape(len(_SERIES_FIELDS), n_steps),
-            calendar_values=calendar_table(arrays, self.forecast),
+            calendar_values=calendar_table(arrays, self.forecast, self.is_price_rank_observed),
         )
         self._prepared[key] = (arrays, prepared)
         return prepared
@@ -423,7 +430,7 @@ class EpisodeBatch:
         return self.site
 
     def calendar(self) -> FloatArray:
-        """Calendar features of the current step of every row, ``(B, N_CALENDAR_FEATURES)``."""
+        """Calendar features of the current step of every row, ``(B, calendar_width(...))``."""
         t = self.step_index
         if self.batch_size == 1:
             calendar: FloatArray = self._calendar[:, int(t[0])]

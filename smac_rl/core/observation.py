@@ -102,17 +102,22 @@ where this step's price ranks among the coming ones, so that a policy can tell a
 (or discharging) in from the steps a session or the storage could wait for. They come from the same
 price outlook as ``import_price_next_4h_eur_per_kwh`` (the true day-ahead prices, or a forecaster's)."""
 
-N_BASE_CALENDAR_FEATURES = 5
-"""Calendar features every layout reads: ``time_of_day_sin``, ``time_of_day_cos``,
-``episode_elapsed_frac`` and the two mean price outlooks."""
-
-N_CALENDAR_FEATURES = N_BASE_CALENDAR_FEATURES + len(PRICE_OUTLOOK_FEATURES)
+N_CALENDAR_FEATURES = 5
 """Site features that depend on the scenario's clock and price outlook only (:func:`calendar_row`):
-the base ones, then :data:`PRICE_OUTLOOK_FEATURES` (read by a layout with ``is_price_rank_observed``)."""
+``time_of_day_sin``, ``time_of_day_cos``, ``episode_elapsed_frac`` and the two price outlooks; a layout
+with ``is_price_rank_observed`` reads :data:`PRICE_OUTLOOK_FEATURES` after them (:func:`calendar_width`)."""
+
+
+def calendar_width(is_price_rank_observed: bool) -> int:
+    """Columns of a calendar row: the base ones, plus the price ranks when they are observed."""
+    return N_CALENDAR_FEATURES + (len(PRICE_OUTLOOK_FEATURES) if is_price_rank_observed else 0)
 
 
 def calendar_row(
-    arrays: ScenarioArrays, step_index: int, forecast: ForecastProvider | None = None
+    arrays: ScenarioArrays,
+    step_index: int,
+    forecast: ForecastProvider | None = None,
+    is_price_rank_observed: bool = False,
 ) -> FloatArray:
     """The calendar features of one step: local time of day, episode progress, price outlook.
 
@@ -120,40 +125,39 @@ def calendar_row(
         arrays: The compiled scenario.
         step_index: Step on its grid.
         forecast: Where the price outlook comes from; None: the true prices (:class:`PerfectForecast`).
+        is_price_rank_observed: Add the :data:`PRICE_OUTLOOK_FEATURES`.
 
     Returns:
         ``[time_of_day_sin, time_of_day_cos, episode_elapsed_frac, import_price_next_4h_eur_per_kwh,
-        import_price_next_12h_eur_per_kwh]`` then the :data:`PRICE_OUTLOOK_FEATURES`,
-        ``(N_CALENDAR_FEATURES,)``. Every window starts at the step and is cut at the scenario's end.
+        import_price_next_12h_eur_per_kwh]``, then the :data:`PRICE_OUTLOOK_FEATURES` when asked,
+        ``(calendar_width(is_price_rank_observed),)``. Every window starts at the step and is cut at
+        the scenario's end.
     """
     dt, t = arrays.step_h, step_index
     local = (arrays.start_utc + dt_module.timedelta(hours=t * dt)).astimezone(ZoneInfo(arrays.timezone))
     angle = 2.0 * math.pi * (local.hour + local.minute / 60.0) / 24.0
     n_4h, n_12h = max(1, round(4.0 / dt)), max(1, round(12.0 / dt))
-    n_ranks = [max(1, round(h / dt)) for h in PRICE_RANK_HORIZONS_H]
+    n_ranks = [max(1, round(h / dt)) for h in PRICE_RANK_HORIZONS_H] if is_price_rank_observed else []
     provider = PerfectForecast() if forecast is None else forecast
     prices = provider.forecast(arrays, t, max(n_4h, n_12h, *n_ranks)).import_price_eur_per_kwh
-    is_below = prices < prices[0]
-    ranks = [float(is_below[:n].mean()) for n in n_ranks]
+    base = [math.sin(angle), math.cos(angle), t / arrays.n_steps]
+    base += [float(prices[:n_4h].mean()), float(prices[:n_12h].mean())]
+    if not is_price_rank_observed:
+        return np.asarray(base)
+    # Counts of the steps below this one's price, over the first k steps of the window, k = 1..n.
+    below = np.cumsum(prices < prices[0])
+    n_window = len(prices)
+    ranks = [below[min(n, n_window) - 1] / min(n, n_window) for n in n_ranks]
     day = prices[: max(n_ranks)]
-    return np.asarray(
-        [
-            math.sin(angle),
-            math.cos(angle),
-            t / arrays.n_steps,
-            float(prices[:n_4h].mean()),
-            float(prices[:n_12h].mean()),
-            *ranks,
-            float(day.min()),
-            float(day.max()),
-        ]
-    )
+    return np.asarray([*base, *ranks, float(day.min()), float(day.max())])
 
 
-def calendar_table(arrays: ScenarioArrays, forecast: ForecastProvider | None = None) -> FloatArray:
-    """:func:`calendar_row` of every step, ``(T, N_CALENDAR_FEATURES)``."""
-    rows = [calendar_row(arrays, t, forecast) for t in range(arrays.n_steps)]
-    return np.stack(rows).reshape(-1, N_CALENDAR_FEATURES)
+def calendar_table(
+    arrays: ScenarioArrays, forecast: ForecastProvider | None = None, is_price_rank_observed: bool = False
+) -> FloatArray:
+    """:func:`calendar_row` of every step, ``(T, calendar_width(is_price_rank_observed))``."""
+    rows = [calendar_row(arrays, t, forecast, is_price_rank_observed) for t in range(arrays.n_steps)]
+    return np.stack(rows).reshape(-1, calendar_width(is_price_rank_observed))
 
 
 def deadline_floor_kw(context: StepContext, upper_kw: FloatArray, margin_steps: float) -> FloatArray:
@@ -258,7 +262,9 @@ class ObservationLayout:
         Raises:
             ValueError: When the site has more connectors than ``n_connectors_max``.
         """
-        calendar = calendar_row(arrays, context.step_index)
+        calendar = calendar_row(
+            arrays, context.step_index, is_price_rank_observed=self.is_price_rank_observed
+        )
         return self.observe_rows(context, np.broadcast_to(calendar, (context.batch_size, calendar.shape[0])))
 
     def observe_rows(self, context: StepContext, calendar: FloatArray) -> FloatArray:
@@ -267,7 +273,7 @@ class ObservationLayout:
         Args:
             context: State at the step's start (one site, or one per row).
             calendar: The calendar features of each row (:func:`calendar_row`),
-                ``(B, N_CALENDAR_FEATURES)``.
+                ``(B, calendar_width(is_price_rank_observed))``.
 
         Returns:
             The observation rows, ``(B, size)``.
@@ -291,9 +297,9 @@ class ObservationLayout:
         values[:, :3] = calendar[:, :3]
         values[:, 3] = exo.import_price_eur_per_kwh
         values[:, 4] = exo.export_price_eur_per_kwh
-        values[:, 5:7] = calendar[:, 3:N_BASE_CALENDAR_FEATURES]
+        values[:, 5:7] = calendar[:, 3:N_CALENDAR_FEATURES]
         if self.is_price_rank_observed:
-            values[:, len(SITE_FEATURES) :] = calendar[:, N_BASE_CALENDAR_FEATURES:]
+            values[:, len(SITE_FEATURES) :] = calendar[:, N_CALENDAR_FEATURES:]
         values[:, 7] = exo.base_load_kw
         values[:, 8] = exo.pv_available_kw
         values[:, 9] = exo.import_limit_kw

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from smac_rl.core.arrays import compile_scenario
 from smac_rl.core.observation import (
-    N_BASE_CALENDAR_FEATURES,
+    N_CALENDAR_FEATURES,
     PRICE_OUTLOOK_FEATURES,
     SITE_FEATURES,
     ObservationLayout,
@@ -25,7 +25,8 @@ def test_ranks_of_the_tiny_day_by_hand() -> None:
     # Hourly prices 0.30, 0.10, 0.20, 0.40 EUR/kWh; every window is cut at the 4-step day's end.
     arrays = compile_scenario(tiny_scenario())
     np.testing.assert_allclose(arrays.series.import_price_eur_per_kwh, [0.30, 0.10, 0.20, 0.40])
-    ranks = calendar_table(arrays)[:, N_BASE_CALENDAR_FEATURES:]
+    assert calendar_table(arrays).shape == (4, N_CALENDAR_FEATURES)  # computed only when observed
+    ranks = calendar_table(arrays, is_price_rank_observed=True)[:, N_CALENDAR_FEATURES:]
     assert [f.name for f in PRICE_OUTLOOK_FEATURES] == [
         "import_price_rank_next_2h_frac",
         "import_price_rank_next_4h_frac",
@@ -63,7 +64,9 @@ def test_the_ranked_layout_appends_site_features_and_keeps_everything_else() -> 
         context = context_at(arrays, t, energy, np.asarray([0.0]))
         plain, with_ranks = base.observe(arrays, context)[0], ranked.observe(arrays, context)[0]
         np.testing.assert_array_equal(with_ranks[:n_site], plain[:n_site])
-        np.testing.assert_array_equal(with_ranks[n_site : n_site + n_extra], calendar_table(arrays)[t, 5:])
+        np.testing.assert_array_equal(
+            with_ranks[n_site : n_site + n_extra], calendar_table(arrays, is_price_rank_observed=True)[t, 5:]
+        )
         np.testing.assert_array_equal(with_ranks[n_site + n_extra :], plain[n_site:])
 
 
@@ -77,8 +80,8 @@ def test_the_day_rank_is_the_share_of_cheaper_steps_left(cents: list[int]) -> No
     data["series"] = {"import_price_eur_per_kwh": [c / 100 for c in cents]}
     arrays = compile_scenario(parse_scenario(data, source="ranks"))
     prices = arrays.series.import_price_eur_per_kwh
-    table = calendar_table(arrays)
-    day_rank = table[:, N_BASE_CALENDAR_FEATURES + 4]
+    table = calendar_table(arrays, is_price_rank_observed=True)
+    day_rank = table[:, N_CALENDAR_FEATURES + 4]
     for t in range(len(cents)):
         window = prices[t : t + 24]
         assert day_rank[t] == np.mean(window < prices[t])
