@@ -160,8 +160,10 @@ def calendar_table(
     return np.stack(rows).reshape(-1, calendar_width(is_price_rank_observed))
 
 
-def deadline_floor_kw(context: StepContext, upper_kw: FloatArray, margin_steps: float) -> FloatArray:
-    """The least charging power per connector that keeps each session's wanted energy deliverable [kW].
+def deadline_floor_kw(
+    context: StepContext, lower_kw: FloatArray, upper_kw: FloatArray, margin_steps: float
+) -> FloatArray:
+    """The least power per connector that keeps each session's wanted energy deliverable [kW].
 
     A session that still wants ``need`` kWh (battery side) with ``hours`` left, charging at most
     ``max_charge_kw`` at ``charge_efficiency_frac``, has the laxity of the observation,
@@ -170,14 +172,23 @@ def deadline_floor_kw(context: StepContext, upper_kw: FloatArray, margin_steps: 
     ``p >= max_charge_kw * (dt - L) / dt``. The floor asks that with ``margin_steps`` steps to spare
     (the DC taper and the site's limits can slow the later steps, and a departure inside a step
     counts that step whole, as in the observation's laxity):
-    ``max_charge_kw * ((1 + margin_steps) * dt - L) / dt``, at most ``need / (eff * dt)`` (never
-    past the energy wanted) and clipped to ``[0, upper_kw]`` (the step's box, so never more than the
-    EV and connector accept now); 0 where no EV is.
+    ``f = max_charge_kw * ((1 + margin_steps) * dt - L) / dt``.
+
+    - ``f >= 0``: the session must charge at least ``f``, at most ``need / (eff * dt)`` (never past
+      the energy wanted).
+    - ``f < 0``: the session has time to spare and may discharge (V2G), by as much as it can win
+      back: discharging ``p < 0`` takes ``-p * dt / eff_discharge`` kWh out, which charging must put
+      back, so the floor is ``f * eff * eff_discharge``.
+
+    The floor is clipped to the step's box ``[lower_kw, upper_kw]`` (so never more than the EV and
+    connector accept now, and never a discharge a session may not give: its ``lower_kw`` is 0); 0
+    where no EV is.
 
     Args:
         context: State at the step's start.
-        upper_kw: Charging bound of each connector's box, ``(B, C)`` [kW]
+        lower_kw: Discharging bound of each connector's box, ``(B, C)`` [kW], ``<= 0``
             (:func:`smac_rl.core.projection.ev_power_bounds`).
+        upper_kw: Charging bound of each connector's box, ``(B, C)`` [kW].
         margin_steps: Steps to spare [steps], ``>= 0``.
 
     Returns:
@@ -189,8 +200,10 @@ def deadline_floor_kw(context: StepContext, upper_kw: FloatArray, margin_steps: 
     laxity_h = ev.n_steps_to_departure * dt - need_kwh / np.where(rate_kw > 0.0, rate_kw, 1.0)
     floor_kw = ev.max_charge_kw * (((1.0 + margin_steps) * dt - laxity_h) / dt)
     eff = np.where(ev.charge_efficiency_frac > 0.0, ev.charge_efficiency_frac, 1.0)
-    floor_kw = np.minimum(floor_kw, need_kwh / (eff * dt))
-    floor_kw = np.minimum(np.maximum(floor_kw, 0.0), np.maximum(upper_kw, 0.0))
+    charging_kw = np.minimum(floor_kw, need_kwh / (eff * dt))
+    discharging_kw = floor_kw * ev.charge_efficiency_frac * ev.discharge_efficiency_frac
+    floor_kw = np.where(floor_kw >= 0.0, charging_kw, discharging_kw)
+    floor_kw = np.minimum(np.maximum(floor_kw, np.minimum(lower_kw, 0.0)), np.maximum(upper_kw, 0.0))
     return np.where(ev.is_present, floor_kw, 0.0)
 
 
@@ -201,8 +214,9 @@ class ObservationLayout:
     Attributes:
         n_connectors_max: Connectors the layout has room for.
         deadline_floor_margin_steps: With a value, every connector's setpoint is raised to
-            :func:`deadline_floor_kw` with that margin [steps] (the policy may delay a session only
-            while its energy stays deliverable); None: actions map to setpoints unchanged.
+            :func:`deadline_floor_kw` with that margin [steps] (the policy may delay a session, or
+            discharge it, only while its energy stays deliverable); None: actions map to setpoints
+            unchanged.
         price_outlook: The site features end with :data:`PRICE_OUTLOOK_FEATURES` (the price ranks);
             False: :data:`SITE_FEATURES` only, the layout of policies exported before they existed.
     """
@@ -357,7 +371,8 @@ class ObservationLayout:
         ev_kw *= upper
         ev_kw -= np.minimum(ev_a, zeros, out=ev_a) * lower
         if self.deadline_floor_margin_steps is not None:
-            np.maximum(ev_kw, deadline_floor_kw(context, upper, self.deadline_floor_margin_steps), out=ev_kw)
+            floor_kw = deadline_floor_kw(context, lower, upper, self.deadline_floor_margin_steps)
+            np.maximum(ev_kw, floor_kw, out=ev_kw)
         s_lower, s_upper = storage_power_bounds(context)
         s_a = a[:, self.n_connectors_max]
         storage_kw = np.where(s_a >= 0.0, s_a * s_upper, -s_a * s_lower)
@@ -371,6 +386,6 @@ class ObservationLayout:
         """
         if self.deadline_floor_margin_steps is None:
             return setpoints
-        _, upper = ev_power_bounds(context)
-        floor_kw = deadline_floor_kw(context, upper, self.deadline_floor_margin_steps)
+        lower, upper = ev_power_bounds(context)
+        floor_kw = deadline_floor_kw(context, lower, upper, self.deadline_floor_margin_steps)
         return Setpoints(np.maximum(setpoints.ev_power_kw, floor_kw), setpoints.storage_power_kw)

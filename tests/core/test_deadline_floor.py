@@ -175,3 +175,104 @@ def test_a_feasible_session_is_always_served_and_never_overcharged(
     assert kpis.unmet_energy_kwh == pytest.approx(0.0, abs=1e-6)
     stored_kwh = float(trace.ev_power_kw[:, 0].sum()) * efficiency
     assert stored_kwh == pytest.approx(wanted_kwh, abs=1e-6)
+
+
+class _AskFullDischarge:
+    """Action -1 (discharge as much as the box allows) on every connector, through a layout."""
+
+    name = "ask_full_discharge"
+
+    def __init__(self, layout: ObservationLayout) -> None:
+        self.layout = layout
+
+    def act(self, context: StepContext) -> Setpoints:
+        return self.layout.setpoints(context, -np.ones((context.batch_size, self.layout.action_size)))
+
+
+def _v2g_session(*, wanted_kwh: float, discharge_efficiency: float, n_steps: int = 4) -> ScenarioArrays:
+    """A bidirectional 20 kW DC charger; 100 kWh at 50 %, V2G allowed down to 0 %, leaves at the end."""
+    data: dict[str, Any] = {
+        "name": "floor-v2g",
+        "site": {
+            "site_id": "floor-v2g-site",
+            "chargers": [
+                {
+                    "station_id": "DC1",
+                    "kind": "dc",
+                    "max_power_kw": 20.0,
+                    "is_bidirectional": True,
+                    "connectors": [{"evse_id": 1}],
+                }
+            ],
+            "grid": {"import_limit_kw": 1000.0, "export_limit_kw": 1000.0},
+        },
+        "time_grid": {"start_utc": "2024-05-01T00:00:00Z", "step_min": 60, "n_steps": n_steps},
+        "sessions": [
+            {
+                "session_id": "S1",
+                "station_id": "DC1",
+                "evse_id": 1,
+                "arrival_utc": START.isoformat(),
+                "departure_utc": (START + dt.timedelta(hours=n_steps)).isoformat(),
+                "battery_capacity_kwh": 100.0,
+                "arrival_soc_frac": 0.5,
+                "energy_wanted_kwh": wanted_kwh,
+                "ev_max_dc_kw": 50.0,
+                "taper_start_soc_frac": 1.0,
+                "allow_v2g": True,
+                "v2g_min_soc_frac": 0.0,
+                "discharge_efficiency_frac": discharge_efficiency,
+            }
+        ],
+        "series": {"import_price_eur_per_kwh": 0.20},
+        "unmet_energy_penalty_eur_per_kwh": 2.0,
+    }
+    return compile_scenario(parse_scenario(data))
+
+
+def test_a_session_with_time_to_spare_may_discharge_as_much_as_it_can_win_back() -> None:
+    # 10 kWh wanted in 4 h at 20 kW, margin 0; the policy asks full discharge every step.
+    # t=0: laxity 4 - 10/20 = 3.5 -> f = 20 * (1 - 3.5) = -50 kW: the box (-20 kW) binds; 30 kWh wanted.
+    # t=1: laxity 3 - 30/20 = 1.5 -> f = -10 kW: the floor binds (the box allows -20); 40 kWh wanted.
+    # t=2: laxity 2 - 40/20 = 0 -> 20 kW.  t=3: laxity 1 - 20/20 = 0 -> 20 kW; the 10 kWh are there.
+    arrays = _v2g_session(wanted_kwh=10.0, discharge_efficiency=1.0)
+    trace, kpis = run_policy(arrays, _AskFullDischarge(ObservationLayout(4, 0.0)))
+    np.testing.assert_allclose(trace.ev_power_kw[:, 0], [-20.0, -10.0, 20.0, 20.0], atol=1e-9)
+    assert kpis.unmet_energy_kwh == pytest.approx(0.0, abs=1e-9)
+    assert kpis.sessions_fully_served_frac == 1.0
+    # Without the floor the same actions discharge every step and leave the session short.
+    _, plain = run_policy(arrays, _AskFullDischarge(ObservationLayout(4, None)))
+    assert plain.unmet_energy_kwh > 10.0
+
+
+def test_the_discharge_floor_counts_the_discharge_efficiency() -> None:
+    # Discharge efficiency 0.5: -20 kW at the connector takes 40 kWh from the battery.
+    # t=0: f = -50 -> floor -50 * 0.5 = -25 kW, the box (-20) binds; 10 + 40 = 50 kWh wanted.
+    # t=1: laxity 3 - 50/20 = 0.5 -> f = +10 kW: it must charge.  t=2, t=3: laxity 0 -> 20 kW.
+    arrays = _v2g_session(wanted_kwh=10.0, discharge_efficiency=0.5)
+    trace, kpis = run_policy(arrays, _AskFullDischarge(ObservationLayout(4, 0.0)))
+    np.testing.assert_allclose(trace.ev_power_kw[:, 0], [-20.0, 10.0, 20.0, 20.0], atol=1e-9)
+    assert kpis.unmet_energy_kwh == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_session_that_may_not_discharge_is_never_discharged() -> None:
+    # The same session on a charge-only charger: its box's lower bound is 0, so is the floor's.
+    arrays = _one_session(n_steps=4, depart_h=4.0, wanted_kwh=10.0)
+    trace, _ = run_policy(arrays, _AskFullDischarge(ObservationLayout(4, 0.0)))
+    assert trace.ev_power_kw[:, 0].min() >= 0.0
+
+
+@given(
+    wanted_frac=st.floats(0.0, 1.0),
+    n_steps=st.integers(1, 8),
+    discharge_efficiency=st.floats(0.5, 1.0),
+    margin_steps=st.sampled_from([0.0, 0.5, 1.0, 3.0]),
+)
+def test_full_discharge_above_the_floor_still_serves_a_feasible_session(
+    wanted_frac: float, n_steps: int, discharge_efficiency: float, margin_steps: float
+) -> None:
+    # The worst a V2G policy can ask (discharge at every step) still ends with the energy wanted.
+    wanted_kwh = wanted_frac * min(20.0 * n_steps, 50.0)
+    arrays = _v2g_session(wanted_kwh=wanted_kwh, discharge_efficiency=discharge_efficiency, n_steps=n_steps)
+    _, kpis = run_policy(arrays, _AskFullDischarge(ObservationLayout(4, margin_steps)))
+    assert kpis.unmet_energy_kwh == pytest.approx(0.0, abs=1e-6)
