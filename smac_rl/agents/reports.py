@@ -73,6 +73,34 @@ def _headline(result: ProtocolResult, label: str) -> str:
     return text + f"; sessions fully served on the worst day {pct(served)}"
 
 
+def recipe_lines(config: TrainConfig) -> list[str]:
+    """What besides environment steps shaped the policy: imitation, DAgger, the floor, the price ranks."""
+    lines = []
+    if config.imitation_days:
+        lines.append(
+            f"- Cloned from the optimum's actions on {config.imitation_days} generated days "
+            f"({config.imitation_epochs} epochs)"
+            + (
+                f", then {config.dagger_rounds} DAgger round(s) of {config.dagger_days} days (its own states "
+                "labelled by the optimum of the rest of the day)"
+                if config.dagger_rounds
+                else ""
+            )
+            + "."
+        )
+    if config.deadline_floor_margin_steps is not None:
+        lines.append(
+            f"- Deadline floor with {config.deadline_floor_margin_steps:g} step(s) to spare "
+            "(`smac_rl.core.observation.deadline_floor_kw`, applied by the service after the graph)."
+        )
+    if config.is_price_rank_observed:
+        lines.append(
+            "- Observes the price ranks (`is_price_rank_observed`: where each step's import price ranks "
+            "among the next 2 to 24 hours', and their range)."
+        )
+    return lines
+
+
 def model_card(inputs: CardInputs) -> str:
     """The MODEL_CARD.md of an exported policy: what, data and splits, KPIs, limits, how to reproduce."""
     config, metadata = inputs.config, inputs.metadata
@@ -88,6 +116,7 @@ def model_card(inputs: CardInputs) -> str:
         f"- {config.algorithm.upper()} ({library}), "
         f"{network}, trained {config.total_timesteps} environment steps on `{config.template}` "
         f"with objective `{config.objective.name}`.",
+        *recipe_lines(config),
         f"- ONNX graph (opset {metadata.onnx_opset_version}, sha256 `{sha}...`) from the raw "
         "observation (layout of `smac_rl.core.observation`, "
         f"{metadata.n_connectors_max} connectors at most) to setpoints in kW; the service passes them "

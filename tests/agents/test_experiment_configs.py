@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from smac_rl.agents.config import TrainConfig
+from smac_rl.agents.reports import recipe_lines
 from smac_rl.agents.sweep import load_sweep_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
@@ -81,3 +82,23 @@ def test_the_deadline_floor_reaches_the_layout_and_a_negative_margin_is_refused(
         pydantic.ValidationError, match=r"deadline_floor_margin_steps\n.*greater than or equal to 0"
     ):
         TrainConfig.model_validate({"deadline_floor_margin_steps": -1})
+
+
+def test_the_card_states_the_recipe_besides_environment_steps() -> None:
+    assert recipe_lines(TrainConfig()) == []
+    config = TrainConfig(
+        imitation_days=300,
+        imitation_epochs=40,
+        dagger_rounds=1,
+        dagger_days=30,
+        deadline_floor_margin_steps=1.0,
+        is_price_rank_observed=True,
+    )
+    assert recipe_lines(config) == [
+        "- Cloned from the optimum's actions on 300 generated days (40 epochs), then 1 DAgger round(s) of "
+        "30 days (its own states labelled by the optimum of the rest of the day).",
+        "- Deadline floor with 1 step(s) to spare (`smac_rl.core.observation.deadline_floor_kw`, applied by "
+        "the service after the graph).",
+        "- Observes the price ranks (`is_price_rank_observed`: where each step's import price ranks "
+        "among the next 2 to 24 hours', and their range).",
+    ]
