@@ -15,6 +15,7 @@ from smac_rl.core.batch import EpisodeBatch
 from smac_rl.core.forecasts import ForecastProvider
 from smac_rl.core.observation import (
     CONNECTOR_FEATURES,
+    LOAD_OUTLOOK_FEATURES,
     OBSERVATION_BOUND,
     PRICE_OUTLOOK_FEATURES,
     SITE_FEATURES,
@@ -39,6 +40,10 @@ def _feature_table() -> str:
     rows += [
         f"    | {f.name} (with is_price_rank_observed) | {f.unit} | {f.description} |"
         for f in PRICE_OUTLOOK_FEATURES
+    ]
+    rows += [
+        f"    | {f.name} (with is_load_outlook_observed) | {f.unit} | {f.description} |"
+        for f in LOAD_OUTLOOK_FEATURES
     ]
     rows += [f"    | cNN.{f.name} | {f.unit} | {f.description} |" for f in CONNECTOR_FEATURES]
     return "\n".join(rows)
@@ -96,6 +101,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         billing_period: BillingPeriod = "episode",
         deadline_floor_margin_steps: float | None = None,
         is_price_rank_observed: bool = False,
+        is_load_outlook_observed: bool = False,
     ) -> None:
         """Create the env.
 
@@ -120,14 +126,18 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
             deadline_floor_margin_steps: With a value, every connector's setpoint is raised to the
                 least power that keeps its session's energy deliverable with this many steps to
                 spare (:func:`smac_rl.core.observation.deadline_floor_kw`); None: no floor.
-            is_price_rank_observed: The site features end with the price ranks
+            is_price_rank_observed: The site features add the price ranks
                 (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`).
+            is_load_outlook_observed: The site features add the net-load outlook
+                (:data:`smac_rl.core.observation.LOAD_OUTLOOK_FEATURES`).
 
         Raises:
             ValueError: When the fixed scenario has more connectors than ``n_connectors_max``, or a
                 monthly billing period is asked without consecutive drawn days.
         """
-        self.layout = ObservationLayout(n_connectors_max, deadline_floor_margin_steps, is_price_rank_observed)
+        self.layout = ObservationLayout(
+            n_connectors_max, deadline_floor_margin_steps, is_price_rank_observed, is_load_outlook_observed
+        )
         self.forecast = forecast
         check_billing(billing_period, episode_order, scenario is not None)
         self.billing_period = billing_period
@@ -174,7 +184,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
                 self.layout.n_connectors_max,
                 arrays.step_h,
                 self.forecast,
-                self.layout.is_price_rank_observed,
+                *self.layout.calendar_flags,
             )
         self._batch.load(0, arrays)
         self.arrays = arrays

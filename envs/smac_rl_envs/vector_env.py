@@ -74,6 +74,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         billing_period: BillingPeriod = "episode",
         deadline_floor_margin_steps: float | None = None,
         is_price_rank_observed: bool = False,
+        is_load_outlook_observed: bool = False,
     ) -> None:
         """Create the batched env.
 
@@ -98,8 +99,10 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
             deadline_floor_margin_steps: With a value, every connector's setpoint is raised to the
                 least power that keeps its session's energy deliverable with this many steps to
                 spare (:func:`smac_rl.core.observation.deadline_floor_kw`); None: no floor.
-            is_price_rank_observed: The site features end with the price ranks
+            is_price_rank_observed: The site features add the price ranks
                 (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`).
+            is_load_outlook_observed: The site features add the net-load outlook
+                (:data:`smac_rl.core.observation.LOAD_OUTLOOK_FEATURES`).
 
         Raises:
             ValueError: For ``num_envs`` below 1, an empty ``templates``, or a monthly billing period
@@ -111,7 +114,9 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         if not names:
             raise ValueError("templates: got an empty list; expected at least one template name")
         self.num_envs = num_envs
-        self.layout = ObservationLayout(n_connectors_max, deadline_floor_margin_steps, is_price_rank_observed)
+        self.layout = ObservationLayout(
+            n_connectors_max, deadline_floor_margin_steps, is_price_rank_observed, is_load_outlook_observed
+        )
         self.forecast = forecast
         check_billing(billing_period, episode_order, scenario is not None)
 
@@ -242,6 +247,6 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
                     self.layout.n_connectors_max,
                     arrays.step_h,
                     self.forecast,
-                    self.layout.is_price_rank_observed,
+                    *self.layout.calendar_flags,
                 )
             self._batch.load_rows(scenario_rows, arrays)

@@ -52,10 +52,17 @@ class CalendarCache:
     key. Safe across threads; the tables are read-only.
     """
 
-    def __init__(self, n_tables_max: int = CALENDAR_CACHE_SIZE, is_price_rank_observed: bool = False) -> None:
-        """Keep at most ``n_tables_max`` tables, with the price ranks when the model observes them."""
+    def __init__(
+        self, n_tables_max: int = CALENDAR_CACHE_SIZE, calendar_flags: tuple[bool, bool] = (False, False)
+    ) -> None:
+        """Keep at most ``n_tables_max`` tables, with the outlook features the model observes.
+
+        Args:
+            n_tables_max: Tables kept.
+            calendar_flags: :attr:`ObservationLayout.calendar_flags` of the model's layout.
+        """
         self.n_tables_max = n_tables_max
-        self.is_price_rank_observed = is_price_rank_observed
+        self.calendar_flags = calendar_flags
         self._tables: OrderedDict[tuple[object, ...], npt.NDArray[np.float64]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -80,9 +87,7 @@ class CalendarCache:
             if table is not None:
                 self._tables.move_to_end(key)
                 return table
-        table = np.asarray(
-            calendar_table(arrays, is_price_rank_observed=self.is_price_rank_observed), dtype=np.float64
-        )
+        table = np.asarray(calendar_table(arrays, None, *self.calendar_flags), dtype=np.float64)
         table.flags.writeable = False
         with self._lock:
             self._tables[key] = table
@@ -139,6 +144,7 @@ class OnnxPolicy:
             self.metadata.n_connectors_max,
             self.metadata.deadline_floor_margin_steps,
             self.metadata.is_price_rank_observed,
+            self.metadata.is_load_outlook_observed,
         )
         _check_layout(self.metadata_path, self.metadata, self.layout)
         options = ort.SessionOptions()
@@ -162,7 +168,7 @@ class OnnxPolicy:
                 )
         self.probe()
         self._act: Callable[[StepContext], Setpoints] = self._unbound
-        self._calendars = CalendarCache(is_price_rank_observed=self.layout.is_price_rank_observed)
+        self._calendars = CalendarCache(calendar_flags=self.layout.calendar_flags)
 
     def probe(self) -> None:
         """Run the graph on a zero observation (``/readyz`` and the start both do).

@@ -91,6 +91,9 @@ class TrainConfig(StrictModel):
         is_price_rank_observed: The observation's site features end with the price ranks
             (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`): where the step's import price
             ranks among the next 2, 4, 8, 12 and 24 hours', and that outlook's lowest and highest price.
+        is_load_outlook_observed: The observation's site features add the net-load outlook
+            (:data:`smac_rl.core.observation.LOAD_OUTLOOK_FEATURES`): the highest base load minus PV
+            of the next 4, 12 and 24 hours (what a peak-shaving policy must know to flatten the day).
         episode_order: ``random`` training days, or ``consecutive`` (each env row walks the calendar
             from ``first_day``; needs ``pool_size`` None).
         billing_period: ``episode`` or ``month`` (the demand charge billed on each row's running
@@ -134,13 +137,17 @@ class TrainConfig(StrictModel):
     dagger_mip_gap_frac: float = Field(default=1e-2, ge=0, lt=1)
     deadline_floor_margin_steps: float | None = Field(default=None, ge=0, le=96)
     is_price_rank_observed: bool = False
+    is_load_outlook_observed: bool = False
     episode_order: Literal["random", "consecutive"] = "random"
     billing_period: Literal["episode", "month"] = "episode"
 
     def layout(self) -> ObservationLayout:
         """The observation and action layout of this config's policy (room, deadline floor, price ranks)."""
         return ObservationLayout(
-            self.n_connectors_max, self.deadline_floor_margin_steps, self.is_price_rank_observed
+            self.n_connectors_max,
+            self.deadline_floor_margin_steps,
+            self.is_price_rank_observed,
+            self.is_load_outlook_observed,
         )
 
     @model_validator(mode="after")

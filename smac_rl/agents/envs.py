@@ -18,6 +18,7 @@ def env_options(config: TrainConfig) -> dict[str, Any]:
         "n_connectors_max": config.n_connectors_max,
         "deadline_floor_margin_steps": config.deadline_floor_margin_steps,
         "is_price_rank_observed": config.is_price_rank_observed,
+        "is_load_outlook_observed": config.is_load_outlook_observed,
         "pool_size": config.pool_size,
         "objective": config.objective,
         "episode_order": config.episode_order,

@@ -112,6 +112,7 @@ def export_policy(
         template=template,
         deadline_floor_margin_steps=layout.deadline_floor_margin_steps,
         is_price_rank_observed=layout.is_price_rank_observed,
+        is_load_outlook_observed=layout.is_load_outlook_observed,
     )
     (out_dir / "metadata.json").write_text(metadata.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return metadata

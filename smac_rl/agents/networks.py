@@ -120,7 +120,11 @@ class EquivariantActorCriticPolicy(ActorCriticPolicy):
         Raises:
             ValueError: When the spaces do not have the layout's sizes.
         """
-        layouts = [ObservationLayout(n_connectors_max, is_price_rank_observed=p) for p in (False, True)]
+        layouts = [
+            ObservationLayout(n_connectors_max, None, ranks, loads)
+            for ranks in (False, True)
+            for loads in (False, True)
+        ]
         sizes = {layout.size: layout.n_site_features for layout in layouts}
         shape = observation_space.shape
         if (

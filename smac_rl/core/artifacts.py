@@ -45,6 +45,8 @@ class PolicyMetadata(StrictModel):
             None: the graph's setpoints as they are.
         is_price_rank_observed: The observation's site features end with the price ranks
             (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`); absent in older metadata (False).
+        is_load_outlook_observed: The observation's site features add the net-load outlook
+            (:data:`smac_rl.core.observation.LOAD_OUTLOOK_FEATURES`); absent in older metadata (False).
     """
 
     schema_version: Literal[1] = 1
@@ -64,6 +66,7 @@ class PolicyMetadata(StrictModel):
     template: str
     deadline_floor_margin_steps: float | None = Field(default=None, ge=0)
     is_price_rank_observed: bool = False
+    is_load_outlook_observed: bool = False
 
 
 def layout_entries(layout: ObservationLayout) -> list[FeatureEntry]:

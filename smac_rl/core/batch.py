@@ -148,6 +148,7 @@ class EpisodeBatch:
         step_h: float,
         forecast: ForecastProvider | None = None,
         is_price_rank_observed: bool = False,
+        is_load_outlook_observed: bool = False,
     ) -> None:
         """Allocate an empty batch; every row must be loaded before the first step.
 
@@ -157,9 +158,10 @@ class EpisodeBatch:
             step_h: Step length of every episode [h].
             forecast: Source of the observation's price outlook; None: the true prices.
             is_price_rank_observed: Keep the price ranks in the calendar (a layout that observes them).
+            is_load_outlook_observed: Keep the load outlook in the calendar (a layout that observes it).
         """
         self.forecast = forecast
-        self.is_price_rank_observed = is_price_rank_observed
+        self.calendar_flags = (is_price_rank_observed, is_load_outlook_observed)
         self.batch_size, self.n_connectors_max, self.step_h = batch_size, n_connectors_max, step_h
         self.site = BatchSiteArrays.empty(batch_size, n_connectors_max)
         self.names: list[str] = [""] * batch_size
@@ -195,7 +197,7 @@ class EpisodeBatch:
         energy = np.zeros((b, slots))
         occupancy = np.full((b, n_steps, c), -1, dtype=np.int32)
         series = np.zeros((len(_SERIES_FIELDS), b, n_steps))
-        calendar = np.zeros((b, n_steps, calendar_width(self.is_price_rank_observed)))
+        calendar = np.zeros((b, n_steps, calendar_width(*self.calendar_flags)))
         if old is not None:
             s_old, t_old = self._end_step.shape[1], self._occupancy.shape[1]
             table[:, :, :s_old] = old
@@ -322,7 +324,7 @@ class EpisodeBatch:
             settle_step=settle,
             arrival_energy_kwh=arrival,
             series_values=series.reshape(len(_SERIES_FIELDS), n_steps),
-            calendar_values=calendar_table(arrays, self.forecast, self.is_price_rank_observed),
+            calendar_values=calendar_table(arrays, self.forecast, *self.calendar_flags),
         )
         self._prepared[key] = (arrays, prepared)
         return prepared

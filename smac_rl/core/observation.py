@@ -102,15 +102,36 @@ where this step's price ranks among the coming ones, so that a policy can tell a
 (or discharging) in from the steps a session or the storage could wait for. They come from the same
 price outlook as ``import_price_next_4h_eur_per_kwh`` (the true day-ahead prices, or a forecaster's)."""
 
+LOAD_OUTLOOK_HORIZONS_H: tuple[int, ...] = (4, 12, 24)
+"""Windows of the net-load outlook features [h], each from the step on (cut at the scenario's end)."""
+
+LOAD_OUTLOOK_FEATURES: tuple[Feature, ...] = tuple(
+    Feature(
+        f"net_load_max_next_{h}h_kw",
+        "kW",
+        100.0,
+        f"highest base load minus PV available over the next {h} h (this step included)",
+    )
+    for h in LOAD_OUTLOOK_HORIZONS_H
+)
+"""Optional site features, after the price ranks if both are observed
+(``ObservationLayout(is_load_outlook_observed=True)``): the highest import the site will need for its
+other loads, so that a policy can keep the day's peak at what the base load forces anyway. From the
+same outlook as the price features (the true base load and PV, or a forecaster's)."""
+
 N_CALENDAR_FEATURES = 5
 """Site features that depend on the scenario's clock and price outlook only (:func:`calendar_row`):
 ``time_of_day_sin``, ``time_of_day_cos``, ``episode_elapsed_frac`` and the two price outlooks; a layout
 with ``is_price_rank_observed`` reads :data:`PRICE_OUTLOOK_FEATURES` after them (:func:`calendar_width`)."""
 
 
-def calendar_width(is_price_rank_observed: bool) -> int:
-    """Columns of a calendar row: the base ones, plus the price ranks when they are observed."""
-    return N_CALENDAR_FEATURES + (len(PRICE_OUTLOOK_FEATURES) if is_price_rank_observed else 0)
+def calendar_width(is_price_rank_observed: bool, is_load_outlook_observed: bool = False) -> int:
+    """Columns of a calendar row: the base ones, then the price ranks and the load outlook observed."""
+    return (
+        N_CALENDAR_FEATURES
+        + (len(PRICE_OUTLOOK_FEATURES) if is_price_rank_observed else 0)
+        + (len(LOAD_OUTLOOK_FEATURES) if is_load_outlook_observed else 0)
+    )
 
 
 def calendar_row(
@@ -118,46 +139,57 @@ def calendar_row(
     step_index: int,
     forecast: ForecastProvider | None = None,
     is_price_rank_observed: bool = False,
+    is_load_outlook_observed: bool = False,
 ) -> FloatArray:
-    """The calendar features of one step: local time of day, episode progress, price outlook.
+    """The calendar features of one step: local time of day, episode progress, price and load outlook.
 
     Args:
         arrays: The compiled scenario.
         step_index: Step on its grid.
         forecast: Where the price outlook comes from; None: the true prices (:class:`PerfectForecast`).
         is_price_rank_observed: Add the :data:`PRICE_OUTLOOK_FEATURES`.
+        is_load_outlook_observed: Add the :data:`LOAD_OUTLOOK_FEATURES` (after the price ranks).
 
     Returns:
         ``[time_of_day_sin, time_of_day_cos, episode_elapsed_frac, import_price_next_4h_eur_per_kwh,
-        import_price_next_12h_eur_per_kwh]``, then the :data:`PRICE_OUTLOOK_FEATURES` when asked,
-        ``(calendar_width(is_price_rank_observed),)``. Every window starts at the step and is cut at
-        the scenario's end.
+        import_price_next_12h_eur_per_kwh]``, then the :data:`PRICE_OUTLOOK_FEATURES` and the
+        :data:`LOAD_OUTLOOK_FEATURES` when asked, ``(calendar_width(...),)``. Every window starts at the
+        step and is cut at the scenario's end.
     """
     dt, t = arrays.step_h, step_index
     local = (arrays.start_utc + dt_module.timedelta(hours=t * dt)).astimezone(ZoneInfo(arrays.timezone))
     angle = 2.0 * math.pi * (local.hour + local.minute / 60.0) / 24.0
     n_4h, n_12h = max(1, round(4.0 / dt)), max(1, round(12.0 / dt))
     n_ranks = [max(1, round(h / dt)) for h in PRICE_RANK_HORIZONS_H] if is_price_rank_observed else []
+    n_loads = [max(1, round(h / dt)) for h in LOAD_OUTLOOK_HORIZONS_H] if is_load_outlook_observed else []
     provider = PerfectForecast() if forecast is None else forecast
-    prices = provider.forecast(arrays, t, max(n_4h, n_12h, *n_ranks)).import_price_eur_per_kwh
-    base = [math.sin(angle), math.cos(angle), t / arrays.n_steps]
-    base += [float(prices[:n_4h].mean()), float(prices[:n_12h].mean())]
-    if not is_price_rank_observed:
-        return np.asarray(base)
-    # Counts of the steps below this one's price, over the first k steps of the window, k = 1..n.
-    below = np.cumsum(prices < prices[0])
-    n_window = len(prices)
-    ranks = [below[min(n, n_window) - 1] / min(n, n_window) for n in n_ranks]
-    day = prices[: max(n_ranks)]
-    return np.asarray([*base, *ranks, float(day.min()), float(day.max())])
+    outlook = provider.forecast(arrays, t, max(n_4h, n_12h, *n_ranks, *n_loads))
+    prices = outlook.import_price_eur_per_kwh
+    row = [math.sin(angle), math.cos(angle), t / arrays.n_steps]
+    row += [float(prices[:n_4h].mean()), float(prices[:n_12h].mean())]
+    if is_price_rank_observed:
+        # Counts of the steps below this one's price, over the first k steps of the window, k = 1..n.
+        below = np.cumsum(prices < prices[0])
+        n_window = len(prices)
+        row += [float(below[min(n, n_window) - 1] / min(n, n_window)) for n in n_ranks]
+        day = prices[: max(n_ranks)]
+        row += [float(day.min()), float(day.max())]
+    if is_load_outlook_observed:
+        net_load_kw = outlook.base_load_kw - outlook.pv_available_kw
+        row += [float(net_load_kw[:n].max()) for n in n_loads]
+    return np.asarray(row)
 
 
 def calendar_table(
-    arrays: ScenarioArrays, forecast: ForecastProvider | None = None, is_price_rank_observed: bool = False
+    arrays: ScenarioArrays,
+    forecast: ForecastProvider | None = None,
+    is_price_rank_observed: bool = False,
+    is_load_outlook_observed: bool = False,
 ) -> FloatArray:
-    """:func:`calendar_row` of every step, ``(T, calendar_width(is_price_rank_observed))``."""
-    rows = [calendar_row(arrays, t, forecast, is_price_rank_observed) for t in range(arrays.n_steps)]
-    return np.stack(rows).reshape(-1, calendar_width(is_price_rank_observed))
+    """:func:`calendar_row` of every step, ``(T, calendar_width(...))``."""
+    flags = (is_price_rank_observed, is_load_outlook_observed)
+    rows = [calendar_row(arrays, t, forecast, *flags) for t in range(arrays.n_steps)]
+    return np.stack(rows).reshape(-1, calendar_width(*flags))
 
 
 def deadline_floor_kw(
@@ -217,18 +249,31 @@ class ObservationLayout:
             :func:`deadline_floor_kw` with that margin [steps] (the policy may delay a session, or
             discharge it, only while its energy stays deliverable); None: actions map to setpoints
             unchanged.
-        price_outlook: The site features end with :data:`PRICE_OUTLOOK_FEATURES` (the price ranks);
-            False: :data:`SITE_FEATURES` only, the layout of policies exported before they existed.
+        is_price_rank_observed: The site features go on with :data:`PRICE_OUTLOOK_FEATURES` (the
+            price ranks).
+        is_load_outlook_observed: The site features go on with :data:`LOAD_OUTLOOK_FEATURES` (after the
+            price ranks when both are observed). With neither: :data:`SITE_FEATURES` only, the layout
+            of policies exported before these existed.
     """
 
     n_connectors_max: int
     deadline_floor_margin_steps: float | None = None
     is_price_rank_observed: bool = False
+    is_load_outlook_observed: bool = False
 
     @property
     def site_features(self) -> tuple[Feature, ...]:
         """The site features, in order."""
-        return SITE_FEATURES + PRICE_OUTLOOK_FEATURES if self.is_price_rank_observed else SITE_FEATURES
+        return (
+            SITE_FEATURES
+            + (PRICE_OUTLOOK_FEATURES if self.is_price_rank_observed else ())
+            + (LOAD_OUTLOOK_FEATURES if self.is_load_outlook_observed else ())
+        )
+
+    @property
+    def calendar_flags(self) -> tuple[bool, bool]:
+        """``(is_price_rank_observed, is_load_outlook_observed)``: what :func:`calendar_row` must add."""
+        return self.is_price_rank_observed, self.is_load_outlook_observed
 
     @property
     def n_site_features(self) -> int:
@@ -276,9 +321,7 @@ class ObservationLayout:
         Raises:
             ValueError: When the site has more connectors than ``n_connectors_max``.
         """
-        calendar = calendar_row(
-            arrays, context.step_index, is_price_rank_observed=self.is_price_rank_observed
-        )
+        calendar = calendar_row(arrays, context.step_index, None, *self.calendar_flags)
         return self.observe_rows(context, np.broadcast_to(calendar, (context.batch_size, calendar.shape[0])))
 
     def observe_rows(self, context: StepContext, calendar: FloatArray) -> FloatArray:
@@ -287,7 +330,7 @@ class ObservationLayout:
         Args:
             context: State at the step's start (one site, or one per row).
             calendar: The calendar features of each row (:func:`calendar_row`),
-                ``(B, calendar_width(is_price_rank_observed))``.
+                ``(B, calendar_width(*self.calendar_flags))``.
 
         Returns:
             The observation rows, ``(B, size)``.
@@ -312,7 +355,7 @@ class ObservationLayout:
         values[:, 3] = exo.import_price_eur_per_kwh
         values[:, 4] = exo.export_price_eur_per_kwh
         values[:, 5:7] = calendar[:, 3:N_CALENDAR_FEATURES]
-        if self.is_price_rank_observed:
+        if n_site > len(SITE_FEATURES):  # the price ranks and the load outlook, in the calendar's order
             values[:, len(SITE_FEATURES) :] = calendar[:, N_CALENDAR_FEATURES:]
         values[:, 7] = exo.base_load_kw
         values[:, 8] = exo.pv_available_kw

@@ -71,6 +71,7 @@ def test_monthly_billing_needs_consecutive_days_without_a_pool() -> None:
 def test_the_price_ranks_reach_the_layout_and_a_non_flag_is_refused() -> None:
     assert not TrainConfig().layout().is_price_rank_observed
     assert TrainConfig(is_price_rank_observed=True).layout().is_price_rank_observed
+    assert TrainConfig(is_load_outlook_observed=True).layout().calendar_flags == (False, True)
     with pytest.raises(pydantic.ValidationError, match=r"is_price_rank_observed\n.*valid boolean"):
         TrainConfig.model_validate({"is_price_rank_observed": "sometimes"})
 

@@ -121,20 +121,28 @@ def test_the_deadline_floor_is_exported_and_applied_by_the_served_model(
     assert n_raised > 0  # the floor did raise setpoints on this day
 
 
-def test_a_policy_observing_price_ranks_is_exported_and_served_alike(tmp_path: Path) -> None:
+def test_a_policy_observing_the_outlooks_is_exported_and_served_alike(tmp_path: Path) -> None:
     # An untrained equivariant PPO on the wider observation: the metadata names the rank features,
     # the service builds the same layout from it, and its setpoints are the SB3 policy's.
     from smac_rl_serve.model import OnnxPolicy
 
-    config = TrainConfig(n_connectors_max=8, n_envs=1, is_price_rank_observed=True)
+    config = TrainConfig(
+        n_connectors_max=8, n_envs=1, is_price_rank_observed=True, is_load_outlook_observed=True
+    )
     layout = config.layout()
     model = build_model(config, training_vec_env(config))
     metadata = export_policy(model, layout, tmp_path / "ranked", "run", "turku_ultrafast_hub")
     assert metadata.is_price_rank_observed
+    assert metadata.is_load_outlook_observed
     assert [e.name for e in metadata.observation][16:23] == [f.name for f in PRICE_OUTLOOK_FEATURES]
     served = OnnxPolicy(tmp_path / "ranked")
     assert served.layout == layout
-    env = SiteChargingEnv(template="turku_ultrafast_hub", n_connectors_max=8, is_price_rank_observed=True)
+    env = SiteChargingEnv(
+        template="turku_ultrafast_hub",
+        n_connectors_max=8,
+        is_price_rank_observed=True,
+        is_load_outlook_observed=True,
+    )
     env.reset(seed=3)
     arrays = env.arrays
     assert arrays is not None

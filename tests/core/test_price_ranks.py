@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from smac_rl.core.arrays import compile_scenario
 from smac_rl.core.observation import (
+    LOAD_OUTLOOK_FEATURES,
     N_CALENDAR_FEATURES,
     PRICE_OUTLOOK_FEATURES,
     SITE_FEATURES,
@@ -88,3 +89,39 @@ def test_the_day_rank_is_the_share_of_cheaper_steps_left(cents: list[int]) -> No
         assert table[t, -2] == window.min()
         assert table[t, -1] == window.max()
         assert 0.0 <= day_rank[t] < 1.0  # the step itself is never below itself
+
+
+@given(st.lists(st.integers(0, 200), min_size=2, max_size=40))
+def test_the_load_outlook_is_the_highest_net_load_ahead(base_kw: list[int]) -> None:
+    # Hourly steps, no PV on the tiny site: the outlook over h hours is the highest base load of the
+    # step and the h - 1 after it, cut at the end.
+    data = tiny_data()
+    data["time_grid"]["n_steps"] = len(base_kw)
+    data["sessions"] = []
+    data["series"] = {"import_price_eur_per_kwh": 0.2, "base_load_kw": [float(b) for b in base_kw]}
+    arrays = compile_scenario(parse_scenario(data, source="loads"))
+    table = calendar_table(arrays, None, False, True)
+    assert table.shape == (len(base_kw), N_CALENDAR_FEATURES + len(LOAD_OUTLOOK_FEATURES))
+    for t in range(len(base_kw)):
+        expected = [max(base_kw[t : t + h]) for h in (4, 12, 24)]
+        np.testing.assert_array_equal(table[t, N_CALENDAR_FEATURES:], expected)
+
+
+def test_both_outlooks_come_in_one_order_everywhere() -> None:
+    arrays = compile_scenario(tiny_scenario())
+    both = ObservationLayout(4, None, True, True)
+    names = both.names()
+    n_site = len(SITE_FEATURES)
+    extra = [f.name for f in PRICE_OUTLOOK_FEATURES] + [f.name for f in LOAD_OUTLOOK_FEATURES]
+    assert names[n_site : n_site + len(extra)] == extra
+    assert [f.name for f in LOAD_OUTLOOK_FEATURES] == [
+        "net_load_max_next_4h_kw",
+        "net_load_max_next_12h_kw",
+        "net_load_max_next_24h_kw",
+    ]
+    context = context_at(arrays, 1, arrays.sessions.arrival_energy_kwh[None, :], np.asarray([0.0]))
+    row = both.observe(arrays, context)[0]
+    calendar = calendar_table(arrays, None, True, True)[1]
+    np.testing.assert_array_equal(row[n_site : n_site + len(extra)], calendar[N_CALENDAR_FEATURES:])
+    # The tiny site's base load is 5 kW at every step and it has no PV.
+    np.testing.assert_array_equal(row[n_site + len(PRICE_OUTLOOK_FEATURES) : n_site + len(extra)], [5.0] * 3)

@@ -102,8 +102,8 @@ def test_the_deadline_floor_acts_alike_in_the_batched_and_the_single_env() -> No
     assert not np.array_equal(plain_rewards, single_rewards)
 
 
-def test_the_price_ranks_are_observed_alike_in_the_batched_and_the_single_env() -> None:
-    kwargs = {"is_price_rank_observed": True}
+def test_the_outlooks_are_observed_alike_in_the_batched_and_the_single_env() -> None:
+    kwargs = {"is_price_rank_observed": True, "is_load_outlook_observed": True}
     templates = ["rome_v2g_fleet", "turku_ultrafast_hub"]
     actions = np.random.default_rng(3).uniform(-1.0, 1.0, (100, 2, C_MAX + 1))
     vector = SiteChargingVectorEnv(2, templates=templates, n_connectors_max=C_MAX, **kwargs)  # type: ignore[arg-type]
@@ -114,7 +114,8 @@ def test_the_price_ranks_are_observed_alike_in_the_batched_and_the_single_env() 
     np.testing.assert_array_equal(batch_obs, single_obs)
     n_site = vector.layout.n_site_features
     assert batch_obs.shape[-1] == vector.layout.size == n_site + C_MAX * 8
-    ranks = batch_obs[..., n_site - 7 : n_site - 2]
+    assert n_site == 16 + 7 + 3
+    ranks = batch_obs[..., 16:21]
     assert np.all((ranks >= 0.0) & (ranks < 1.0))
     assert np.any(ranks > 0.0)
     # The same actions without the ranks: the same rewards (observing changes nothing else).
