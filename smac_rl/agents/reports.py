@@ -74,7 +74,7 @@ def _headline(result: ProtocolResult, label: str) -> str:
 
 
 def recipe_lines(config: TrainConfig) -> list[str]:
-    """What besides environment steps shaped the policy: imitation, DAgger, the floor, the price ranks."""
+    """What besides environment steps shaped the policy: imitation, DAgger, the floor, the outlooks."""
     lines = []
     if config.imitation_days:
         lines.append(
@@ -97,6 +97,11 @@ def recipe_lines(config: TrainConfig) -> list[str]:
         lines.append(
             "- Observes the price ranks (`is_price_rank_observed`: where each step's import price ranks "
             "among the next 2 to 24 hours', and their range)."
+        )
+    if config.is_load_outlook_observed:
+        lines.append(
+            "- Observes the net-load outlook (`is_load_outlook_observed`: the highest base load minus PV of "
+            "the next 4, 12 and 24 hours)."
         )
     return lines
 

@@ -94,6 +94,7 @@ def test_the_card_states_the_recipe_besides_environment_steps() -> None:
         dagger_days=30,
         deadline_floor_margin_steps=1.0,
         is_price_rank_observed=True,
+        is_load_outlook_observed=True,
     )
     assert recipe_lines(config) == [
         "- Cloned from the optimum's actions on 300 generated days (40 epochs), then 1 DAgger round(s) of "
@@ -102,4 +103,6 @@ def test_the_card_states_the_recipe_besides_environment_steps() -> None:
         "the service after the graph).",
         "- Observes the price ranks (`is_price_rank_observed`: where each step's import price ranks "
         "among the next 2 to 24 hours', and their range).",
+        "- Observes the net-load outlook (`is_load_outlook_observed`: the highest base load minus PV of the "
+        "next 4, 12 and 24 hours).",
     ]
