@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt_module
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -261,7 +262,7 @@ class ObservationLayout:
     is_price_rank_observed: bool = False
     is_load_outlook_observed: bool = False
 
-    @property
+    @cached_property  # read at every step (observe_rows, size); a frozen layout's features never change
     def site_features(self) -> tuple[Feature, ...]:
         """The site features, in order."""
         return (

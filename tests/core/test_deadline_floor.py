@@ -47,8 +47,14 @@ def _one_session(
     charger_kw: float = 20.0,
     efficiency: float = 1.0,
     import_limit_kw: float = 1000.0,
+    arrival_soc_frac: float = 0.2,
+    v2g_discharge_efficiency: float | None = None,
 ) -> ScenarioArrays:
-    """One DC charger of ``charger_kw``, one session from 00:00 (100 kWh battery at 20 %, no taper)."""
+    """One DC charger of ``charger_kw``, one session from 00:00 (100 kWh battery, no taper).
+
+    With ``v2g_discharge_efficiency`` the charger is bidirectional and the session may be discharged
+    down to 0 % at that efficiency.
+    """
     data: dict[str, Any] = {
         "name": "floor",
         "site": {
@@ -72,7 +78,7 @@ def _one_session(
                 "arrival_utc": START.isoformat(),
                 "departure_utc": (START + dt.timedelta(hours=depart_h)).isoformat(),
                 "battery_capacity_kwh": 100.0,
-                "arrival_soc_frac": 0.2,
+                "arrival_soc_frac": arrival_soc_frac,
                 "energy_wanted_kwh": wanted_kwh,
                 "ev_max_dc_kw": 50.0,
                 "taper_start_soc_frac": 1.0,
@@ -82,6 +88,12 @@ def _one_session(
         "series": {"import_price_eur_per_kwh": 0.20},
         "unmet_energy_penalty_eur_per_kwh": 2.0,
     }
+    if v2g_discharge_efficiency is not None:
+        data["site"]["chargers"][0]["is_bidirectional"] = True
+        data["site"]["grid"]["export_limit_kw"] = import_limit_kw
+        data["sessions"][0].update(
+            allow_v2g=True, v2g_min_soc_frac=0.0, discharge_efficiency_frac=v2g_discharge_efficiency
+        )
     return compile_scenario(parse_scenario(data))
 
 
@@ -191,43 +203,13 @@ class _AskFullDischarge:
 
 def _v2g_session(*, wanted_kwh: float, discharge_efficiency: float, n_steps: int = 4) -> ScenarioArrays:
     """A bidirectional 20 kW DC charger; 100 kWh at 50 %, V2G allowed down to 0 %, leaves at the end."""
-    data: dict[str, Any] = {
-        "name": "floor-v2g",
-        "site": {
-            "site_id": "floor-v2g-site",
-            "chargers": [
-                {
-                    "station_id": "DC1",
-                    "kind": "dc",
-                    "max_power_kw": 20.0,
-                    "is_bidirectional": True,
-                    "connectors": [{"evse_id": 1}],
-                }
-            ],
-            "grid": {"import_limit_kw": 1000.0, "export_limit_kw": 1000.0},
-        },
-        "time_grid": {"start_utc": "2024-05-01T00:00:00Z", "step_min": 60, "n_steps": n_steps},
-        "sessions": [
-            {
-                "session_id": "S1",
-                "station_id": "DC1",
-                "evse_id": 1,
-                "arrival_utc": START.isoformat(),
-                "departure_utc": (START + dt.timedelta(hours=n_steps)).isoformat(),
-                "battery_capacity_kwh": 100.0,
-                "arrival_soc_frac": 0.5,
-                "energy_wanted_kwh": wanted_kwh,
-                "ev_max_dc_kw": 50.0,
-                "taper_start_soc_frac": 1.0,
-                "allow_v2g": True,
-                "v2g_min_soc_frac": 0.0,
-                "discharge_efficiency_frac": discharge_efficiency,
-            }
-        ],
-        "series": {"import_price_eur_per_kwh": 0.20},
-        "unmet_energy_penalty_eur_per_kwh": 2.0,
-    }
-    return compile_scenario(parse_scenario(data))
+    return _one_session(
+        n_steps=n_steps,
+        depart_h=float(n_steps),
+        wanted_kwh=wanted_kwh,
+        arrival_soc_frac=0.5,
+        v2g_discharge_efficiency=discharge_efficiency,
+    )
 
 
 def test_a_session_with_time_to_spare_may_discharge_as_much_as_it_can_win_back() -> None:

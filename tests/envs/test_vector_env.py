@@ -86,41 +86,44 @@ def test_caltech_replay_and_pool_rows_match_single_envs() -> None:
     assert "caltech_replay" in vector.batch.names[0]
 
 
+def _batched_equals_single(
+    templates: list[str], seed: int, actions: np.ndarray, **kwargs: object
+) -> tuple[SiteChargingVectorEnv, np.ndarray, np.ndarray]:
+    """Assert the batched env and the single envs agree with these env arguments; the batch's obs, rewards."""
+    vector = SiteChargingVectorEnv(len(templates), templates=templates, n_connectors_max=C_MAX, **kwargs)  # type: ignore[arg-type]
+    batch_obs, batch_rewards, batch_done, _ = _batched_trajectories(vector, seed, actions)
+    single_obs, single_rewards, single_done = _single_trajectories(templates, seed, actions, **kwargs)
+    np.testing.assert_array_equal(batch_done, single_done)
+    np.testing.assert_array_equal(batch_rewards, single_rewards)
+    np.testing.assert_array_equal(batch_obs, single_obs)
+    return vector, batch_obs, batch_rewards
+
+
 def test_the_deadline_floor_acts_alike_in_the_batched_and_the_single_env() -> None:
     # Actions in [-1, 0] ask no charging: only the floor charges, the same in both envs, and the
     # sessions get energy they would not get without it.
-    kwargs = {"deadline_floor_margin_steps": 1.0}
     templates = ["turku_ultrafast_hub", "budapest_workplace"]
     actions = np.random.default_rng(2).uniform(-1.0, 0.0, (100, 2, C_MAX + 1))
-    vector = SiteChargingVectorEnv(2, templates=templates, n_connectors_max=C_MAX, **kwargs)  # type: ignore[arg-type]
-    batch_obs, batch_rewards, batch_done, _ = _batched_trajectories(vector, 11, actions)
-    single_obs, single_rewards, single_done = _single_trajectories(templates, 11, actions, **kwargs)
-    np.testing.assert_array_equal(batch_done, single_done)
-    np.testing.assert_array_equal(batch_rewards, single_rewards)
-    np.testing.assert_array_equal(batch_obs, single_obs)
+    _, _, rewards = _batched_equals_single(templates, 11, actions, deadline_floor_margin_steps=1.0)
     _, plain_rewards, _ = _single_trajectories(templates, 11, actions)
-    assert not np.array_equal(plain_rewards, single_rewards)
+    assert not np.array_equal(plain_rewards, rewards)
 
 
 def test_the_outlooks_are_observed_alike_in_the_batched_and_the_single_env() -> None:
-    kwargs = {"is_price_rank_observed": True, "is_load_outlook_observed": True}
     templates = ["rome_v2g_fleet", "turku_ultrafast_hub"]
     actions = np.random.default_rng(3).uniform(-1.0, 1.0, (100, 2, C_MAX + 1))
-    vector = SiteChargingVectorEnv(2, templates=templates, n_connectors_max=C_MAX, **kwargs)  # type: ignore[arg-type]
-    batch_obs, batch_rewards, batch_done, _ = _batched_trajectories(vector, 13, actions)
-    single_obs, single_rewards, single_done = _single_trajectories(templates, 13, actions, **kwargs)
-    np.testing.assert_array_equal(batch_done, single_done)
-    np.testing.assert_array_equal(batch_rewards, single_rewards)
-    np.testing.assert_array_equal(batch_obs, single_obs)
+    vector, batch_obs, rewards = _batched_equals_single(
+        templates, 13, actions, is_price_rank_observed=True, is_load_outlook_observed=True
+    )
     n_site = vector.layout.n_site_features
     assert batch_obs.shape[-1] == vector.layout.size == n_site + C_MAX * 8
     assert n_site == 16 + 7 + 3
     ranks = batch_obs[..., 16:21]
     assert np.all((ranks >= 0.0) & (ranks < 1.0))
     assert np.any(ranks > 0.0)
-    # The same actions without the ranks: the same rewards (observing changes nothing else).
+    # The same actions without the outlooks: the same rewards (observing changes nothing else).
     _, plain_rewards, _ = _single_trajectories(templates, 13, actions)
-    np.testing.assert_array_equal(plain_rewards, single_rewards)
+    np.testing.assert_array_equal(plain_rewards, rewards)
 
 
 def test_make_vec_uses_the_native_vector_entry_point() -> None:
