@@ -184,7 +184,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
                 self.layout.n_connectors_max,
                 arrays.step_h,
                 self.forecast,
-                *self.layout.calendar_flags,
+                self.layout.calendar_flags,
             )
         self._batch.load(0, arrays)
         self.arrays = arrays

@@ -247,6 +247,6 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
                     self.layout.n_connectors_max,
                     arrays.step_h,
                     self.forecast,
-                    *self.layout.calendar_flags,
+                    self.layout.calendar_flags,
                 )
             self._batch.load_rows(scenario_rows, arrays)

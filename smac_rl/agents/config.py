@@ -142,7 +142,7 @@ class TrainConfig(StrictModel):
     billing_period: Literal["episode", "month"] = "episode"
 
     def layout(self) -> ObservationLayout:
-        """The observation and action layout of this config's policy (room, deadline floor, price ranks)."""
+        """The observation and action layout of this config's policy (room, deadline floor, outlooks)."""
         return ObservationLayout(
             self.n_connectors_max,
             self.deadline_floor_margin_steps,

@@ -90,7 +90,7 @@ class _Prepared:
     settle_step: IntArray  # (S + 1,): step whose cost settles the session, -1 for none
     arrival_energy_kwh: FloatArray  # (S + 1,): slot 0 is 0
     series_values: FloatArray  # (len(_SERIES_FIELDS), T), in _SERIES_FIELDS order
-    calendar_values: FloatArray  # (T, calendar_width(is_price_rank_observed))
+    calendar_values: FloatArray  # (T, calendar_width(*calendar_flags))
 
 
 CALENDAR_CACHE_SIZE = 4096
@@ -147,8 +147,7 @@ class EpisodeBatch:
         n_connectors_max: int,
         step_h: float,
         forecast: ForecastProvider | None = None,
-        is_price_rank_observed: bool = False,
-        is_load_outlook_observed: bool = False,
+        calendar_flags: tuple[bool, bool] = (False, False),
     ) -> None:
         """Allocate an empty batch; every row must be loaded before the first step.
 
@@ -157,11 +156,11 @@ class EpisodeBatch:
             n_connectors_max: Connectors per row ``C``.
             step_h: Step length of every episode [h].
             forecast: Source of the observation's price outlook; None: the true prices.
-            is_price_rank_observed: Keep the price ranks in the calendar (a layout that observes them).
-            is_load_outlook_observed: Keep the load outlook in the calendar (a layout that observes it).
+            calendar_flags: :attr:`ObservationLayout.calendar_flags` of the layout that observes the
+                batch: which outlook features the calendar keeps.
         """
         self.forecast = forecast
-        self.calendar_flags = (is_price_rank_observed, is_load_outlook_observed)
+        self.calendar_flags = calendar_flags
         self.batch_size, self.n_connectors_max, self.step_h = batch_size, n_connectors_max, step_h
         self.site = BatchSiteArrays.empty(batch_size, n_connectors_max)
         self.names: list[str] = [""] * batch_size

@@ -123,7 +123,8 @@ same outlook as the price features (the true base load and PV, or a forecaster's
 N_CALENDAR_FEATURES = 5
 """Site features that depend on the scenario's clock and price outlook only (:func:`calendar_row`):
 ``time_of_day_sin``, ``time_of_day_cos``, ``episode_elapsed_frac`` and the two price outlooks; a layout
-with ``is_price_rank_observed`` reads :data:`PRICE_OUTLOOK_FEATURES` after them (:func:`calendar_width`)."""
+that observes them reads :data:`PRICE_OUTLOOK_FEATURES` and :data:`LOAD_OUTLOOK_FEATURES` after them
+(:func:`calendar_width`)."""
 
 
 def calendar_width(is_price_rank_observed: bool, is_load_outlook_observed: bool = False) -> int:
