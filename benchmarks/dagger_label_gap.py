@@ -19,11 +19,9 @@ from pathlib import Path
 import yaml
 
 from smac_rl.agents.config import TrainConfig
-from smac_rl.agents.imitation import training_days
-from smac_rl.core.forecasts import PerfectForecast
+from smac_rl.agents.imitation import expert_policy, training_days
 from smac_rl.core.scoring import score
 from smac_rl.core.simulate import simulate
-from smac_rl.optimal.mpc import MpcPolicy
 from smac_rl.optimal.solve import solve_optimal
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -41,14 +39,7 @@ def main(argv: list[str]) -> None:
         n_sessions = arrays.sessions.n_sessions
         line = f"{arrays.name}: {n_sessions} sessions, optimum {optimum.objective_eur:.3f} EUR"
         for gap in gaps:
-            expert = MpcPolicy(
-                PerfectForecast(),
-                horizon_steps=arrays.n_steps,
-                session_foresight=True,
-                time_limit_s=config.dagger_time_limit_s,
-                mip_gap_frac=gap,
-            )
-            expert.begin_episode(arrays)
+            expert = expert_policy("optimum", arrays, config.dagger_time_limit_s, gap)
             started = time.perf_counter()
             trace = simulate(arrays, expert.act)
             elapsed_s = time.perf_counter() - started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -10,6 +11,10 @@ from pydantic import Field, model_validator
 from smac_rl.core.observation import ObservationLayout
 from smac_rl.core.specs import ObjectiveSpec
 from smac_rl.core.specs.base import StrictModel
+
+Expert = Literal["optimum", "mpc"]
+"""Who labels imitation's states (:mod:`smac_rl.agents.imitation`): the perfect-foresight optimum or the
+forecast-driven MPC."""
 
 
 class DaysConfig(StrictModel):
@@ -54,6 +59,9 @@ class TrainConfig(StrictModel):
         policy_network: ``mlp`` (SB3's flat MLP over the whole observation) or ``equivariant``
             (one network shared by every connector with pooled site context, :mod:`smac_rl.agents.networks`).
         hidden_size: Width of the equivariant network's layers.
+        pooling: How the equivariant network pools its connectors into the site context: ``mean``, or
+            ``mean_sum`` (the mean and the sum over ``n_connectors_max``: the mean alone cannot tell
+            two plugged cars from ten alike; :mod:`smac_rl.agents.networks`).
         objective: The use case trained for (:mod:`smac_rl.core.objectives`); rewards follow it.
         algorithm: ``ppo`` (on-policy; the ``equivariant`` network is available for it), ``sac``,
             ``td3`` or ``tqc`` (sb3-contrib; off-policy, SB3's MLP actor and critics).
@@ -66,21 +74,35 @@ class TrainConfig(StrictModel):
         eval_every_steps: Evaluate on the selection days every this many environment steps (all rows
             counted), logging to MLflow and keeping the best model; None: only once, after training.
         eval_time_limit_s: The optimum's time limit per evaluation day [s].
-        imitation_days: Training days whose optimum PPO's actor imitates before reinforcement learning
-            (:mod:`smac_rl.agents.imitation`); 0: none.
+        imitation_days: Training days on which PPO's actor imitates the ``expert`` before
+            reinforcement learning (:mod:`smac_rl.agents.imitation`); 0: none.
+        expert: Who labels the imitation's and DAgger's states. ``optimum``: the perfect-foresight
+            optimum (on a DAgger state, the optimum of the rest of the day from there, the sessions
+            still to come included); ``mpc``: the rolling-horizon MPC of ``smac evaluate --policy
+            mpc`` (perfect price, PV and base-load forecasts over 24 h, only the sessions plugged in
+            now), whose actions depend on what a policy can observe, not on arrivals it cannot.
+        expert_early_charging_eur_per_kwh: The expert's tie-breaker: among plans that cost the same,
+            the one charging earliest (:func:`smac_rl.optimal.assemble.define_early_charging`), so
+            that its labels follow one rule where the objective leaves the choice free (below a
+            peak paid anyway, within one hourly price); 0: the solver's choice.
         imitation_epochs: Passes over the demonstrations.
         imitation_learning_rate: Learning rate of the imitation.
-        imitation_action_std: Standard deviation of PPO's exploration noise after imitation (in action
-            units, the actions spanning [-1, 1]).
+        imitation_action_std: Standard deviation of PPO's exploration noise after imitation or after
+            loading ``init_model`` (in action units, the actions spanning [-1, 1]).
+        init_model: A saved PPO model (a run's ``model.zip``; relative paths from the current folder)
+            whose policy weights this run starts from instead of imitating: the same network and
+            observation layout, this config's hyperparameters. For fine-tuning a trained run with
+            PPO (``value_warmup_timesteps``, ``total_timesteps``); None: a fresh network.
         dagger_rounds: Rounds of dataset aggregation after the imitation (DAgger): each rolls the
             imitated policy out on ``dagger_days`` new training days, labels every state it visits
             with the optimum's action from that state, and fits again on all the data; 0: none.
         dagger_days: Training days rolled out per DAgger round.
         dagger_epochs: Passes over all the data after each DAgger round (the policy goes on from
             its weights); None: ``imitation_epochs``.
-        dagger_time_limit_s: Solver time limit of each state's label (the optimum of the rest of
-            the day from that state) [s].
-        dagger_jobs: Local processes labelling a round's days in parallel.
+        dagger_time_limit_s: Solver time limit of each state's label (the expert's plan from that
+            state; also the ``mpc`` expert's demonstrations) [s].
+        dagger_jobs: Local processes solving days in parallel (the imitation's demonstrations and each
+            DAgger round's labels; the rows do not depend on it).
         dagger_mip_gap_frac: Relative MIP gap of each state's label: the labelling expert re-plans at
             every step, so a loose gap costs little (on Turku days its rollouts reached the optimum's
             objective with 1e-2 as with 1e-4, about 3.5x faster).
@@ -94,6 +116,10 @@ class TrainConfig(StrictModel):
         is_load_outlook_observed: The observation's site features add the net-load outlook
             (:data:`smac_rl.core.observation.LOAD_OUTLOOK_FEATURES`): the highest base load minus PV
             of the next 4, 12 and 24 hours (what a peak-shaving policy must know to flatten the day).
+        value_warmup_timesteps: PPO steps after the imitation in which only the critic learns (the
+            actor, its shared encoder and its noise frozen), so that reinforcement learning starts
+            from advantages of a fitted value instead of a random one, which would pull the imitated
+            actor off at once; they come before ``total_timesteps`` and are not scored.
         episode_order: ``random`` training days, or ``consecutive`` (each env row walks the calendar
             from ``first_day``; needs ``pool_size`` None).
         billing_period: ``episode`` or ``month`` (the demand charge billed on each row's running
@@ -117,6 +143,7 @@ class TrainConfig(StrictModel):
     net_arch: list[int] = Field(default_factory=lambda: [128, 128], min_length=1)
     policy_network: Literal["mlp", "equivariant"] = "mlp"
     hidden_size: int = Field(default=64, ge=4, le=1024)
+    pooling: Literal["mean", "mean_sum"] = "mean"
     objective: ObjectiveSpec = ObjectiveSpec()
     algorithm: Literal["ppo", "sac", "td3", "tqc"] = "ppo"
     buffer_size: int = Field(default=100_000, ge=100)
@@ -126,6 +153,9 @@ class TrainConfig(StrictModel):
     eval_every_steps: int | None = Field(default=None, ge=1)
     eval_time_limit_s: float = Field(default=60.0, gt=0, le=3600)
     imitation_days: int = Field(default=0, ge=0, le=10_000)
+    expert: Expert = "optimum"
+    expert_early_charging_eur_per_kwh: float = Field(default=0.0, ge=0, le=1)
+    init_model: Path | None = None
     imitation_epochs: int = Field(default=30, ge=1, le=10_000)
     imitation_learning_rate: float = Field(default=1e-3, gt=0, le=1)
     imitation_action_std: float = Field(default=0.3, gt=0, le=2)
@@ -138,8 +168,14 @@ class TrainConfig(StrictModel):
     deadline_floor_margin_steps: float | None = Field(default=None, ge=0, le=96)
     is_price_rank_observed: bool = False
     is_load_outlook_observed: bool = False
+    value_warmup_timesteps: int = Field(default=0, ge=0, le=100_000_000)
     episode_order: Literal["random", "consecutive"] = "random"
     billing_period: Literal["episode", "month"] = "episode"
+
+    @property
+    def starts_trained(self) -> bool:
+        """The actor is trained before reinforcement learning (imitated, or loaded from ``init_model``)."""
+        return bool(self.imitation_days) or self.init_model is not None
 
     def layout(self) -> ObservationLayout:
         """The observation and action layout of this config's policy (room, deadline floor, outlooks)."""
@@ -162,10 +198,27 @@ class TrainConfig(StrictModel):
                 f"policy_network 'equivariant' with algorithm {self.algorithm!r}: the equivariant "
                 "network is an actor-critic for ppo; use policy_network 'mlp' or algorithm 'ppo'"
             )
+        if self.pooling != "mean" and self.policy_network != "equivariant":
+            raise ValueError(
+                f"pooling {self.pooling!r} with policy_network {self.policy_network!r}: pooling is the "
+                "equivariant network's; use policy_network 'equivariant' or pooling 'mean'"
+            )
         if self.imitation_days and self.algorithm != "ppo":
             raise ValueError(
                 f"imitation_days {self.imitation_days} with algorithm {self.algorithm!r}: imitation "
                 "pretrains PPO's actor; use algorithm 'ppo' or imitation_days 0"
+            )
+        if self.init_model is not None and (self.algorithm != "ppo" or self.imitation_days):
+            raise ValueError(
+                f"init_model {str(self.init_model)!r} with algorithm {self.algorithm!r} and imitation_days "
+                f"{self.imitation_days}: a run starts from a trained PPO model or imitates, not both; "
+                "expected algorithm 'ppo' and imitation_days 0"
+            )
+        if self.value_warmup_timesteps and not (self.algorithm == "ppo" and self.starts_trained):
+            raise ValueError(
+                f"value_warmup_timesteps {self.value_warmup_timesteps}: warms PPO's critic up under a "
+                "trained actor; expected algorithm 'ppo' with imitation_days or init_model, or "
+                "value_warmup_timesteps 0"
             )
         if self.dagger_rounds and not self.imitation_days:
             raise ValueError(

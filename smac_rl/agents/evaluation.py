@@ -121,8 +121,13 @@ class SelectionCallback(BaseCallback):
         self._next_eval = config.eval_every_steps
 
     def _on_training_start(self) -> None:
-        """Score the starting model too when it is not random (after imitation), so it can be kept."""
-        if self.config.imitation_days:
+        """Score the starting model too when it is trained (imitated or loaded), so it can be kept.
+
+        The next scores follow every ``eval_every_steps`` from here (steps of a critic warm-up before
+        this learning call are not counted again).
+        """
+        self._next_eval = self.num_timesteps + (self.config.eval_every_steps or 0)
+        if self.config.starts_trained:
             self.evaluate()
 
     def _on_step(self) -> bool:

@@ -6,6 +6,9 @@ the mask:
 
 * ``phi_c = m_c * f([x_c, s])`` (one MLP shared by every connector);
 * ``g = sum_c phi_c / max(sum_c m_c, 1)`` (masked mean: padding and empty connectors add nothing);
+  with ``pooling="mean_sum"`` also ``sum_c phi_c / C_max`` beside it, ``g = [mean, sum / C_max]``:
+  the mean alone cannot tell two cars from ten alike, and how much the plugged fleet still
+  wants in all is what a peak or a grid limit depends on;
 * actor, per connector: ``a_c = w . h([phi_c, g, s]) + b`` (``h`` and ``w`` shared), storage:
   ``a_s = w_s . k([g, s]) + b_s``; critic: ``v = u . q([g, s])``.
 
@@ -17,7 +20,7 @@ exports to ONNX like any SB3 policy (:mod:`smac_rl.agents.export`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from gymnasium import spaces
@@ -26,6 +29,9 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
+
+Pooling = Literal["mean", "mean_sum"]
+"""How the connector latents are pooled into the site context (module docstring)."""
 
 
 def _mlp(n_in: int, n_out: int) -> nn.Sequential:
@@ -36,7 +42,11 @@ class ConnectorSetEncoder(nn.Module):
     """The shared connector network and the pooled context (module docstring); SB3's ``mlp_extractor``."""
 
     def __init__(
-        self, n_connectors_max: int, hidden_size: int, n_site_features: int = len(SITE_FEATURES)
+        self,
+        n_connectors_max: int,
+        hidden_size: int,
+        n_site_features: int = len(SITE_FEATURES),
+        pooling: Pooling = "mean",
     ) -> None:
         """Create the networks.
 
@@ -44,14 +54,18 @@ class ConnectorSetEncoder(nn.Module):
             n_connectors_max: Connector blocks in the observation.
             hidden_size: Width of every hidden layer.
             n_site_features: Site features before the blocks (:attr:`ObservationLayout.n_site_features`).
+            pooling: ``mean`` or ``mean_sum`` (module docstring).
         """
         super().__init__()
+        if pooling not in ("mean", "mean_sum"):
+            raise ValueError(f"pooling: got {pooling!r}; expected 'mean' or 'mean_sum'")
         self.n_site, self.n_block = n_site_features, len(CONNECTOR_FEATURES)
-        self.n_connectors_max, self.hidden_size = n_connectors_max, hidden_size
+        self.n_connectors_max, self.hidden_size, self.pooling = n_connectors_max, hidden_size, pooling
+        n_pooled = hidden_size if pooling == "mean" else 2 * hidden_size
         self.embed = _mlp(self.n_block + self.n_site, hidden_size)
-        self.actor_connector = _mlp(2 * hidden_size + self.n_site, hidden_size)
-        self.actor_site = _mlp(hidden_size + self.n_site, hidden_size)
-        self.critic = _mlp(hidden_size + self.n_site, hidden_size)
+        self.actor_connector = _mlp(hidden_size + n_pooled + self.n_site, hidden_size)
+        self.actor_site = _mlp(n_pooled + self.n_site, hidden_size)
+        self.critic = _mlp(n_pooled + self.n_site, hidden_size)
         self.latent_dim_pi = (n_connectors_max + 1) * hidden_size
         self.latent_dim_vf = hidden_size
 
@@ -61,7 +75,10 @@ class ConnectorSetEncoder(nn.Module):
         mask = blocks[:, :, :1]
         site_each = site.unsqueeze(1).expand(-1, self.n_connectors_max, -1)
         phi = self.embed(torch.cat([blocks, site_each], dim=2)) * mask
-        pooled = phi.sum(dim=1) / torch.clamp(mask.sum(dim=1), min=1.0)
+        total = phi.sum(dim=1)
+        pooled = total / torch.clamp(mask.sum(dim=1), min=1.0)
+        if self.pooling == "mean_sum":
+            pooled = torch.cat([pooled, total / self.n_connectors_max], dim=1)
         return site, phi, pooled
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
@@ -113,9 +130,12 @@ class EquivariantActorCriticPolicy(ActorCriticPolicy):
         lr_schedule: Schedule,
         n_connectors_max: int = 16,
         hidden_size: int = 64,
+        pooling: Pooling = "mean",
         **kwargs: Any,
     ) -> None:
         """Create the policy (``n_connectors_max`` must match the observation layout).
+
+        ``pooling`` is :class:`ConnectorSetEncoder`'s.
 
         Raises:
             ValueError: When the spaces do not have the layout's sizes.
@@ -139,12 +159,12 @@ class EquivariantActorCriticPolicy(ActorCriticPolicy):
                 f"for n_connectors_max = {n_connectors_max}"
             )
         self.n_site_features = sizes[shape[0]]
-        self.n_connectors_max, self.hidden_size = n_connectors_max, hidden_size
+        self.n_connectors_max, self.hidden_size, self.pooling = n_connectors_max, hidden_size, pooling
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = ConnectorSetEncoder(  # type: ignore[assignment]
-            self.n_connectors_max, self.hidden_size, self.n_site_features
+            self.n_connectors_max, self.hidden_size, self.n_site_features, self.pooling
         )
 
     def _build(self, lr_schedule: Schedule) -> None:

@@ -77,16 +77,43 @@ def recipe_lines(config: TrainConfig) -> list[str]:
     """What besides environment steps shaped the policy: imitation, DAgger, the floor, the outlooks."""
     lines = []
     if config.imitation_days:
+        expert, plan = {
+            "optimum": ("the perfect-foresight optimum", "the optimum of the rest of the day"),
+            "mpc": (
+                "the forecast-driven MPC (`expert: mpc`: perfect price, PV and load forecasts, "
+                "no arrivals ahead)",
+                "the MPC's plan from there",
+            ),
+        }[config.expert]
         lines.append(
-            f"- Cloned from the optimum's actions on {config.imitation_days} generated days "
+            f"- Cloned from the actions of {expert} on {config.imitation_days} generated days "
             f"({config.imitation_epochs} epochs)"
             + (
                 f", then {config.dagger_rounds} DAgger round(s) of {config.dagger_days} days (its own states "
-                "labelled by the optimum of the rest of the day)"
+                f"labelled by {plan})"
                 if config.dagger_rounds
                 else ""
             )
             + "."
+        )
+    if config.init_model is not None:
+        lines.append(
+            f"- Started from the weights of `{config.init_model}` (`init_model`: a trained run's model)."
+        )
+    if config.starts_trained and config.total_timesteps:
+        warm = (
+            f"{config.value_warmup_timesteps} steps training the critic alone, then "
+            if config.value_warmup_timesteps
+            else ""
+        )
+        lines.append(
+            f"- Then PPO on the batched env: {warm}{config.total_timesteps} steps (learning rate "
+            f"{config.learning_rate:g}, action noise {config.imitation_action_std:g} at the start)"
+            + (
+                f", the best model on the selection days (scored every {config.eval_every_steps} steps) kept."
+                if config.eval_every_steps
+                else "."
+            )
         )
     if config.deadline_floor_margin_steps is not None:
         lines.append(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -102,7 +103,16 @@ def fit_model(
             model.set_logger(logger)
         if config.imitation_days:
             imitate(model, config, log_metric)
-        model.learn(total_timesteps=config.total_timesteps, callback=callback, progress_bar=progress_bar)
+        if config.init_model is not None:
+            start_from(model, config)
+        if config.value_warmup_timesteps:
+            warm_up_value(model, config.value_warmup_timesteps)
+        model.learn(
+            total_timesteps=config.total_timesteps,
+            callback=callback,
+            progress_bar=progress_bar,
+            reset_num_timesteps=not config.value_warmup_timesteps,
+        )
     finally:
         envs.close()
     return model
@@ -122,7 +132,7 @@ def imitate(
     policy = model.policy
     if not isinstance(policy, ActorCriticPolicy):
         raise SmacError(f"imitation_days: needs PPO's actor-critic policy; got {type(policy).__name__}")
-    data = demonstrations(config)
+    data = demonstrations(config, config.dagger_jobs)
     for round_index in range(config.dagger_rounds + 1):
         if round_index:
             data = aggregate(data, learner_demonstrations(config, policy, round_index, config.dagger_jobs))
@@ -145,10 +155,72 @@ def imitate(
             config.seed + round_index,
             on_epoch,
         )
+    set_action_std(model, config.imitation_action_std)
+
+
+def set_action_std(model: BaseAlgorithm, action_std: float) -> None:
+    """Set a Gaussian actor's exploration noise to ``action_std`` in every action dimension."""
     log_std = getattr(model.policy, "log_std", None)
     if isinstance(log_std, torch.nn.Parameter):
         with torch.no_grad():
-            log_std.fill_(math.log(config.imitation_action_std))
+            log_std.fill_(math.log(action_std))
+
+
+def start_from(model: BaseAlgorithm, config: TrainConfig) -> None:
+    """Copy the policy weights of ``config.init_model`` into the fresh model, then set its noise.
+
+    The fresh model keeps this config's hyperparameters (learning rate, steps, batch...); only the
+    network's weights (actor, critic, noise) come from the file.
+
+    Raises:
+        SmacError: When the file is missing, is not a saved PPO model, or its network differs.
+    """
+    path = config.init_model
+    if path is None:
+        return
+    if not path.is_file():
+        raise SmacError(f"init_model: got {str(path)!r}; expected a saved PPO model file (not found)")
+    parent = load_model(config, path, field="init_model")
+    try:
+        model.policy.load_state_dict(parent.policy.state_dict())
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[-1].strip()
+        raise SmacError(
+            f"init_model: got {str(path)!r}, whose network differs from this config's ({first}); "
+            "expected a model trained with the same policy_network, hidden_size, pooling, "
+            "n_connectors_max and observation"
+        ) from None
+    set_action_std(model, config.imitation_action_std)
+
+
+CRITIC_PREFIXES = ("value_net.", "mlp_extractor.critic.", "mlp_extractor.value_net.")
+"""Names of the critic's own parameters in SB3's actor-critic policies (the equivariant one and the MLP)."""
+
+
+def warm_up_value(model: BaseAlgorithm, timesteps: int) -> None:
+    """Run PPO for ``timesteps`` steps with every parameter but the critic's frozen.
+
+    The actor's loss is still computed, but no actor weight (nor its noise) moves; the value
+    network fits the returns of the imitated policy. Everything is trainable again afterwards.
+
+    Raises:
+        SmacError: For a model without an actor-critic policy or without critic parameters.
+    """
+    policy = model.policy
+    if not isinstance(policy, ActorCriticPolicy):
+        raise SmacError(
+            f"value_warmup_timesteps: needs PPO's actor-critic policy; got {type(policy).__name__}"
+        )
+    frozen = [p for name, p in policy.named_parameters() if not name.startswith(CRITIC_PREFIXES)]
+    if len(frozen) == len(list(policy.parameters())):
+        raise SmacError(f"value_warmup_timesteps: {type(policy).__name__} has no critic parameter to train")
+    for parameter in frozen:
+        parameter.requires_grad_(False)
+    try:
+        model.learn(total_timesteps=timesteps)
+    finally:
+        for parameter in frozen:
+            parameter.requires_grad_(True)
 
 
 def train(
@@ -186,6 +258,9 @@ def train(
     layout = config.layout()
     with mlflow.start_run(run_name=run_dir.name) as run:
         mlflow.set_tags(provenance_tags())
+        if config.init_model is not None and config.init_model.is_file():
+            digest = hashlib.sha256(config.init_model.read_bytes()).hexdigest()
+            mlflow.set_tag("init_model_sha256", digest)
         mlflow.log_params(flat_params(config))
         mlflow.log_artifact(str(config_path))
         (run_dir / "mlflow_run_id.txt").write_text(run.info.run_id + "\n", encoding="utf-8")
@@ -258,7 +333,11 @@ def build_model(config: TrainConfig, envs: VecEnv) -> BaseAlgorithm:
     }
     if config.algorithm == "ppo":
         if config.policy_network == "equivariant":
-            kwargs = {"n_connectors_max": config.n_connectors_max, "hidden_size": config.hidden_size}
+            kwargs = {
+                "n_connectors_max": config.n_connectors_max,
+                "hidden_size": config.hidden_size,
+                "pooling": config.pooling,
+            }
             return PPO(
                 EquivariantActorCriticPolicy,
                 envs,
@@ -290,8 +369,8 @@ def build_model(config: TrainConfig, envs: VecEnv) -> BaseAlgorithm:
     return TQC("MlpPolicy", envs, **off_policy)
 
 
-def load_model(config: TrainConfig, path: Path) -> BaseAlgorithm:
-    """Load a saved model of a config's algorithm (CPU).
+def load_model(config: TrainConfig, path: Path, field: str = "model") -> BaseAlgorithm:
+    """Load a saved model of a config's algorithm (CPU); errors name ``field``.
 
     Raises:
         SmacError: When the file is not a model of that algorithm.
@@ -305,4 +384,4 @@ def load_model(config: TrainConfig, path: Path) -> BaseAlgorithm:
         return algorithms[config.algorithm].load(path, device="cpu")
     except (ValueError, KeyError, OSError, RuntimeError) as exc:
         expected = f"a saved {config.algorithm} model ({exc})"
-        raise SmacError(f"model: got {str(path)!r}; expected {expected}") from None
+        raise SmacError(f"{field}: got {str(path)!r}; expected {expected}") from None

@@ -35,9 +35,6 @@ POLICY_SPEC_HELP = (
 MPC_SPEC = "mpc"
 """The ``--policy`` value of the rolling-horizon MPC (``mpc:noisy[:SIGMA]`` for noisy forecasts)."""
 
-MPC_HORIZON_H = 24.0
-"""Window of the MPC that ``--policy mpc`` runs [h]."""
-
 MPC_NOISE_FRAC = 0.1
 """Forecast error one day ahead of ``mpc:noisy`` (:class:`smac_rl.core.forecasts.NoisyForecast`)."""
 
@@ -96,7 +93,7 @@ def _mpc_policy(spec: str, arrays: ScenarioArrays) -> Policy:
         if not (math.isfinite(sigma_frac) and sigma_frac >= 0.0):
             raise SmacError(f"policy: got {spec!r}; expected {expected}")
     try:
-        from smac_rl.optimal.mpc import MpcPolicy
+        from smac_rl.optimal.mpc import MpcPolicy, horizon_steps_of
     except ImportError as exc:
         raise SmacError(
             f"policy {spec!r} needs the [milp] extra ({exc.name} is missing): "
@@ -105,8 +102,7 @@ def _mpc_policy(spec: str, arrays: ScenarioArrays) -> Policy:
     from smac_rl.core.forecasts import NoisyForecast, PerfectForecast
 
     forecast = PerfectForecast() if sigma_frac is None else NoisyForecast(sigma_frac)
-    horizon_steps = max(1, round(MPC_HORIZON_H / arrays.step_h))
-    return MpcPolicy(forecast, horizon_steps=horizon_steps)
+    return MpcPolicy(forecast, horizon_steps=horizon_steps_of(arrays.step_h))
 
 
 class _OnnxNamed:

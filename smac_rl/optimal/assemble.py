@@ -463,7 +463,10 @@ def _joined(parts: Sequence[NDArray[Any]], dtype: type[np.generic]) -> NDArray[A
 
 
 def assemble(
-    arrays: ScenarioArrays, needs: BinaryNeeds | None = None, peak_floor_kw: float | None = None
+    arrays: ScenarioArrays,
+    needs: BinaryNeeds | None = None,
+    peak_floor_kw: float | None = None,
+    early_charging_eur_per_kwh: float = 0.0,
 ) -> AssembledProblem:
     """The standard form of :func:`smac_rl.optimal.model.build_model` for a scenario, from its arrays.
 
@@ -474,6 +477,8 @@ def assemble(
         arrays: The compiled scenario.
         needs: Where mode binaries go; :func:`~smac_rl.optimal.model.binary_needs` by default.
         peak_floor_kw: The MPC's ``peak >= peak_floor`` row (:mod:`smac_rl.optimal.mpc`); None: none.
+        early_charging_eur_per_kwh: The MPC's tie-breaker (:func:`define_early_charging`); 0: none,
+            the pyomo model's objective.
 
     Returns:
         The standard form and how to read its solution.
@@ -500,6 +505,7 @@ def assemble(
     define_bus(form)
     define_peak_and_unmet(form, peak_floor_kw)
     define_objective(form)
+    define_early_charging(form, early_charging_eur_per_kwh)
     return form.problem()
 
 
@@ -875,6 +881,24 @@ def define_objective(form: Assembly) -> None:
         rows.term(r, var.exp, 1.0)
         costs.append((dev_up, w.tracking_eur_per_kwh * dt))
         costs.append((dev_down, w.tracking_eur_per_kwh * dt))
+
+
+def define_early_charging(form: Assembly, eur_per_kwh: float) -> None:
+    """A tie-breaker outside the pyomo model: charging later costs a little more.
+
+    Each kWh charged into an EV or the storage at step ``t`` costs ``eur_per_kwh * t / T`` more
+    (``T`` the steps of the problem), so among plans that cost the same (the hours of one hourly
+    price, the steps below a peak that is paid anyway) the one charging earliest wins, instead of
+    whichever vertex HiGHS meets first. The rolling-horizon MPC uses it as imitation's expert
+    (:mod:`smac_rl.agents.imitation`), whose labels must be one consistent rule; keep it far below
+    the price differences that matter (1e-4 EUR/kWh against prices of 0.01 EUR/kWh and more).
+    """
+    if eur_per_kwh <= 0.0:
+        return
+    arrays, var = form.arrays, form.var
+    per_step = eur_per_kwh * arrays.step_h / arrays.n_steps
+    form.costs.append((var.pc, per_step * form.sets.rt.astype(np.float64)))
+    form.costs.append((var.sc, per_step * np.arange(arrays.n_steps, dtype=np.float64)))
 
 
 def solve_assembled(

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import time
 
 import numpy as np
@@ -64,6 +65,14 @@ from smac_rl.optimal.solve import Builder, check_builder
 
 DEFAULT_HORIZON_STEPS = 96
 """Window of the MPC: 24 h of 15-minute steps."""
+
+DEFAULT_HORIZON_H = 24.0
+"""Window of the MPC that ``smac evaluate --policy mpc`` runs and that imitation's ``mpc`` expert uses [h]."""
+
+
+def horizon_steps_of(step_h: float, horizon_h: float = DEFAULT_HORIZON_H) -> int:
+    """The window, in steps of ``step_h`` hours, that covers ``horizon_h`` hours (at least one step)."""
+    return max(1, round(horizon_h / step_h))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -232,6 +241,7 @@ class MpcPolicy:
         time_limit_s: float = 10.0,
         n_threads: int = 1,
         builder: Builder = "assemble",
+        early_charging_eur_per_kwh: float = 0.0,
     ) -> None:
         """Create the policy.
 
@@ -246,13 +256,27 @@ class MpcPolicy:
             builder: ``assemble`` (the standard form from the arrays, the pyomo model where the
                 assembler does not cover a window) or ``pyomo`` (always the pyomo model); the same
                 optimum either way.
+            early_charging_eur_per_kwh: Tie-breaker among equally cheap plans, in favour of charging
+                early (:func:`smac_rl.optimal.assemble.define_early_charging`); 0: none. Needs the
+                ``assemble`` builder.
 
         Raises:
             ValueError: For a horizon under one step, a gap outside [0, 1), a time limit that is
-                not positive, no thread or an unknown builder.
+                not positive, no thread, an unknown builder, or a negative tie-breaker (or one with
+                the pyomo builder).
         """
         if horizon_steps < 1:
             raise ValueError(f"horizon_steps: got {horizon_steps}; expected at least 1")
+        if not (early_charging_eur_per_kwh >= 0.0 and math.isfinite(early_charging_eur_per_kwh)):
+            raise ValueError(
+                f"early_charging_eur_per_kwh: got {early_charging_eur_per_kwh}; expected a finite value >= 0"
+            )
+        if early_charging_eur_per_kwh > 0.0 and builder != "assemble":
+            raise ValueError(
+                f"early_charging_eur_per_kwh: got {early_charging_eur_per_kwh} with builder {builder!r}; "
+                "the tie-breaker is the assembled form's, expected builder 'assemble'"
+            )
+        self.early_charging_eur_per_kwh = early_charging_eur_per_kwh
         self.builder: Builder = check_builder(builder)
         self.forecast = forecast
         self.horizon_steps = horizon_steps
@@ -293,7 +317,11 @@ class MpcPolicy:
         window = window_scenario(arrays, context, forecast, self.session_foresight)
         builder: Builder = "assemble" if self.builder == "assemble" and supports(window.arrays) else "pyomo"
         if builder == "assemble":
-            problem = assemble(window.arrays, peak_floor_kw=window.peak_floor_kw)
+            problem = assemble(
+                window.arrays,
+                peak_floor_kw=window.peak_floor_kw,
+                early_charging_eur_per_kwh=self.early_charging_eur_per_kwh,
+            )
             built = time.perf_counter()
             solution = solve_assembled(self.solver, problem, built)
         else:

@@ -124,3 +124,96 @@ def test_layout_mismatch_is_named() -> None:
         EquivariantActorCriticPolicy(
             spaces.Box(-1, 1, (10,)), spaces.Box(-1, 1, (C_MAX + 1,)), lambda _: 1e-3, n_connectors_max=C_MAX
         )
+
+
+def _policy(pooling: str) -> EquivariantActorCriticPolicy:
+    from gymnasium import spaces
+
+    torch.manual_seed(0)
+    size = ObservationLayout(C_MAX).size
+    return EquivariantActorCriticPolicy(
+        spaces.Box(-1, 1, (size,)),
+        spaces.Box(-1, 1, (C_MAX + 1,)),
+        lambda _: 1e-3,
+        n_connectors_max=C_MAX,
+        hidden_size=16,
+        pooling=pooling,  # type: ignore[arg-type]
+    )
+
+
+def _fleet(n_present: int) -> np.ndarray:
+    """``n_present`` identical cars: the same connector block repeated."""
+    rng = np.random.default_rng(5)
+    observation = np.zeros(N_SITE + C_MAX * N_BLOCK, dtype=np.float32)
+    observation[:N_SITE] = rng.normal(size=N_SITE)
+    block = rng.normal(size=N_BLOCK).astype(np.float32)
+    block[0] = 1.0
+    for c in range(n_present):
+        observation[N_SITE + c * N_BLOCK : N_SITE + (c + 1) * N_BLOCK] = block
+    return observation
+
+
+def test_sum_pooling_tells_two_cars_from_four_alike_and_stays_equivariant() -> None:
+    # The mean of identical latents is one latent: two cars and four cars alike give the same
+    # storage action and value. With the sum beside it the site context sees the fleet's size.
+    mean_only, mean_sum = _policy("mean"), _policy("mean_sum")
+    two, four = _fleet(2), _fleet(4)
+    for policy, alike in ((mean_only, True), (mean_sum, False)):
+        (actions_2, value_2), (actions_4, value_4) = _actions(policy, two), _actions(policy, four)
+        assert bool(abs(actions_2[-1] - actions_4[-1]) < 1e-6) is alike  # the storage action
+        assert bool(abs(value_2 - value_4) < 1e-6) is alike
+    observation = _observation(np.random.default_rng(2), n_present=4)
+    order = np.asarray([3, 1, 0, 2, 4, 5])
+    permuted = observation.copy()
+    permuted[N_SITE:] = observation[N_SITE:].reshape(C_MAX, N_BLOCK)[order].ravel()
+    (actions, value), (actions_p, value_p) = _actions(mean_sum, observation), _actions(mean_sum, permuted)
+    np.testing.assert_allclose(actions_p[:C_MAX], actions[:C_MAX][order], atol=1e-6)
+    assert value_p == pytest.approx(value, abs=1e-6)
+    with pytest.raises(ValueError, match="pooling: got 'max'"):
+        _policy("max")
+
+
+def test_a_sum_pooled_policy_exports_to_onnx_with_parity(tmp_path: Path) -> None:
+    from smac_rl.agents.envs import training_vec_env
+    from smac_rl.agents.train import build_model
+
+    config = TrainConfig(
+        template="rome_v2g_fleet",
+        n_connectors_max=C_MAX,
+        policy_network="equivariant",
+        hidden_size=16,
+        pooling="mean_sum",
+        n_envs=1,
+        pool_size=1,
+    )
+    envs = training_vec_env(config)
+    model = build_model(config, envs)
+    envs.close()
+    with torch.no_grad():  # actions of order 1, not SB3's near-zero initial ones
+        for name, parameter in model.policy.named_parameters():
+            if name.startswith("action_net.") and name.endswith(".weight"):
+                parameter.mul_(100.0)
+    model.save(tmp_path / "model.zip")
+    from stable_baselines3 import PPO
+
+    loaded = PPO.load(tmp_path / "model.zip", device="cpu")
+    assert isinstance(loaded.policy, EquivariantActorCriticPolicy)
+    assert loaded.policy.pooling == "mean_sum"
+    layout = config.layout()
+    export_policy(loaded, layout, tmp_path / "export", "run", "rome_v2g_fleet")
+    session = ort.InferenceSession(str(tmp_path / "export" / "policy.onnx"))
+    env = SiteChargingEnv(template="rome_v2g_fleet", n_connectors_max=C_MAX)
+    observation, _ = env.reset(seed=4)
+    normalised = (observation / layout.scales()).astype(np.float32)
+    action = np.clip(_actions(loaded.policy, normalised)[0], -1.0, 1.0)
+    blocks = observation[N_SITE:].reshape(C_MAX, N_BLOCK)
+    upper = np.append(
+        blocks[:, CONNECTOR_NAMES.index("upper_kw")], observation[SITE_NAMES.index("storage_upper_kw")]
+    )
+    lower = np.append(
+        blocks[:, CONNECTOR_NAMES.index("lower_kw")], observation[SITE_NAMES.index("storage_lower_kw")]
+    )
+    expected = np.where(action >= 0, action * upper, -action * lower)
+    assert np.abs(expected).max() > 1.0
+    onnx_kw = session.run(None, {"observation": observation[None, :].astype(np.float32)})[0][0]
+    np.testing.assert_allclose(onnx_kw, expected, rtol=1e-4, atol=1e-3)

@@ -95,14 +95,31 @@ def test_the_card_states_the_recipe_besides_environment_steps() -> None:
         deadline_floor_margin_steps=1.0,
         is_price_rank_observed=True,
         is_load_outlook_observed=True,
+        total_timesteps=0,
     )
     assert recipe_lines(config) == [
-        "- Cloned from the optimum's actions on 300 generated days (40 epochs), then 1 DAgger round(s) of "
-        "30 days (its own states labelled by the optimum of the rest of the day).",
+        "- Cloned from the actions of the perfect-foresight optimum on 300 generated days (40 epochs), then "
+        "1 DAgger round(s) of 30 days (its own states labelled by the optimum of the rest of the day).",
         "- Deadline floor with 1 step(s) to spare (`smac_rl.core.observation.deadline_floor_kw`, applied by "
         "the service after the graph).",
         "- Observes the price ranks (`is_price_rank_observed`: where each step's import price ranks "
         "among the next 2 to 24 hours', and their range).",
         "- Observes the net-load outlook (`is_load_outlook_observed`: the highest base load minus PV of the "
         "next 4, 12 and 24 hours).",
+    ]
+    tuned = TrainConfig(
+        imitation_days=150,
+        expert="mpc",
+        imitation_action_std=0.1,
+        value_warmup_timesteps=100_000,
+        total_timesteps=400_000,
+        learning_rate=3e-5,
+        eval_every_steps=50_000,
+    )
+    assert recipe_lines(tuned) == [
+        "- Cloned from the actions of the forecast-driven MPC (`expert: mpc`: perfect price, PV and load "
+        "forecasts, no arrivals ahead) on 150 generated days (30 epochs).",
+        "- Then PPO on the batched env: 100000 steps training the critic alone, then 400000 steps (learning "
+        "rate 3e-05, action noise 0.1 at the start), the best model on the selection days (scored every "
+        "50000 steps) kept.",
     ]

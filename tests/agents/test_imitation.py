@@ -15,12 +15,16 @@ from smac_rl.agents.imitation import (
     Demonstrations,
     clone_behaviour,
     day_demonstration,
+    demonstrations,
+    expert_policy,
     learner_demonstration,
     learner_demonstrations,
 )
-from smac_rl.agents.train import build_model, train
+from smac_rl.agents.reports import recipe_lines
+from smac_rl.agents.train import build_model, fit_model, train
 from smac_rl.agents.vec_env import Sb3VectorEnv
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
+from smac_rl.core.errors import SmacError
 from smac_rl.core.forecasts import PerfectForecast
 from smac_rl.core.observation import ObservationLayout
 from smac_rl.core.state import Setpoints, StepContext
@@ -134,7 +138,8 @@ def test_dagger_labels_are_the_optimums_continuation_from_each_visited_state() -
     layout = ObservationLayout(C_MAX)
     learner = MpcPolicy(PerfectForecast(), horizon_steps=arrays.n_steps, session_foresight=True)
     learner.begin_episode(arrays)
-    visited, labels = learner_demonstration(arrays, layout, learner.act, time_limit_s=30.0)
+    expert = expert_policy("optimum", arrays, time_limit_s=30.0)
+    visited, labels = learner_demonstration(arrays, layout, learner.act, expert)
     assert visited.shape == (arrays.n_steps, layout.size)
     assert labels.shape == (arrays.n_steps, layout.action_size)
     assert np.all(np.abs(labels) <= 1.0)
@@ -143,8 +148,28 @@ def test_dagger_labels_are_the_optimums_continuation_from_each_visited_state() -
     assert replayed.objective_eur == pytest.approx(optimum.kpis.objective_eur, rel=1e-6, abs=1e-6)
     # A learner that does nothing visits other states: the labels there still charge (the optimum
     # from an uncharged state), unlike the learner's own actions.
-    idle = learner_demonstration(arrays, layout, lambda c: Setpoints(np.zeros((1, 2)), np.zeros(1)))[1]
+    idle = learner_demonstration(
+        arrays, layout, lambda c: Setpoints(np.zeros((1, 2)), np.zeros(1)), expert_policy("optimum", arrays)
+    )[1]
     assert idle[:, :2].max() > 0.0
+
+
+def test_the_mpc_experts_demonstration_replays_its_own_episode() -> None:
+    # With learner None the expert runs the day and labels its own states: replaying the labels
+    # through the layout reproduces the episode of `smac evaluate --policy mpc` (a 24 h window,
+    # perfect exogenous forecasts, no arrivals ahead), not the optimum's.
+    spec, _ = generate_scenario(load_template("budapest_workplace"), dt.date(2022, 3, 8), 1, seed=5)
+    arrays = compile_scenario(spec)
+    layout = ObservationLayout(16)
+    visited, labels = learner_demonstration(arrays, layout, None, expert_policy("mpc", arrays))
+    assert visited.shape == (arrays.n_steps, layout.size)
+    _, replayed = run_policy(arrays, _Replay(layout, labels))
+    mpc = MpcPolicy(PerfectForecast(), horizon_steps=96)
+    _, by_mpc = run_policy(arrays, mpc)
+    assert not mpc.session_foresight
+    assert replayed.objective_eur == pytest.approx(by_mpc.objective_eur, rel=1e-6, abs=1e-6)
+    optimum = solve_optimal(arrays)
+    assert replayed.objective_eur > optimum.kpis.objective_eur + 0.01  # it cannot see who comes next
 
 
 def test_dagger_adds_the_learners_states_and_refits(tmp_path: Path) -> None:
@@ -198,3 +223,108 @@ def test_a_dagger_round_labels_the_same_rows_on_two_processes() -> None:
     assert serial.n_days == parallel.n_days == 2
     np.testing.assert_array_equal(parallel.observations, serial.observations)
     np.testing.assert_array_equal(parallel.actions, serial.actions)
+
+
+def test_the_config_picks_the_expert_and_a_second_process_changes_no_row() -> None:
+    # One Budapest day demonstrated by each expert: the same first state (the day's start), but
+    # the MPC's actions are its own rollout's, not the optimum's; two processes give the rows one does.
+    config = TrainConfig(template="budapest_workplace", n_connectors_max=16, imitation_days=1, expert="mpc")
+    by_mpc = demonstrations(config)
+    optimum_config = config.model_copy(update={"expert": "optimum"})
+    by_optimum = demonstrations(optimum_config, n_jobs=2)
+    assert by_mpc.observations.shape == by_optimum.observations.shape == (96, config.layout().size)
+    np.testing.assert_array_equal(by_mpc.observations[0], by_optimum.observations[0])
+    assert np.abs(by_mpc.actions - by_optimum.actions).max() > 0.1
+    np.testing.assert_array_equal(demonstrations(optimum_config).actions, by_optimum.actions)
+
+
+def test_an_unknown_expert_is_refused_with_the_field_named() -> None:
+    with pytest.raises(pydantic.ValidationError, match="expert"):
+        TrainConfig(imitation_days=5, expert="oracle")  # type: ignore[arg-type]
+
+
+def test_the_value_warm_up_moves_the_critic_only_and_then_ppo_moves_the_actor(tmp_path: Path) -> None:
+    config = TrainConfig(
+        template="rome_v2g_fleet",
+        n_connectors_max=C_MAX,
+        policy_network="equivariant",
+        hidden_size=16,
+        imitation_days=1,
+        imitation_epochs=1,
+        value_warmup_timesteps=32,
+        total_timesteps=32,
+        n_envs=2,
+        pool_size=2,
+        n_steps=16,
+        batch_size=16,
+        n_epochs=2,
+        learning_rate=1e-2,
+    )
+    from smac_rl.agents.envs import training_vec_env
+    from smac_rl.agents.train import CRITIC_PREFIXES, warm_up_value
+
+    envs: Sb3VectorEnv = training_vec_env(config)
+    try:
+        model = build_model(config, envs)
+        before = {name: p.detach().clone() for name, p in model.policy.named_parameters()}
+        warm_up_value(model, config.value_warmup_timesteps)
+        warmed = {name: p.detach().clone() for name, p in model.policy.named_parameters()}
+        assert model.num_timesteps == 32
+        assert all(p.requires_grad for p in model.policy.parameters())
+        model.learn(total_timesteps=32, reset_num_timesteps=False)
+    finally:
+        envs.close()
+    moved = {name for name in before if not np.array_equal(before[name].numpy(), warmed[name].numpy())}
+    assert moved
+    assert all(name.startswith(CRITIC_PREFIXES) for name in moved)
+    assert "log_std" not in moved
+    after = dict(model.policy.named_parameters())
+    assert not np.array_equal(
+        after["action_net.connector.weight"].detach().numpy(), warmed["action_net.connector.weight"].numpy()
+    )
+    assert model.num_timesteps == 64
+
+
+def test_a_value_warm_up_needs_an_imitated_ppo_actor() -> None:
+    with pytest.raises(pydantic.ValidationError, match="value_warmup_timesteps 1000"):
+        TrainConfig(value_warmup_timesteps=1000)
+
+
+def test_a_run_starts_from_a_saved_models_weights_with_its_own_hyperparameters(tmp_path: Path) -> None:
+    parent_config = TrainConfig(
+        template="rome_v2g_fleet",
+        n_connectors_max=C_MAX,
+        policy_network="equivariant",
+        hidden_size=16,
+        total_timesteps=32,
+        n_envs=2,
+        pool_size=2,
+        n_steps=16,
+        batch_size=16,
+    )
+    parent = fit_model(parent_config)
+    parent.save(tmp_path / "parent.zip")
+    config = parent_config.model_copy(
+        update={"init_model": tmp_path / "parent.zip", "total_timesteps": 0, "learning_rate": 1e-5}
+    )
+    child = fit_model(config)
+    theirs, ours = parent.policy.state_dict(), child.policy.state_dict()
+    assert set(theirs) == set(ours)
+    for name in theirs:
+        expected = np.full(C_MAX + 1, np.log(0.3)) if name == "log_std" else theirs[name].numpy()
+        np.testing.assert_allclose(ours[name].numpy(), expected, rtol=1e-6)
+    assert child.learning_rate == 1e-5
+    assert recipe_lines(config)[0] == (
+        f"- Started from the weights of `{tmp_path / 'parent.zip'}` (`init_model`: a trained run's model)."
+    )
+    wider = config.model_copy(update={"hidden_size": 32})
+    with pytest.raises(SmacError, match=r"init_model: got .*parent\.zip', whose network differs"):
+        fit_model(wider)
+    with pytest.raises(SmacError, match=r"init_model: got .*missing\.zip'; expected a saved PPO model file"):
+        fit_model(config.model_copy(update={"init_model": tmp_path / "missing.zip"}))
+
+
+def test_init_model_replaces_imitation() -> None:
+    with pytest.raises(pydantic.ValidationError, match="starts from a trained PPO model or imitates"):
+        TrainConfig(init_model=Path("runs/x/model.zip"), imitation_days=10)
+    assert TrainConfig(init_model=Path("runs/x/model.zip"), value_warmup_timesteps=10).starts_trained

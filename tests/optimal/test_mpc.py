@@ -219,3 +219,25 @@ def test_speed_bench_compares_both_builders_on_the_same_windows() -> None:
     assert speed.objective_max_abs_diff_eur < 1e-6  # the same optimum from both builders and appsi
     assert 0.0 < speed.pyomo_solve_s <= speed.pyomo_step_s
     assert speed.pyomo_over_assembled_step_ratio == speed.pyomo_step_s / speed.step_s
+
+
+def test_the_early_charging_tie_breaker_picks_the_earliest_of_equally_cheap_plans() -> None:
+    # The tiny scenario with a flat 0.20 EUR/kWh and no demand charge: every plan that serves S1's
+    # 30 kWh over steps 0..2 costs the same. With the tie-breaker S1 charges as early as the
+    # headroom allows: 24 kW - S2's 10 kW = 14 kW at step 0, the 16 kWh left at step 1, nothing
+    # after. The tie-breaker adds at most 1e-4 EUR/kWh, so the plan costs what the optimum does.
+    data = tiny_data()
+    data["series"]["import_price_eur_per_kwh"] = [0.2] * 4
+    data["site"]["tariff"]["demand_charge_eur_per_kw"] = 0.0
+    arrays = compile_scenario(parse_scenario(data))
+    policy = MpcPolicy(PerfectForecast(), horizon_steps=4, early_charging_eur_per_kwh=1e-4)
+    trace, kpis = run_policy(arrays, policy)
+    np.testing.assert_allclose(trace.ev_power_kw[:, 0], [14.0, 16.0, 0.0, 0.0], atol=1e-6)
+    np.testing.assert_allclose(trace.ev_power_kw[:, 1], [10.0, 0.0, 0.0, 0.0], atol=1e-6)
+    assert kpis.objective_eur == pytest.approx(solve_optimal(arrays).kpis.objective_eur, rel=1e-9)
+    with pytest.raises(
+        ValueError, match=r"early_charging_eur_per_kwh: got -1\.0; expected a finite value >= 0"
+    ):
+        MpcPolicy(PerfectForecast(), early_charging_eur_per_kwh=-1.0)
+    with pytest.raises(ValueError, match="expected builder 'assemble'"):
+        MpcPolicy(PerfectForecast(), early_charging_eur_per_kwh=1e-4, builder="pyomo")
