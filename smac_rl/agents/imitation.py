@@ -219,8 +219,9 @@ def _expert_day(
 ) -> tuple[FloatArray, FloatArray]:
     """One day of the expert's own demonstrations (one job of :func:`demonstrations`)."""
     torch.set_num_threads(1)  # one job per core
-    if config.expert == "optimum" and not config.expert_early_charging_eur_per_kwh:
-        return day_demonstration(arrays, layout)
+    if config.expert == "optimum":
+        optimum = solve_optimal(arrays, early_charging_eur_per_kwh=config.expert_early_charging_eur_per_kwh)
+        return day_demonstration(arrays, layout, optimum)
     return learner_demonstration(arrays, layout, None, config_expert(config, arrays))
 
 
@@ -238,8 +239,8 @@ def config_expert(config: TrainConfig, arrays: ScenarioArrays) -> MpcPolicy:
 def demonstrations(config: TrainConfig, n_jobs: int = 1) -> Demonstrations:
     """The expert on ``config.imitation_days`` random training days (seeded), every step collected.
 
-    With the ``optimum`` expert each day is solved once and replayed (:func:`day_demonstration`); with
-    ``mpc``, or with the tie-breaker, the expert runs the day, re-planning at every step
+    With the ``optimum`` expert each day is solved once (with the tie-breaker, if set) and replayed
+    (:func:`day_demonstration`); with ``mpc`` the MPC runs the day, re-planning at every step
     (:func:`learner_demonstration` of its own rollout). Days are independent; with ``n_jobs`` above
     1 they are solved on that many local processes, and the rows keep the days' order, so the
     result does not depend on ``n_jobs``.

@@ -85,6 +85,11 @@ def recipe_lines(config: TrainConfig) -> list[str]:
                 "the MPC's plan from there",
             ),
         }[config.expert]
+        if config.expert_early_charging_eur_per_kwh:
+            expert += (
+                f" with the early-charging tie-breaker (`expert_early_charging_eur_per_kwh` "
+                f"{config.expert_early_charging_eur_per_kwh:g})"
+            )
         lines.append(
             f"- Cloned from the actions of {expert} on {config.imitation_days} generated days "
             f"({config.imitation_epochs} epochs)"
@@ -114,6 +119,11 @@ def recipe_lines(config: TrainConfig) -> list[str]:
                 if config.eval_every_steps
                 else "."
             )
+        )
+    if config.pooling == "mean_sum":
+        lines.append(
+            "- Sum pooling (`pooling: mean_sum`): the network sees the sum of its connector latents beside "
+            "their mean, so the fleet's size."
         )
     if config.deadline_floor_margin_steps is not None:
         lines.append(

@@ -184,6 +184,7 @@ def solve_optimal(
     mip_gap_frac: float = 1e-4,
     n_threads: int = 1,
     builder: Builder = "assemble",
+    early_charging_eur_per_kwh: float = 0.0,
 ) -> OptimalResult:
     """Solve the perfect-foresight optimum of a scenario and score its profile.
 
@@ -201,22 +202,31 @@ def solve_optimal(
         builder: ``assemble`` (the standard form from the arrays, :mod:`smac_rl.optimal.assemble`;
             the pyomo model where the assembler does not cover the scenario) or ``pyomo`` (the
             model of :func:`smac_rl.optimal.model.build_model`, compiled): the same optimum.
+        early_charging_eur_per_kwh: Tie-breaker among equally cheap plans in favour of charging
+            early (:func:`smac_rl.optimal.assemble.define_early_charging`; imitation's labels);
+            0: none. Needs the ``assemble`` builder and a scenario it covers. ``objective_eur``
+            then includes it; the KPIs, scored on the replayed profile, do not.
 
     Returns:
         The result, replayed and scored.
 
     Raises:
-        ValueError: For an unknown builder.
+        ValueError: For an unknown builder, or a tie-breaker the pyomo model would have to build.
         OptimalError: When no solution was found.
     """
     from smac_rl.optimal.assemble import assemble, solve_assembled, supports
     from smac_rl.optimal.matrix_solve import MatrixSolver
 
     chosen = check_builder(builder)
+    if early_charging_eur_per_kwh and not (chosen == "assemble" and supports(arrays)):
+        raise ValueError(
+            f"early_charging_eur_per_kwh: got {early_charging_eur_per_kwh} with builder {chosen!r} on "
+            f"{arrays.name!r}; the tie-breaker is the assembled form's, expected builder 'assemble'"
+        )
     solver = MatrixSolver(time_limit_s, mip_gap_frac, n_threads, is_rounding_first=True)
     started = time.perf_counter()
     if chosen == "assemble" and supports(arrays):
-        problem = assemble(arrays)
+        problem = assemble(arrays, early_charging_eur_per_kwh=early_charging_eur_per_kwh)
         built = time.perf_counter()
         solution = solve_assembled(solver, problem, built)
         n_binaries = problem.n_binaries

@@ -110,6 +110,9 @@ def test_the_card_states_the_recipe_besides_environment_steps() -> None:
     tuned = TrainConfig(
         imitation_days=150,
         expert="mpc",
+        expert_early_charging_eur_per_kwh=1e-4,
+        policy_network="equivariant",
+        pooling="mean_sum",
         imitation_action_std=0.1,
         value_warmup_timesteps=100_000,
         total_timesteps=400_000,
@@ -118,8 +121,11 @@ def test_the_card_states_the_recipe_besides_environment_steps() -> None:
     )
     assert recipe_lines(tuned) == [
         "- Cloned from the actions of the forecast-driven MPC (`expert: mpc`: perfect price, PV and load "
-        "forecasts, no arrivals ahead) on 150 generated days (30 epochs).",
+        "forecasts, no arrivals ahead) with the early-charging tie-breaker "
+        "(`expert_early_charging_eur_per_kwh` 0.0001) on 150 generated days (30 epochs).",
         "- Then PPO on the batched env: 100000 steps training the critic alone, then 400000 steps (learning "
         "rate 3e-05, action noise 0.1 at the start), the best model on the selection days (scored every "
         "50000 steps) kept.",
+        "- Sum pooling (`pooling: mean_sum`): the network sees the sum of its connector latents beside their "
+        "mean, so the fleet's size.",
     ]

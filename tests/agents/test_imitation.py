@@ -202,13 +202,15 @@ def test_dagger_needs_an_imitation_to_refine() -> None:
 
 def test_a_dagger_round_labels_the_same_rows_on_two_processes() -> None:
     # Days are labelled independently and stacked in the days' order: two local processes give the
-    # very rows one process gives (the policy, here untrained, is pickled to each).
+    # very rows one process gives (the policy, here untrained, is pickled to each). The labels' time
+    # limit is far above what a label takes, so that a loaded machine cannot stop one solve early.
     config = TrainConfig(
         template="rome_v2g_fleet",
         n_connectors_max=C_MAX,
         imitation_days=1,
         dagger_rounds=1,
         dagger_days=2,
+        dagger_time_limit_s=120.0,
         n_envs=1,
         pool_size=1,
     )

@@ -235,6 +235,12 @@ def test_the_early_charging_tie_breaker_picks_the_earliest_of_equally_cheap_plan
     np.testing.assert_allclose(trace.ev_power_kw[:, 0], [14.0, 16.0, 0.0, 0.0], atol=1e-6)
     np.testing.assert_allclose(trace.ev_power_kw[:, 1], [10.0, 0.0, 0.0, 0.0], atol=1e-6)
     assert kpis.objective_eur == pytest.approx(solve_optimal(arrays).kpis.objective_eur, rel=1e-9)
+    # The day's optimum takes the same tie-breaker (imitation's one-solve demonstrations).
+    broken = solve_optimal(arrays, early_charging_eur_per_kwh=1e-4)
+    np.testing.assert_allclose(broken.ev_power_kw[:, 0], [14.0, 16.0, 0.0, 0.0], atol=1e-6)
+    assert broken.kpis.objective_eur == pytest.approx(kpis.objective_eur, rel=1e-9)
+    with pytest.raises(ValueError, match="expected builder 'assemble'"):
+        solve_optimal(arrays, builder="pyomo", early_charging_eur_per_kwh=1e-4)
     with pytest.raises(
         ValueError, match=r"early_charging_eur_per_kwh: got -1\.0; expected a finite value >= 0"
     ):
