@@ -60,6 +60,19 @@ def _actions(policy: EquivariantActorCriticPolicy, observation: np.ndarray) -> t
         return policy.action_net(latent_pi).numpy()[0], float(policy.value_net(latent_vf)[0, 0])
 
 
+def _setpoints_kw(observation: np.ndarray, action: np.ndarray) -> np.ndarray:
+    """What the exported graph should answer: each action times its step's box, from the raw observation."""
+    blocks = observation[N_SITE:].reshape(C_MAX, N_BLOCK)
+    upper = np.append(
+        blocks[:, CONNECTOR_NAMES.index("upper_kw")], observation[SITE_NAMES.index("storage_upper_kw")]
+    )
+    lower = np.append(
+        blocks[:, CONNECTOR_NAMES.index("lower_kw")], observation[SITE_NAMES.index("storage_lower_kw")]
+    )
+    setpoints_kw: np.ndarray = np.where(action >= 0, action * upper, -action * lower)
+    return setpoints_kw
+
+
 def test_permuting_connectors_permutes_actions_and_keeps_storage_and_value(
     trained: tuple[TrainResult, Path],
 ) -> None:
@@ -104,14 +117,7 @@ def test_onnx_export_matches_the_torch_policy(trained: tuple[TrainResult, Path])
     for _ in range(5):
         normalised = (observation / layout.scales()).astype(np.float32)
         action = np.clip(_actions(policy, normalised)[0], -1.0, 1.0)
-        blocks = observation[N_SITE:].reshape(C_MAX, N_BLOCK)
-        upper = np.append(
-            blocks[:, CONNECTOR_NAMES.index("upper_kw")], observation[SITE_NAMES.index("storage_upper_kw")]
-        )
-        lower = np.append(
-            blocks[:, CONNECTOR_NAMES.index("lower_kw")], observation[SITE_NAMES.index("storage_lower_kw")]
-        )
-        expected = np.where(action >= 0, action * upper, -action * lower)
+        expected = _setpoints_kw(observation, action)
         onnx_kw = session.run(None, {"observation": observation[None, :].astype(np.float32)})[0][0]
         np.testing.assert_allclose(onnx_kw, expected, rtol=1e-4, atol=1e-3)
         observation, _, _, _, _ = env.step(np.clip(action, -1, 1))
@@ -206,14 +212,7 @@ def test_a_sum_pooled_policy_exports_to_onnx_with_parity(tmp_path: Path) -> None
     observation, _ = env.reset(seed=4)
     normalised = (observation / layout.scales()).astype(np.float32)
     action = np.clip(_actions(loaded.policy, normalised)[0], -1.0, 1.0)
-    blocks = observation[N_SITE:].reshape(C_MAX, N_BLOCK)
-    upper = np.append(
-        blocks[:, CONNECTOR_NAMES.index("upper_kw")], observation[SITE_NAMES.index("storage_upper_kw")]
-    )
-    lower = np.append(
-        blocks[:, CONNECTOR_NAMES.index("lower_kw")], observation[SITE_NAMES.index("storage_lower_kw")]
-    )
-    expected = np.where(action >= 0, action * upper, -action * lower)
+    expected = _setpoints_kw(observation, action)
     assert np.abs(expected).max() > 1.0
     onnx_kw = session.run(None, {"observation": observation[None, :].astype(np.float32)})[0][0]
     np.testing.assert_allclose(onnx_kw, expected, rtol=1e-4, atol=1e-3)

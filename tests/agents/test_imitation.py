@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -245,20 +246,27 @@ def test_an_unknown_expert_is_refused_with_the_field_named() -> None:
         TrainConfig(imitation_days=5, expert="oracle")  # type: ignore[arg-type]
 
 
+def _tiny_ppo(**update: Any) -> TrainConfig:
+    """A small equivariant PPO on Rome's template with ``update`` on top (rollouts of 2 x 16 steps)."""
+    base = {
+        "template": "rome_v2g_fleet",
+        "n_connectors_max": C_MAX,
+        "policy_network": "equivariant",
+        "hidden_size": 16,
+        "n_envs": 2,
+        "pool_size": 2,
+        "n_steps": 16,
+        "batch_size": 16,
+    }
+    return TrainConfig.model_validate({**base, **update})
+
+
 def test_the_value_warm_up_moves_the_critic_only_and_then_ppo_moves_the_actor(tmp_path: Path) -> None:
-    config = TrainConfig(
-        template="rome_v2g_fleet",
-        n_connectors_max=C_MAX,
-        policy_network="equivariant",
-        hidden_size=16,
+    config = _tiny_ppo(
         imitation_days=1,
         imitation_epochs=1,
         value_warmup_timesteps=32,
         total_timesteps=32,
-        n_envs=2,
-        pool_size=2,
-        n_steps=16,
-        batch_size=16,
         n_epochs=2,
         learning_rate=1e-2,
     )
@@ -293,17 +301,7 @@ def test_a_value_warm_up_needs_an_imitated_ppo_actor() -> None:
 
 
 def test_a_run_starts_from_a_saved_models_weights_with_its_own_hyperparameters(tmp_path: Path) -> None:
-    parent_config = TrainConfig(
-        template="rome_v2g_fleet",
-        n_connectors_max=C_MAX,
-        policy_network="equivariant",
-        hidden_size=16,
-        total_timesteps=32,
-        n_envs=2,
-        pool_size=2,
-        n_steps=16,
-        batch_size=16,
-    )
+    parent_config = _tiny_ppo(total_timesteps=32)
     parent = fit_model(parent_config)
     parent.save(tmp_path / "parent.zip")
     config = parent_config.model_copy(
