@@ -896,9 +896,10 @@ def define_early_charging(form: Assembly, eur_per_kwh: float) -> None:
     if eur_per_kwh <= 0.0:
         return
     arrays, var = form.arrays, form.var
-    per_step = eur_per_kwh * arrays.step_h / arrays.n_steps
-    form.costs.append((var.pc, per_step * form.sets.rt.astype(np.float64)))
-    form.costs.append((var.sc, per_step * np.arange(arrays.n_steps, dtype=np.float64)))
+    # a kW held for one step at step t costs eur_per_kwh * step_h * t / T [EUR]
+    eur_per_kw_per_step_index = eur_per_kwh * arrays.step_h / arrays.n_steps
+    form.costs.append((var.pc, eur_per_kw_per_step_index * form.sets.rt.astype(np.float64)))
+    form.costs.append((var.sc, eur_per_kw_per_step_index * np.arange(arrays.n_steps, dtype=np.float64)))
 
 
 def solve_assembled(
