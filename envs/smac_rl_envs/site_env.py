@@ -70,7 +70,9 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         ## Action space
         ``Box(-1, 1, (n_connectors_max + 1,))``: per connector then storage, the share of the step's charging
         (``> 0``) or discharging (``< 0``) bound; the safety projection applies every other limit, and
-        ``info["projected_away_kwh"]`` says how much it removed.
+        ``info["projected_away_kwh"]`` says how much it removed. With ``is_import_cap_acted`` one more
+        value, the site's import cap, ``(a + 1) / 2`` of the step's import limit: charging asked above
+        it is withheld, the least urgent sessions' first, the deadline floor kept.
 
         ## Reward
         Minus the step's share of the scenario's objective [EUR] (``objective.name``, ``cost`` by
@@ -102,6 +104,8 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         deadline_floor_margin_steps: float | None = None,
         is_price_rank_observed: bool = False,
         is_load_outlook_observed: bool = False,
+        is_import_cap_acted: bool = False,
+        is_min_current_rounded: bool = False,
     ) -> None:
         """Create the env.
 
@@ -130,13 +134,22 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
                 (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`).
             is_load_outlook_observed: The site features add the net-load outlook
                 (:data:`smac_rl.core.observation.LOAD_OUTLOOK_FEATURES`).
+            is_import_cap_acted: The action ends with the site's import cap
+                (:func:`smac_rl.core.observation.import_cap_kw`).
+            is_min_current_rounded: Charging asks below the minimum current are rounded to 0 or the
+                minimum (:func:`smac_rl.core.observation.round_to_minimum_current`).
 
         Raises:
             ValueError: When the fixed scenario has more connectors than ``n_connectors_max``, or a
                 monthly billing period is asked without consecutive drawn days.
         """
         self.layout = ObservationLayout(
-            n_connectors_max, deadline_floor_margin_steps, is_price_rank_observed, is_load_outlook_observed
+            n_connectors_max,
+            deadline_floor_margin_steps,
+            is_price_rank_observed,
+            is_load_outlook_observed,
+            is_import_cap_acted,
+            is_min_current_rounded,
         )
         self.forecast = forecast
         check_billing(billing_period, episode_order, scenario is not None)

@@ -75,6 +75,8 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         deadline_floor_margin_steps: float | None = None,
         is_price_rank_observed: bool = False,
         is_load_outlook_observed: bool = False,
+        is_import_cap_acted: bool = False,
+        is_min_current_rounded: bool = False,
     ) -> None:
         """Create the batched env.
 
@@ -103,6 +105,10 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
                 (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`).
             is_load_outlook_observed: The site features add the net-load outlook
                 (:data:`smac_rl.core.observation.LOAD_OUTLOOK_FEATURES`).
+            is_import_cap_acted: The action ends with the site's import cap
+                (:func:`smac_rl.core.observation.import_cap_kw`).
+            is_min_current_rounded: Charging asks below the minimum current are rounded to 0 or the
+                minimum (:func:`smac_rl.core.observation.round_to_minimum_current`).
 
         Raises:
             ValueError: For ``num_envs`` below 1, an empty ``templates``, or a monthly billing period
@@ -115,7 +121,12 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
             raise ValueError("templates: got an empty list; expected at least one template name")
         self.num_envs = num_envs
         self.layout = ObservationLayout(
-            n_connectors_max, deadline_floor_margin_steps, is_price_rank_observed, is_load_outlook_observed
+            n_connectors_max,
+            deadline_floor_margin_steps,
+            is_price_rank_observed,
+            is_load_outlook_observed,
+            is_import_cap_acted,
+            is_min_current_rounded,
         )
         self.forecast = forecast
         check_billing(billing_period, episode_order, scenario is not None)

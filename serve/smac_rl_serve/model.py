@@ -145,6 +145,8 @@ class OnnxPolicy:
             self.metadata.deadline_floor_margin_steps,
             self.metadata.is_price_rank_observed,
             self.metadata.is_load_outlook_observed,
+            self.metadata.is_import_cap_acted,
+            self.metadata.is_min_current_rounded,
         )
         _check_layout(self.metadata_path, self.metadata, self.layout)
         options = ort.SessionOptions()
@@ -174,18 +176,20 @@ class OnnxPolicy:
         """Run the graph on a zero observation (``/readyz`` and the start both do).
 
         Raises:
-            ModelError: When it fails or its setpoints are not finite, of shape ``(1, C_max + 1)``.
+            ModelError: When it fails or its output is not finite, of shape ``(1, action size)``
+                (``C_max + 1`` setpoints, then the import cap if the policy acts on it).
         """
         observation = np.zeros((1, self.layout.size), dtype=np.float32)
         try:
             output = self._infer(observation)
         except InferenceError as exc:
             raise ModelError(f"model: {self.onnx_path} fails on a zero observation ({exc})") from None
-        expected = (1, self.layout.n_connectors_max + 1)
+        expected = (1, self.layout.action_size)
         if output.shape != expected:
+            cap = " and the import cap" if self.layout.is_import_cap_acted else ""
             raise ModelError(
                 f"model: {self.onnx_path} output {self.metadata.output_name} has shape {output.shape}; "
-                f"expected {expected} (n_connectors_max + 1 setpoints)"
+                f"expected {expected} (n_connectors_max + 1 setpoints{cap})"
             )
 
     def _infer(self, observation: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
@@ -214,8 +218,12 @@ class OnnxPolicy:
         def act(context: StepContext) -> Setpoints:
             rows = np.broadcast_to(calendar[context.step_index], (context.batch_size, calendar.shape[1]))
             kw = self._infer(self.layout.observe_rows(context, rows).astype(np.float32))
-            setpoints = Setpoints(ev_power_kw=kw[:, : context.site.n_connectors], storage_power_kw=kw[:, -1])
-            return self.layout.with_deadline_floor(context, setpoints)
+            n_max = self.layout.n_connectors_max
+            setpoints = Setpoints(
+                ev_power_kw=kw[:, : context.site.n_connectors], storage_power_kw=kw[:, n_max]
+            )
+            cap_kw = kw[:, n_max + 1] if self.layout.is_import_cap_acted else None
+            return self.layout.completed(context, setpoints, cap_kw)
 
         return act
 

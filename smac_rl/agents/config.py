@@ -116,6 +116,15 @@ class TrainConfig(StrictModel):
         is_load_outlook_observed: The observation's site features add the net-load outlook
             (:data:`smac_rl.core.observation.LOAD_OUTLOOK_FEATURES`): the highest base load minus PV
             of the next 4, 12 and 24 hours (what a peak-shaving policy must know to flatten the day).
+        is_import_cap_acted: The action ends with the site's import cap
+            (:func:`smac_rl.core.observation.import_cap_kw`): charging asked above it is withheld
+            (least urgent first), the deadline floor kept, so that the policy holds a site-wide level
+            with one output.
+            Imitation labels it with the highest import of the expert's plan from the step on.
+        is_min_current_rounded: Charging asks below a connector's minimum current are rounded to 0
+            or the minimum (:func:`smac_rl.core.observation.round_to_minimum_current`), where the
+            projection would set them all to 0: an actor fitted by regression to an expert that
+            charges 0 or at least 6 A answers in between.
         value_warmup_timesteps: PPO steps after the imitation in which only the critic learns (the
             actor, its shared encoder and its noise frozen), so that reinforcement learning starts
             from advantages of a fitted value instead of a random one, which would pull the imitated
@@ -168,6 +177,8 @@ class TrainConfig(StrictModel):
     deadline_floor_margin_steps: float | None = Field(default=None, ge=0, le=96)
     is_price_rank_observed: bool = False
     is_load_outlook_observed: bool = False
+    is_import_cap_acted: bool = False
+    is_min_current_rounded: bool = False
     value_warmup_timesteps: int = Field(default=0, ge=0, le=100_000_000)
     episode_order: Literal["random", "consecutive"] = "random"
     billing_period: Literal["episode", "month"] = "episode"
@@ -178,12 +189,14 @@ class TrainConfig(StrictModel):
         return bool(self.imitation_days) or self.init_model is not None
 
     def layout(self) -> ObservationLayout:
-        """The observation and action layout of this config's policy (room, deadline floor, outlooks)."""
+        """The observation and action layout of this config's policy (every layout field)."""
         return ObservationLayout(
             self.n_connectors_max,
             self.deadline_floor_margin_steps,
             self.is_price_rank_observed,
             self.is_load_outlook_observed,
+            self.is_import_cap_acted,
+            self.is_min_current_rounded,
         )
 
     @model_validator(mode="after")

@@ -19,6 +19,8 @@ def env_options(config: TrainConfig) -> dict[str, Any]:
         "deadline_floor_margin_steps": config.deadline_floor_margin_steps,
         "is_price_rank_observed": config.is_price_rank_observed,
         "is_load_outlook_observed": config.is_load_outlook_observed,
+        "is_import_cap_acted": config.is_import_cap_acted,
+        "is_min_current_rounded": config.is_min_current_rounded,
         "pool_size": config.pool_size,
         "objective": config.objective,
         "episode_order": config.episode_order,

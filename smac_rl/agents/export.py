@@ -22,7 +22,11 @@ MINUTES_PER_DAY = 1440
 
 
 class _SetpointGraph(torch.nn.Module):
-    """Raw observation -> normalise -> actor mean -> clip to [-1, 1] -> setpoints [kW] of the step's box."""
+    """Raw observation -> normalise -> actor mean -> clip to [-1, 1] -> setpoints [kW] of the step's box.
+
+    A layout that acts on the import cap gets one more output, the cap [kW] (the service holds the
+    setpoints to it, :meth:`smac_rl.core.observation.ObservationLayout.completed`).
+    """
 
     def __init__(self, model: BaseAlgorithm, layout: ObservationLayout) -> None:
         super().__init__()
@@ -36,7 +40,9 @@ class _SetpointGraph(torch.nn.Module):
         self.lower_index = torch.nn.Buffer(torch.as_tensor(blocks + names.index("lower_kw")))
         self.storage_upper_index = site_names.index("storage_upper_kw")
         self.storage_lower_index = site_names.index("storage_lower_kw")
+        self.import_limit_index = site_names.index("import_limit_kw")
         self.n_connectors_max = layout.n_connectors_max
+        self.is_import_cap_acted = layout.is_import_cap_acted
 
     def _action(self, normalised: torch.Tensor) -> torch.Tensor:
         """The deterministic action in [-1, 1] (the action space's bounds, so no rescaling)."""
@@ -67,7 +73,15 @@ class _SetpointGraph(torch.nn.Module):
             ],
             1,
         )
-        return torch.where(action >= 0, action * upper, -action * lower)
+        n_setpoints = self.n_connectors_max + 1
+        setpoints = action[:, :n_setpoints]
+        setpoints_kw = torch.where(setpoints >= 0, setpoints * upper, -setpoints * lower)
+        if not self.is_import_cap_acted:
+            return setpoints_kw
+        # smac_rl.core.observation.import_cap_kw: (a + 1) / 2 of the step's import limit.
+        import_limit = observation[:, self.import_limit_index : self.import_limit_index + 1]
+        cap_kw = (action[:, n_setpoints:] + 1.0) * 0.5 * import_limit
+        return torch.cat([setpoints_kw, cap_kw], 1)
 
 
 def export_policy(
@@ -113,6 +127,8 @@ def export_policy(
         deadline_floor_margin_steps=layout.deadline_floor_margin_steps,
         is_price_rank_observed=layout.is_price_rank_observed,
         is_load_outlook_observed=layout.is_load_outlook_observed,
+        is_import_cap_acted=layout.is_import_cap_acted,
+        is_min_current_rounded=layout.is_min_current_rounded,
     )
     (out_dir / "metadata.json").write_text(metadata.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return metadata

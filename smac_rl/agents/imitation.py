@@ -6,7 +6,9 @@ training days; its setpoints are replayed through the one projection and physics
 (:meth:`ObservationLayout.observe`, divided by the layout's scales) is paired with the normalised
 action that asks for the oracle's setpoints: the inverse of :meth:`ObservationLayout.setpoints`,
 ``a = p / upper`` for charging and ``a = -p / lower`` for discharging (0 where the bound is 0),
-clipped to ``[-1, 1]``. The actor's mean is fitted to those actions by mean squared error
+clipped to ``[-1, 1]``; where the layout acts on the import cap, the cap asked is the highest import
+of the expert's plan from the step on (:func:`remaining_peak_import_kw`; the MPC's window plan,
+:attr:`MpcPolicy.planned_peak_import_kw`). The actor's mean is fitted to those actions by mean squared error
 (behaviour cloning); PPO then goes on from that policy on the batched env.
 
 Imitation learns what the optimum does with foresight from what is observable now, so it cannot
@@ -47,6 +49,7 @@ from smac_rl.core.arrays import ScenarioArrays, compile_scenario
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.forecasts import PerfectForecast
 from smac_rl.core.observation import ObservationLayout
+from smac_rl.core.physics import grid_import_kw
 from smac_rl.core.projection import ev_power_bounds, storage_power_bounds
 from smac_rl.core.scenario_io import parse_scenario
 from smac_rl.core.simulate import simulate
@@ -78,16 +81,27 @@ def _ratio(numerator: FloatArray, denominator: FloatArray) -> FloatArray:
     return np.where(denominator != 0.0, numerator / safe, 0.0)
 
 
-def oracle_actions(layout: ObservationLayout, context: StepContext, setpoints: Setpoints) -> FloatArray:
+def oracle_actions(
+    layout: ObservationLayout,
+    context: StepContext,
+    setpoints: Setpoints,
+    planned_peak_import_kw: FloatArray | None = None,
+) -> FloatArray:
     """The normalised action that asks for ``setpoints`` at a step (inverse of ``layout.setpoints``).
 
     Args:
         layout: Observation and action layout.
         context: The step's state, ``B`` rows.
         setpoints: The setpoints wanted [kW].
+        planned_peak_import_kw: Where the layout acts on the import cap, the cap to ask [kW],
+            ``(B,)``: the highest import of the expert's plan from this step on (the level it holds;
+            setpoints it asks never exceed it, so the cap does not cut them).
 
     Returns:
         Actions in ``[-1, 1]``, ``(B, action size)``; padded connectors ask 0.
+
+    Raises:
+        ValueError: When the layout acts on the import cap and no cap is given.
     """
     lower, upper = ev_power_bounds(context)
     ev_kw = setpoints.ev_power_kw
@@ -98,7 +112,34 @@ def oracle_actions(layout: ObservationLayout, context: StepContext, setpoints: S
     action = np.zeros((context.batch_size, layout.action_size))
     action[:, : ev_a.shape[1]] = ev_a
     action[:, layout.n_connectors_max] = storage_a
+    if layout.is_import_cap_acted:
+        if planned_peak_import_kw is None:
+            raise ValueError(
+                "planned_peak_import_kw: got None; expected the expert's planned peak import for a layout "
+                "that acts on the import cap"
+            )
+        # The inverse of smac_rl.core.observation.import_cap_kw.
+        limit_kw = context.exo.import_limit_kw
+        action[:, layout.n_connectors_max + 1] = 2.0 * _ratio(planned_peak_import_kw, limit_kw) - 1.0
     return np.clip(action, -1.0, 1.0)
+
+
+def remaining_peak_import_kw(
+    arrays: ScenarioArrays, ev_power_kw: FloatArray, storage_power_kw: FloatArray
+) -> FloatArray:
+    """The highest import of a plan from each step to its end [kW], ``(T,)``.
+
+    Args:
+        arrays: The scenario the plan is for.
+        ev_power_kw: The plan's connector setpoints [kW], ``(T, C)``.
+        storage_power_kw: Its storage setpoints [kW], ``(T,)``.
+    """
+    series = arrays.series
+    import_kw = grid_import_kw(
+        series.base_load_kw, series.pv_available_kw, ev_power_kw.sum(axis=1), storage_power_kw
+    )
+    remaining: FloatArray = np.maximum.accumulate(import_kw[::-1])[::-1]
+    return remaining
 
 
 def day_demonstration(
@@ -112,6 +153,7 @@ def day_demonstration(
         optimum: Its optimum, when already solved.
     """
     optimum = optimum or solve_optimal(arrays)
+    peak_kw = remaining_peak_import_kw(arrays, optimum.ev_power_kw, optimum.storage_power_kw)
     scales = layout.scales()
     observations: list[FloatArray] = []
     actions: list[FloatArray] = []
@@ -122,7 +164,7 @@ def day_demonstration(
             ev_power_kw=optimum.ev_power_kw[t][None, :], storage_power_kw=optimum.storage_power_kw[t : t + 1]
         )
         observations.append(layout.observe(arrays, context)[0] / scales)
-        actions.append(oracle_actions(layout, context, wanted)[0])
+        actions.append(oracle_actions(layout, context, wanted, peak_kw[t : t + 1])[0])
         return wanted
 
     simulate(arrays, replay)
@@ -188,7 +230,8 @@ def learner_demonstration(
     def visit(context: StepContext) -> Setpoints:
         observations.append(layout.observe(arrays, context)[0] / scales)
         wanted = expert.act(context)
-        actions.append(oracle_actions(layout, context, wanted)[0])
+        planned_peak_kw = np.asarray([expert.planned_peak_import_kw], dtype=np.float64)
+        actions.append(oracle_actions(layout, context, wanted, planned_peak_kw)[0])
         return wanted if learner is None else learner(context)
 
     simulate(arrays, visit)

@@ -10,10 +10,11 @@ the mask:
   the mean alone cannot tell two cars from ten alike, and how much the plugged fleet still
   wants in all is what a peak or a grid limit depends on;
 * actor, per connector: ``a_c = w . h([phi_c, g, s]) + b`` (``h`` and ``w`` shared), storage:
-  ``a_s = w_s . k([g, s]) + b_s``; critic: ``v = u . q([g, s])``.
+  ``a_s = w_s . k([g, s]) + b_s``, and where the layout acts on the site's import cap
+  ``a_cap = w_cap . k([g, s]) + b_cap``; critic: ``v = u . q([g, s])``.
 
 Permuting the connector blocks permutes the connector actions the same way and leaves the storage
-action and the value unchanged (equivariance, tested), so the same weights serve a site of 2 or
+(and cap) action and the value unchanged (equivariance, tested), so the same weights serve a site of 2 or
 of ``C_max`` connectors. It plugs into Stable-Baselines3 as an ``ActorCriticPolicy`` (PPO) and
 exports to ONNX like any SB3 policy (:mod:`smac_rl.agents.export`).
 """
@@ -101,23 +102,35 @@ class ConnectorSetEncoder(nn.Module):
 
 
 class SharedActionHead(nn.Module):
-    """Per-connector action means from one shared linear map, the storage's from its own."""
+    """Per-connector action means from one shared linear map, the storage's (and the cap's) from its own."""
 
-    def __init__(self, n_connectors_max: int, hidden_size: int) -> None:
-        """Create the head (small initial weights, as SB3 does for its action layer)."""
+    def __init__(self, n_connectors_max: int, hidden_size: int, is_import_cap_acted: bool = False) -> None:
+        """Create the head (small initial weights, as SB3 does for its action layer).
+
+        Args:
+            n_connectors_max: Connector actions.
+            hidden_size: Width of the latents.
+            is_import_cap_acted: Add the import cap's action after the storage's.
+        """
         super().__init__()
         self.n_connectors_max, self.hidden_size = n_connectors_max, hidden_size
         self.connector = nn.Linear(hidden_size, 1)
         self.storage = nn.Linear(hidden_size, 1)
-        for layer in (self.connector, self.storage):
-            nn.init.orthogonal_(layer.weight, gain=0.01)
-            nn.init.zeros_(layer.bias)
+        self.cap = nn.Linear(hidden_size, 1) if is_import_cap_acted else None
+        for layer in (self.connector, self.storage, self.cap):
+            if layer is not None:
+                nn.init.orthogonal_(layer.weight, gain=0.01)
+                nn.init.zeros_(layer.bias)
 
     def forward(self, latent: torch.Tensor) -> torch.Tensor:
-        """Action means ``(B, C_max + 1)``."""
+        """Action means ``(B, C_max + 1)``, or ``(B, C_max + 2)`` with the cap."""
         split = self.n_connectors_max * self.hidden_size
         per_connector = latent[:, :split].reshape(-1, self.n_connectors_max, self.hidden_size)
-        return torch.cat([self.connector(per_connector).squeeze(2), self.storage(latent[:, split:])], dim=1)
+        site = latent[:, split:]
+        means = [self.connector(per_connector).squeeze(2), self.storage(site)]
+        if self.cap is not None:
+            means.append(self.cap(site))
+        return torch.cat(means, dim=1)
 
 
 class EquivariantActorCriticPolicy(ActorCriticPolicy):
@@ -135,7 +148,8 @@ class EquivariantActorCriticPolicy(ActorCriticPolicy):
     ) -> None:
         """Create the policy (``n_connectors_max`` must match the observation layout).
 
-        ``pooling`` is :class:`ConnectorSetEncoder`'s.
+        ``pooling`` is :class:`ConnectorSetEncoder`'s. An action of ``C_max + 2`` values is a layout
+        that acts on the import cap (the head adds its output).
 
         Raises:
             ValueError: When the spaces do not have the layout's sizes.
@@ -151,13 +165,15 @@ class EquivariantActorCriticPolicy(ActorCriticPolicy):
             shape is None
             or len(shape) != 1
             or shape[0] not in sizes
-            or action_space.shape != (n_connectors_max + 1,)
+            or action_space.shape not in ((n_connectors_max + 1,), (n_connectors_max + 2,))
         ):
             raise ValueError(
                 f"spaces: got observation {observation_space.shape} and action {action_space.shape}; "
                 f"expected ({' or '.join(str(n) for n in sizes)},) and ({n_connectors_max + 1},) "
+                f"or ({n_connectors_max + 2},) (with the import cap) "
                 f"for n_connectors_max = {n_connectors_max}"
             )
+        self.is_import_cap_acted = action_space.shape == (n_connectors_max + 2,)
         self.n_site_features = sizes[shape[0]]
         self.n_connectors_max, self.hidden_size, self.pooling = n_connectors_max, hidden_size, pooling
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
@@ -169,5 +185,5 @@ class EquivariantActorCriticPolicy(ActorCriticPolicy):
 
     def _build(self, lr_schedule: Schedule) -> None:
         super()._build(lr_schedule)
-        self.action_net = SharedActionHead(self.n_connectors_max, self.hidden_size)
+        self.action_net = SharedActionHead(self.n_connectors_max, self.hidden_size, self.is_import_cap_acted)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]

@@ -140,6 +140,17 @@ def recipe_lines(config: TrainConfig) -> list[str]:
             "- Observes the net-load outlook (`is_load_outlook_observed`: the highest base load minus PV of "
             "the next 4, 12 and 24 hours)."
         )
+    if config.is_min_current_rounded:
+        lines.append(
+            "- Rounds charging asks below the minimum current to 0 or the minimum (`is_min_current_rounded`, "
+            "applied by the service after the graph)."
+        )
+    if config.is_import_cap_acted:
+        lines.append(
+            "- Acts on the site's import cap (`is_import_cap_acted`: one more output names the import level "
+            "to hold; charging asked above it is withheld, least urgent sessions first, the deadline floor "
+            "kept)."
+        )
     return lines
 
 

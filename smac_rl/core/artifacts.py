@@ -29,7 +29,7 @@ class PolicyMetadata(StrictModel):
         kind: What the ONNX graph maps: raw observations to setpoints in kW.
         n_connectors_max: Connectors the policy has room for.
         observation: Ordered observation entries (name, unit, normalisation divisor).
-        action: Ordered output names (connector setpoints, then storage) [kW].
+        action: Ordered output names (connector setpoints, then storage, then the import cap) [kW].
         step_min: Step length the policy was trained on [min].
         horizon_steps: Episode length it was trained on [steps].
         sign_convention: The project's sign convention.
@@ -47,6 +47,14 @@ class PolicyMetadata(StrictModel):
             (:data:`smac_rl.core.observation.PRICE_OUTLOOK_FEATURES`); absent in older metadata (False).
         is_load_outlook_observed: The observation's site features add the net-load outlook
             (:data:`smac_rl.core.observation.LOAD_OUTLOOK_FEATURES`); absent in older metadata (False).
+        is_import_cap_acted: The graph's output ends with the site's import cap [kW]; the service
+            holds the setpoints to it after the floor
+            (:meth:`smac_rl.core.observation.ObservationLayout.completed`); absent in older metadata
+            (False).
+        is_min_current_rounded: The service rounds the graph's charging setpoints below the minimum
+            current to 0 or the minimum before the floor
+            (:func:`smac_rl.core.observation.round_to_minimum_current`); absent in older metadata
+            (False).
     """
 
     schema_version: Literal[1] = 1
@@ -67,6 +75,8 @@ class PolicyMetadata(StrictModel):
     deadline_floor_margin_steps: float | None = Field(default=None, ge=0)
     is_price_rank_observed: bool = False
     is_load_outlook_observed: bool = False
+    is_import_cap_acted: bool = False
+    is_min_current_rounded: bool = False
 
 
 def layout_entries(layout: ObservationLayout) -> list[FeatureEntry]:
@@ -78,5 +88,6 @@ def layout_entries(layout: ObservationLayout) -> list[FeatureEntry]:
 
 
 def action_names(layout: ObservationLayout) -> list[str]:
-    """Output names: ``c00.power_kw`` ... then ``storage.power_kw``."""
-    return [f"c{c:02d}.power_kw" for c in range(layout.n_connectors_max)] + ["storage.power_kw"]
+    """Output names: ``c00.power_kw`` ... then ``storage.power_kw``, then ``site.import_cap_kw`` if acted."""
+    cap = ["site.import_cap_kw"] if layout.is_import_cap_acted else []
+    return [f"c{c:02d}.power_kw" for c in range(layout.n_connectors_max)] + ["storage.power_kw", *cap]

@@ -10,6 +10,10 @@ in the units their names carry; padded connectors are all zeros (``is_present`` 
 Action: ``C_max + 1`` values in ``[-1, 1]``, one per connector, then the storage. ``a >= 0`` asks
 ``a * upper_kw`` (charging), ``a < 0`` asks ``-a * lower_kw`` (discharging) of the step's box
 (:func:`smac_rl.core.projection.ev_power_bounds`); the projection then applies every other limit.
+A layout with ``is_import_cap_acted`` adds one value, the site's import cap (:func:`import_cap_kw`):
+the policy names the import level it means to hold, and the charging it asks above that level is
+withheld, the least urgent sessions' first (:func:`apply_import_cap`), so that holding a site-wide level
+is one output, not a coordination of every connector's.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import numpy as np
 from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.forecasts import ForecastProvider, PerfectForecast
-from smac_rl.core.projection import ev_power_bounds, storage_power_bounds
-from smac_rl.core.state import Setpoints, StepContext, is_all, zeros_of
+from smac_rl.core.physics import FEASIBILITY_TOL_KW, grid_import_kw
+from smac_rl.core.projection import below_minimum_current, ev_power_bounds, storage_power_bounds
+from smac_rl.core.state import Setpoints, StepContext, is_all, is_any, zeros_of
 
 OBSERVATION_BOUND = 1e6
 """Observations are clipped to +-this, so that absurd inputs cannot overflow a float32 policy."""
@@ -194,6 +199,21 @@ def calendar_table(
     return np.stack(rows).reshape(-1, calendar_width(*flags))
 
 
+def laxity_h(context: StepContext) -> FloatArray:
+    """Each session's laxity, the observation's ``laxity_h`` [h], ``(B, C)``.
+
+    ``hours to departure - energy still wanted / (max_charge_kw * charge_efficiency_frac)``: how long
+    the session can still wait and be served at full power (negative: it cannot be served whole).
+    """
+    ev = context.ev
+    need_kwh = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
+    rate_kw = ev.max_charge_kw * ev.charge_efficiency_frac
+    laxity: FloatArray = ev.n_steps_to_departure * context.step_h - need_kwh / np.where(
+        rate_kw > 0.0, rate_kw, 1.0
+    )
+    return laxity
+
+
 def deadline_floor_kw(
     context: StepContext, lower_kw: FloatArray, upper_kw: FloatArray, margin_steps: float
 ) -> FloatArray:
@@ -230,15 +250,108 @@ def deadline_floor_kw(
     """
     ev, dt = context.ev, context.step_h
     need_kwh = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
-    rate_kw = ev.max_charge_kw * ev.charge_efficiency_frac
-    laxity_h = ev.n_steps_to_departure * dt - need_kwh / np.where(rate_kw > 0.0, rate_kw, 1.0)
-    floor_kw = ev.max_charge_kw * (((1.0 + margin_steps) * dt - laxity_h) / dt)
+    floor_kw = ev.max_charge_kw * (((1.0 + margin_steps) * dt - laxity_h(context)) / dt)
     eff = np.where(ev.charge_efficiency_frac > 0.0, ev.charge_efficiency_frac, 1.0)
     charging_kw = np.minimum(floor_kw, need_kwh / (eff * dt))
     discharging_kw = floor_kw * ev.charge_efficiency_frac * ev.discharge_efficiency_frac
     floor_kw = np.where(floor_kw >= 0.0, charging_kw, discharging_kw)
     floor_kw = np.minimum(np.maximum(floor_kw, np.minimum(lower_kw, 0.0)), np.maximum(upper_kw, 0.0))
     return np.where(ev.is_present, floor_kw, 0.0)
+
+
+def import_cap_kw(context: StepContext, cap_action: FloatArray) -> FloatArray:
+    """The import cap a cap action names: ``(a + 1) / 2 * import_limit_kw`` [kW], ``(B,)``.
+
+    ``a = -1`` caps the import at 0, ``a = 1`` at the step's import limit (no cap beyond the
+    projection's own). The export graph computes the same from the observation's ``import_limit_kw``.
+
+    Args:
+        context: State at the step's start.
+        cap_action: The cap action of each row, in ``[-1, 1]``, ``(B,)``.
+    """
+    cap: FloatArray = (np.clip(cap_action, -1.0, 1.0) + 1.0) * 0.5 * context.exo.import_limit_kw
+    return cap
+
+
+def round_to_minimum_current(context: StepContext, ev_power_kw: FloatArray) -> FloatArray:
+    """Charging asks below the minimum current rounded to the nearest setpoint the projection keeps [kW].
+
+    The projection sets a charging setpoint below the connector's minimum (IEC 61851: 6 A on AC) to
+    0, unless it is a final top-up (:func:`smac_rl.core.projection.below_minimum_current`). A policy
+    fitted by regression to an expert that charges 0 or at least the minimum answers in between,
+    and every such answer would be lost. Here an ask of at least half the minimum becomes the
+    minimum (at most the step's charging bound), a smaller one 0; other setpoints are unchanged.
+
+    Args:
+        context: State at the step's start.
+        ev_power_kw: Requested connector setpoints [kW], ``(B, C)``.
+
+    Returns:
+        The rounded setpoints, ``(B, C)``.
+    """
+    below = below_minimum_current(context, ev_power_kw)
+    if not is_any(below):
+        return ev_power_kw
+    min_kw = context.site.connector_min_charge_kw
+    _, upper_kw = ev_power_bounds(context)
+    rounded_kw = np.where(ev_power_kw >= 0.5 * min_kw, np.minimum(min_kw, upper_kw), 0.0)
+    result: FloatArray = np.where(below, rounded_kw, ev_power_kw)
+    return result
+
+
+def apply_import_cap(
+    context: StepContext, setpoints: Setpoints, cap_kw: FloatArray, floor_kw: FloatArray | None
+) -> Setpoints:
+    """Requested setpoints with the charging above each row's import cap withheld, most urgent first.
+
+    What each connector asks above its floor (``max(floor_kw, 0)``; 0 without a floor) and what the
+    storage asks to charge are granted from the cap's budget, ``cap_kw`` minus the import of
+    everything else (base load, the floors, discharging, less PV), in order of laxity
+    (:func:`laxity_h`, least first; ties by connector; the storage last): each gets its whole ask
+    while the budget lasts, one gets the rest, the others nothing above their floor. Discharging and
+    the floors are never touched: a deadline wins over the cap, and a cap below what the floors need
+    is exceeded by exactly what they need. Granting whole asks by urgency, rather than scaling every
+    ask by one factor, keeps setpoints above the chargers' minimum current (which the projection
+    would set to zero) and serves first the sessions that could not wait.
+
+    Requests can be above what the projection will grant (a charger's rating, a phase), so the cap
+    can withhold more than the granted setpoints would need.
+
+    Args:
+        context: State at the step's start.
+        setpoints: Requested setpoints [kW].
+        cap_kw: The import cap of each row [kW], ``(B,)``.
+        floor_kw: The deadline floor of each connector [kW], ``(B, C)``, or None.
+
+    Returns:
+        The capped setpoints.
+    """
+    exo = context.exo
+    ev_kw, storage_kw = setpoints.ev_power_kw, setpoints.storage_power_kw
+    requested_kw = grid_import_kw(exo.base_load_kw, exo.pv_available_kw, ev_kw.sum(axis=1), storage_kw)
+    if not np.any(requested_kw - cap_kw > FEASIBILITY_TOL_KW):
+        return setpoints
+    kept_kw = zeros_of(ev_kw.shape) if floor_kw is None else np.maximum(floor_kw, 0.0)
+    above_kw = np.maximum(ev_kw - kept_kw, 0.0)
+    storage_above_kw = np.maximum(storage_kw, 0.0)
+    fixed_net_kw = (
+        exo.base_load_kw
+        + (ev_kw - above_kw).sum(axis=1)
+        + (storage_kw - storage_above_kw)
+        - exo.pv_available_kw
+    )
+    budget_kw = cap_kw - fixed_net_kw
+    order = np.argsort(laxity_h(context), axis=1, kind="stable")
+    above_sorted = np.take_along_axis(above_kw, order, axis=1)
+    before_kw = np.cumsum(above_sorted, axis=1) - above_sorted  # granted to the more urgent ones
+    granted_sorted = np.clip(budget_kw[:, None] - before_kw, 0.0, above_sorted)
+    granted_kw = np.empty_like(granted_sorted)
+    np.put_along_axis(granted_kw, order, granted_sorted, axis=1)
+    storage_granted_kw = np.clip(budget_kw - above_sorted.sum(axis=1), 0.0, storage_above_kw)
+    return Setpoints(
+        ev_power_kw=ev_kw - above_kw + granted_kw,
+        storage_power_kw=storage_kw - storage_above_kw + storage_granted_kw,
+    )
 
 
 @dataclass(frozen=True)
@@ -256,12 +369,19 @@ class ObservationLayout:
         is_load_outlook_observed: The site features go on with :data:`LOAD_OUTLOOK_FEATURES` (after the
             price ranks when both are observed). With neither: :data:`SITE_FEATURES` only, the layout
             of policies exported before these existed.
+        is_import_cap_acted: The action ends with the site's import cap (:func:`import_cap_kw`,
+            :func:`apply_import_cap`, after the deadline floor).
+        is_min_current_rounded: Charging asks below a connector's minimum current are rounded to
+            the nearest setpoint the projection keeps, 0 or the minimum (:func:`round_to_minimum_current`,
+            before the deadline floor); otherwise the projection sets every one of them to 0.
     """
 
     n_connectors_max: int
     deadline_floor_margin_steps: float | None = None
     is_price_rank_observed: bool = False
     is_load_outlook_observed: bool = False
+    is_import_cap_acted: bool = False
+    is_min_current_rounded: bool = False
 
     @cached_property  # read at every step (observe_rows, size); a frozen layout's features never change
     def site_features(self) -> tuple[Feature, ...]:
@@ -289,8 +409,8 @@ class ObservationLayout:
 
     @property
     def action_size(self) -> int:
-        """Length of the action vector (connectors, then storage)."""
-        return self.n_connectors_max + 1
+        """Length of the action vector (connectors, the storage, then the import cap if acted)."""
+        return self.n_connectors_max + 1 + int(self.is_import_cap_acted)
 
     def names(self) -> list[str]:
         """Every observation entry's name, in order (``c03.upper_kw`` for connector blocks)."""
@@ -415,22 +535,41 @@ class ObservationLayout:
         ev_kw = np.maximum(ev_a, zeros)
         ev_kw *= upper
         ev_kw -= np.minimum(ev_a, zeros, out=ev_a) * lower
-        if self.deadline_floor_margin_steps is not None:
-            floor_kw = deadline_floor_kw(context, lower, upper, self.deadline_floor_margin_steps)
-            np.maximum(ev_kw, floor_kw, out=ev_kw)
         s_lower, s_upper = storage_power_bounds(context)
         s_a = a[:, self.n_connectors_max]
         storage_kw = np.where(s_a >= 0.0, s_a * s_upper, -s_a * s_lower)
-        return Setpoints(ev_power_kw=ev_kw, storage_power_kw=storage_kw)
+        cap_kw = import_cap_kw(context, a[:, self.n_connectors_max + 1]) if self.is_import_cap_acted else None
+        return self.completed(context, Setpoints(ev_power_kw=ev_kw, storage_power_kw=storage_kw), cap_kw)
 
-    def with_deadline_floor(self, context: StepContext, setpoints: Setpoints) -> Setpoints:
-        """``setpoints`` with every connector raised to the deadline floor (unchanged without one).
+    def completed(
+        self, context: StepContext, setpoints: Setpoints, cap_kw: FloatArray | None = None
+    ) -> Setpoints:
+        """``setpoints`` raised to the deadline floor, then held to the import cap (as the layout has them).
 
-        The service applies this to an exported graph's setpoints [kW], as :meth:`setpoints` does to
-        actions, with the request's own step length.
+        :meth:`setpoints` ends with this; the service applies it to an exported graph's setpoints
+        and cap [kW], with the request's own step length.
+
+        Args:
+            context: State at the step's start.
+            setpoints: Requested setpoints [kW].
+            cap_kw: The import cap of each row [kW], ``(B,)``; read only when ``is_import_cap_acted``.
+
+        Raises:
+            ValueError: When the layout acts on the import cap and ``cap_kw`` is None.
         """
-        if self.deadline_floor_margin_steps is None:
+        floor_kw = None
+        if self.is_min_current_rounded:
+            setpoints = Setpoints(
+                round_to_minimum_current(context, setpoints.ev_power_kw), setpoints.storage_power_kw
+            )
+        if self.deadline_floor_margin_steps is not None:
+            lower, upper = ev_power_bounds(context)
+            floor_kw = deadline_floor_kw(context, lower, upper, self.deadline_floor_margin_steps)
+            setpoints = Setpoints(np.maximum(setpoints.ev_power_kw, floor_kw), setpoints.storage_power_kw)
+        if not self.is_import_cap_acted:
             return setpoints
-        lower, upper = ev_power_bounds(context)
-        floor_kw = deadline_floor_kw(context, lower, upper, self.deadline_floor_margin_steps)
-        return Setpoints(np.maximum(setpoints.ev_power_kw, floor_kw), setpoints.storage_power_kw)
+        if cap_kw is None:
+            raise ValueError(
+                "cap_kw: got None; expected the import cap of each row for a layout that acts on it"
+            )
+        return apply_import_cap(context, setpoints, cap_kw, floor_kw)

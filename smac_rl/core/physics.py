@@ -37,6 +37,30 @@ def _excess(value: FloatArray, limit: FloatArray) -> FloatArray:
     return result
 
 
+def grid_import_kw(
+    base_load_kw: FloatArray,
+    pv_available_kw: FloatArray,
+    ev_total_kw: FloatArray,
+    storage_power_kw: FloatArray,
+) -> FloatArray:
+    """Import of setpoints before curtailment, ``max(base_load + sum_c p_c + s - pv_available, 0)`` [kW].
+
+    Equal to :func:`physics_step`'s ``grid_import`` (curtailment only trims export, never import),
+    without a step context: for plans over a window and for requested setpoints.
+
+    Args:
+        base_load_kw: Base load [kW].
+        pv_available_kw: PV available [kW].
+        ev_total_kw: Summed connector setpoints [kW].
+        storage_power_kw: Storage setpoint [kW].
+
+    Returns:
+        The import [kW], shaped as the arguments broadcast.
+    """
+    imported: FloatArray = np.maximum(base_load_kw + ev_total_kw + storage_power_kw - pv_available_kw, 0.0)
+    return imported
+
+
 @dataclass(frozen=True)
 class StepOutcome:
     """What one step did, ``(B,)`` arrays unless stated.

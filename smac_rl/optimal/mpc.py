@@ -57,6 +57,7 @@ import pyomo.environ as pyo
 from smac_rl.core.arrays import ScenarioArrays, SeriesArrays, SessionArrays
 from smac_rl.core.arraytypes import FloatArray, IntArray
 from smac_rl.core.forecasts import FORECAST_SERIES, ExogenousForecast, ForecastProvider
+from smac_rl.core.physics import grid_import_kw
 from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.optimal.assemble import assemble, solve_assembled, supports
 from smac_rl.optimal.matrix_solve import MatrixSolver
@@ -283,6 +284,10 @@ class MpcPolicy:
         self.session_foresight = session_foresight
         self.solver = MatrixSolver(time_limit_s, mip_gap_frac, n_threads)
         self.timings: list[MpcStepTiming] = []
+        self.planned_peak_import_kw: float | None = None
+        """The highest import of the last window's plan [kW]
+        (:func:`smac_rl.core.physics.grid_import_kw` of its steps; None before the first step): the
+        level the MPC means to hold."""
         self._arrays: ScenarioArrays | None = None
 
     @property
@@ -342,6 +347,14 @@ class MpcPolicy:
                 builder=builder,
             )
         )
+        series = window.arrays.series
+        planned_import_kw = grid_import_kw(
+            series.base_load_kw,
+            series.pv_available_kw,
+            solution.ev_power_kw.sum(axis=1),
+            solution.storage_power_kw,
+        )
+        self.planned_peak_import_kw = float(planned_import_kw.max())
         return Setpoints(solution.ev_power_kw[:1].copy(), solution.storage_power_kw[:1].copy())
 
 

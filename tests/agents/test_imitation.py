@@ -162,10 +162,12 @@ def test_the_mpc_experts_demonstration_replays_its_own_episode() -> None:
     spec, _ = generate_scenario(load_template("budapest_workplace"), dt.date(2022, 3, 8), 1, seed=5)
     arrays = compile_scenario(spec)
     layout = ObservationLayout(16)
-    visited, labels = learner_demonstration(arrays, layout, None, expert_policy("mpc", arrays))
+    # Time limits no busy machine reaches, so that both runs solve every window to the same gap.
+    expert = expert_policy("mpc", arrays, time_limit_s=120.0)
+    visited, labels = learner_demonstration(arrays, layout, None, expert)
     assert visited.shape == (arrays.n_steps, layout.size)
     _, replayed = run_policy(arrays, _Replay(layout, labels))
-    mpc = MpcPolicy(PerfectForecast(), horizon_steps=96)
+    mpc = MpcPolicy(PerfectForecast(), horizon_steps=96, time_limit_s=120.0)
     _, by_mpc = run_policy(arrays, mpc)
     assert not mpc.session_foresight
     assert replayed.objective_eur == pytest.approx(by_mpc.objective_eur, rel=1e-6, abs=1e-6)
