@@ -68,8 +68,9 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
     {features}
 
         ## Action space
-        ``Box(-1, 1, (n_connectors_max + 1,))``: per connector then storage, the share of the step's charging
-        (``> 0``) or discharging (``< 0``) bound; the safety projection applies every other limit, and
+        ``Box(-1, 1, (n_connectors_max + 1,))`` (one more with the import cap): per connector then
+        storage, the share of the step's charging (``> 0``) or discharging (``< 0``) bound; the safety
+        projection applies every other limit, and
         ``info["projected_away_kwh"]`` says how much it removed. With ``is_import_cap_acted`` one more
         value, the site's import cap, ``(a + 1) / 2`` of the step's import limit: charging asked above
         it is withheld, the least urgent sessions' first, the deadline floor kept.

@@ -206,7 +206,8 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         """Step every row; rows whose episode ends are reset in the same step.
 
         Args:
-            actions: ``(B, n_connectors_max + 1)`` in ``[-1, 1]``.
+            actions: ``(B, layout.action_size)`` in ``[-1, 1]`` (``n_connectors_max + 1``, one more with
+                the import cap).
 
         Returns:
             Observations, rewards (minus the step objective [EUR]), terminations, truncations, infos.

@@ -262,8 +262,10 @@ def deadline_floor_kw(
 def import_cap_kw(context: StepContext, cap_action: FloatArray) -> FloatArray:
     """The import cap a cap action names: ``(a + 1) / 2 * import_limit_kw`` [kW], ``(B,)``.
 
-    ``a = -1`` caps the import at 0, ``a = 1`` at the step's import limit (no cap beyond the
-    projection's own). The export graph computes the same from the observation's ``import_limit_kw``.
+    ``a = -1`` caps the import at 0, ``a = 1`` at the step's import limit (where the asks exceed the
+    limit, :func:`apply_import_cap` then grants them by laxity instead of the projection's scaling of
+    all of them by one factor). The export graph computes the same from the observation's
+    ``import_limit_kw``.
 
     Args:
         context: State at the step's start.

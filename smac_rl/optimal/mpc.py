@@ -299,6 +299,7 @@ class MpcPolicy:
         """Bind the policy to the scenario it runs on (sessions' data, forecasts); clear the timings."""
         self._arrays = arrays
         self.timings = []
+        self.planned_peak_import_kw = None
 
     def act(self, context: StepContext) -> Setpoints:
         """Solve the window ahead and return its first step's setpoints [kW].
