@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from smac_rl.agents.config import DaysConfig, TrainConfig
+from smac_rl.agents.envs import training_vec_env
 from smac_rl.agents.export import export_policy
 from smac_rl.agents.networks import EquivariantActorCriticPolicy
-from smac_rl.agents.train import TrainResult, train
+from smac_rl.agents.train import TrainResult, build_model, train
 from smac_rl.core.observation import CONNECTOR_FEATURES, SITE_FEATURES, ObservationLayout
 from smac_rl_envs.site_env import SiteChargingEnv
 
@@ -179,10 +183,28 @@ def test_sum_pooling_tells_two_cars_from_four_alike_and_stays_equivariant() -> N
         _policy("max")
 
 
-def test_a_sum_pooled_policy_exports_to_onnx_with_parity(tmp_path: Path) -> None:
-    from smac_rl.agents.envs import training_vec_env
-    from smac_rl.agents.train import build_model
+def saved_untrained_model(
+    config: TrainConfig, path: Path, adjust: Callable[[BaseAlgorithm], None] | None = None
+) -> PPO:
+    """A config's untrained PPO model with actions of order 1, adjusted, saved to ``path`` and loaded back.
 
+    SB3 initialises the action layer near zero; its weights are multiplied by 100 so that exported
+    graphs answer setpoints well away from 0.
+    """
+    envs = training_vec_env(config)
+    model = build_model(config, envs)
+    envs.close()
+    with torch.no_grad():
+        for name, parameter in model.policy.named_parameters():
+            if name.startswith("action_net.") and name.endswith(".weight"):
+                parameter.mul_(100.0)
+        if adjust is not None:
+            adjust(model)
+    model.save(path)
+    return PPO.load(path, device="cpu")
+
+
+def test_a_sum_pooled_policy_exports_to_onnx_with_parity(tmp_path: Path) -> None:
     config = TrainConfig(
         template="rome_v2g_fleet",
         n_connectors_max=C_MAX,
@@ -192,17 +214,7 @@ def test_a_sum_pooled_policy_exports_to_onnx_with_parity(tmp_path: Path) -> None
         n_envs=1,
         pool_size=1,
     )
-    envs = training_vec_env(config)
-    model = build_model(config, envs)
-    envs.close()
-    with torch.no_grad():  # actions of order 1, not SB3's near-zero initial ones
-        for name, parameter in model.policy.named_parameters():
-            if name.startswith("action_net.") and name.endswith(".weight"):
-                parameter.mul_(100.0)
-    model.save(tmp_path / "model.zip")
-    from stable_baselines3 import PPO
-
-    loaded = PPO.load(tmp_path / "model.zip", device="cpu")
+    loaded = saved_untrained_model(config, tmp_path / "model.zip")
     assert isinstance(loaded.policy, EquivariantActorCriticPolicy)
     assert loaded.policy.pooling == "mean_sum"
     layout = config.layout()

@@ -15,19 +15,18 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
-from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
 
 from smac_rl.agents.config import TrainConfig
-from smac_rl.agents.envs import training_vec_env
 from smac_rl.agents.export import export_policy
 from smac_rl.agents.imitation import training_days
 from smac_rl.agents.networks import EquivariantActorCriticPolicy, SharedActionHead
 from smac_rl.agents.policy import Sb3Policy
-from smac_rl.agents.train import build_model
 from smac_rl.core.observation import SITE_FEATURES, ObservationLayout
 from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.policies import run_policy
 from smac_rl_serve.model import OnnxPolicy
+from tests.agents.test_equivariant import saved_untrained_model
 
 C_MAX = 6
 
@@ -75,21 +74,7 @@ def test_the_served_graph_rolls_out_as_the_trained_model(tmp_path: Path) -> None
         n_envs=1,
         pool_size=1,
     )
-    envs = training_vec_env(config)
-    model = build_model(config, envs)
-    envs.close()
-    with torch.no_grad():  # actions of order 1, not SB3's near-zero initial ones
-        for name, parameter in model.policy.named_parameters():
-            if name.startswith("action_net.") and name.endswith(".weight"):
-                parameter.mul_(100.0)
-        head = model.policy.action_net
-        assert isinstance(head, SharedActionHead)
-        assert head.cap is not None
-        head.connector.bias.fill_(0.8)  # every session asks about 80 % of its box
-        head.cap.weight.zero_()  # a cap of 0.1 * 120 kW = 12 kW everywhere, which that charging passes
-        head.cap.bias.fill_(-0.8)
-    model.save(tmp_path / "model.zip")
-    loaded = PPO.load(tmp_path / "model.zip", device="cpu")
+    loaded = saved_untrained_model(config, tmp_path / "model.zip", _ask_much_under_a_low_cap)
     layout = config.layout()
     metadata = export_policy(loaded, layout, tmp_path / "export", "run", config.template)
     assert metadata.is_import_cap_acted
@@ -124,3 +109,12 @@ class _FloorsOnly:
 
     def act(self, context: StepContext) -> Setpoints:
         return self.layout.setpoints(context, np.zeros((context.batch_size, self.layout.action_size)))
+
+
+def _ask_much_under_a_low_cap(model: BaseAlgorithm) -> None:
+    head = model.policy.action_net
+    assert isinstance(head, SharedActionHead)
+    assert head.cap is not None
+    head.connector.bias.fill_(0.8)  # every session asks about 80 % of its box
+    head.cap.weight.zero_()  # a cap of 0.1 * 120 kW = 12 kW everywhere, which that charging passes
+    head.cap.bias.fill_(-0.8)
