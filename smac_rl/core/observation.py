@@ -331,7 +331,7 @@ def apply_import_cap(
     exo = context.exo
     ev_kw, storage_kw = setpoints.ev_power_kw, setpoints.storage_power_kw
     requested_kw = grid_import_kw(exo.base_load_kw, exo.pv_available_kw, ev_kw.sum(axis=1), storage_kw)
-    if not np.any(requested_kw - cap_kw > FEASIBILITY_TOL_KW):
+    if not is_any(requested_kw - cap_kw > FEASIBILITY_TOL_KW):
         return setpoints
     kept_kw = zeros_of(ev_kw.shape) if floor_kw is None else np.maximum(floor_kw, 0.0)
     above_kw = np.maximum(ev_kw - kept_kw, 0.0)
@@ -546,7 +546,7 @@ class ObservationLayout:
     def completed(
         self, context: StepContext, setpoints: Setpoints, cap_kw: FloatArray | None = None
     ) -> Setpoints:
-        """``setpoints`` raised to the deadline floor, then held to the import cap (as the layout has them).
+        """``setpoints`` rounded to the minimum current, raised to the floor, held to the cap (per layout).
 
         :meth:`setpoints` ends with this; the service applies it to an exported graph's setpoints
         and cap [kW], with the request's own step length.
