@@ -4,11 +4,13 @@ The graph of a policy stays as trained; what changes is how the service decodes 
 (:meth:`smac_rl.core.observation.ObservationLayout.completed`): with ``+round`` the charging asks
 below the chargers' minimum current are rounded to 0 or the minimum
 (:func:`smac_rl.core.observation.round_to_minimum_current`) instead of all being set to 0 by the
-projection; with ``+margin=M`` the deadline floor keeps ``M`` steps to spare instead of the trained
-margin. Selection or test days as ``smac evaluate`` scores them (median savings capture).
+projection; with ``+fill`` charging is raised up to the day's highest import so far
+(:func:`smac_rl.core.observation.fill_to_paid_peak`); with ``+margin=M`` the deadline floor keeps ``M``
+steps to spare instead of the trained margin. Selection or test days as ``smac evaluate`` scores
+them (median savings capture).
 
 Run: ``.venv/bin/python benchmarks/decoding_variants.py TEMPLATE OBJECTIVE FIRST_DAY N_DAYS
-MODEL[+round][+margin=M]...``
+MODEL[+round][+fill][+margin=M]...``
 (e.g. ``budapest_workplace peak 2023-01-09 7 models/policies/budapest_workplace_peak/v3
 models/policies/budapest_workplace_peak/v3+round``).
 """
@@ -27,20 +29,23 @@ from smac_rl.policies import Policy
 from smac_rl_serve.model import OnnxPolicy
 
 ROUND = "+round"
+FILL = "+fill"
 MARGIN = "margin="
 
 
 def _factory(spec: str) -> PolicyFactory:
-    """``FOLDER[+round][+margin=M]``: the folder's policy, rounded, and with another floor margin [steps]."""
+    """``FOLDER[+round][+fill][+margin=M]``: the folder's policy, rounded, filled, another margin [steps]."""
     folder, *options = spec.split("+")
     changes: dict[str, object] = {}
     for option in options:
         if option == ROUND[1:]:
             changes["is_min_current_rounded"] = True
+        elif option == FILL[1:]:
+            changes["is_paid_peak_filled"] = True
         elif option.startswith(MARGIN):
             changes["deadline_floor_margin_steps"] = float(option[len(MARGIN) :])
         else:
-            raise SystemExit(f"variant {option!r} of {spec!r}: expected round or {MARGIN}M")
+            raise SystemExit(f"variant {option!r} of {spec!r}: expected round, fill or {MARGIN}M")
 
     def make(arrays: ScenarioArrays) -> Policy:
         policy = OnnxPolicy(Path(folder))

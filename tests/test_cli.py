@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -198,6 +199,37 @@ def test_train_then_export(tmp_path: Path) -> None:
     card = (run_dir / "export" / "MODEL_CARD.md").read_text()
     assert "Test days (reported once, here): 2024-03-04..2024-03-04" in card
     assert "| run/export | " in card  # the exported graph, scored as the service runs it
+    # The same graph served with another decoding: the metadata carries it, the card says so.
+    decoded_dir = tmp_path / "decoded"
+    decoding = ["--decoding", "is_paid_peak_filled=true", "--decoding", "deadline_floor_margin_steps=0.5"]
+    decoded = runner.invoke(app, ["export", "--run-dir", str(run_dir), "--out", str(decoded_dir), *decoding])
+    assert decoded.exit_code == 0, decoded.output
+    decoded_metadata = json.loads((decoded_dir / "metadata.json").read_text())
+    assert decoded_metadata["is_paid_peak_filled"] is True
+    assert decoded_metadata["deadline_floor_margin_steps"] == 0.5
+    assert decoded_metadata["onnx_sha256"] == metadata["onnx_sha256"]
+    decoded_card = (decoded_dir / "MODEL_CARD.md").read_text()
+    assert "`is_paid_peak_filled` True (trained with False)" in decoded_card
+    assert "`deadline_floor_margin_steps` 0.5 (trained with None)" in decoded_card
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("is_price_rank_observed=true", "expected NAME=VALUE with NAME one of deadline_floor_margin_steps"),
+        ("is_paid_peak_filled", "expected NAME=VALUE"),
+        ("is_paid_peak_filled=yes", "expected is_paid_peak_filled=true or is_paid_peak_filled=false"),
+        ("deadline_floor_margin_steps=-1", "expected deadline_floor_margin_steps=M with 0 <= M <= 96"),
+        ("deadline_floor_margin_steps=x", "expected deadline_floor_margin_steps=M with 0 <= M <= 96"),
+    ],
+)
+def test_export_refuses_a_bad_decoding_and_writes_nothing(tmp_path: Path, value: str, expected: str) -> None:
+    out = tmp_path / "out"
+    args = ["export", "--run-dir", str(tmp_path), "--out", str(out), "--decoding", value]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 1
+    assert f"decoding: got {value!r}; {expected}" in result.output
+    assert not out.exists()
 
 
 def test_train_rejects_an_unknown_config_key(tmp_path: Path) -> None:

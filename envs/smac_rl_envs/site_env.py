@@ -107,6 +107,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
         is_load_outlook_observed: bool = False,
         is_import_cap_acted: bool = False,
         is_min_current_rounded: bool = False,
+        is_paid_peak_filled: bool = False,
     ) -> None:
         """Create the env.
 
@@ -139,6 +140,8 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
                 (:func:`smac_rl.core.observation.import_cap_kw`).
             is_min_current_rounded: Charging asks below the minimum current are rounded to 0 or the
                 minimum (:func:`smac_rl.core.observation.round_to_minimum_current`).
+            is_paid_peak_filled: The import cap is never below the episode's highest import so far,
+                and charging is raised up to it (:func:`smac_rl.core.observation.fill_to_paid_peak`).
 
         Raises:
             ValueError: When the fixed scenario has more connectors than ``n_connectors_max``, or a
@@ -151,6 +154,7 @@ class SiteChargingEnv(gym.Env[FloatArray, FloatArray]):
             is_load_outlook_observed,
             is_import_cap_acted,
             is_min_current_rounded,
+            is_paid_peak_filled,
         )
         self.forecast = forecast
         check_billing(billing_period, episode_order, scenario is not None)

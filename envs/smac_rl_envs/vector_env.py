@@ -77,6 +77,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
         is_load_outlook_observed: bool = False,
         is_import_cap_acted: bool = False,
         is_min_current_rounded: bool = False,
+        is_paid_peak_filled: bool = False,
     ) -> None:
         """Create the batched env.
 
@@ -109,6 +110,8 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
                 (:func:`smac_rl.core.observation.import_cap_kw`).
             is_min_current_rounded: Charging asks below the minimum current are rounded to 0 or the
                 minimum (:func:`smac_rl.core.observation.round_to_minimum_current`).
+            is_paid_peak_filled: The import cap is never below the episode's highest import so far,
+                and charging is raised up to it (:func:`smac_rl.core.observation.fill_to_paid_peak`).
 
         Raises:
             ValueError: For ``num_envs`` below 1, an empty ``templates``, or a monthly billing period
@@ -127,6 +130,7 @@ class SiteChargingVectorEnv(VectorEnv[FloatArray, FloatArray, Any]):
             is_load_outlook_observed,
             is_import_cap_acted,
             is_min_current_rounded,
+            is_paid_peak_filled,
         )
         self.forecast = forecast
         check_billing(billing_period, episode_order, scenario is not None)

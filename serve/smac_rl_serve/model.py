@@ -140,14 +140,7 @@ class OnnxPolicy:
                 f"model: {self.onnx_path} has sha256 {digest}; metadata.json expects "
                 f"{self.metadata.onnx_sha256} (field onnx_sha256): the file was altered or replaced"
             )
-        self.layout = ObservationLayout(
-            self.metadata.n_connectors_max,
-            self.metadata.deadline_floor_margin_steps,
-            self.metadata.is_price_rank_observed,
-            self.metadata.is_load_outlook_observed,
-            self.metadata.is_import_cap_acted,
-            self.metadata.is_min_current_rounded,
-        )
+        self.layout = ObservationLayout.of(self.metadata.n_connectors_max, self.metadata)
         _check_layout(self.metadata_path, self.metadata, self.layout)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1

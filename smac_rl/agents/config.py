@@ -125,6 +125,11 @@ class TrainConfig(StrictModel):
             or the minimum (:func:`smac_rl.core.observation.round_to_minimum_current`), where the
             projection would set them all to 0: an actor fitted by regression to an expert that
             charges 0 or at least 6 A answers in between.
+        is_paid_peak_filled: The import cap is never below the day's highest import so far, and
+            charging is raised up to that import, least laxity first
+            (:func:`smac_rl.core.observation.fill_to_paid_peak`): what is charged under a peak already
+            paid for costs no demand charge and cannot raise the peak later. For objectives without
+            energy prices (``peak``).
         value_warmup_timesteps: PPO steps after the imitation in which only the critic learns (the
             actor, its shared encoder and its noise frozen), so that reinforcement learning starts
             from advantages of a fitted value instead of a random one, which would pull the imitated
@@ -179,6 +184,7 @@ class TrainConfig(StrictModel):
     is_load_outlook_observed: bool = False
     is_import_cap_acted: bool = False
     is_min_current_rounded: bool = False
+    is_paid_peak_filled: bool = False
     value_warmup_timesteps: int = Field(default=0, ge=0, le=100_000_000)
     episode_order: Literal["random", "consecutive"] = "random"
     billing_period: Literal["episode", "month"] = "episode"
@@ -190,14 +196,7 @@ class TrainConfig(StrictModel):
 
     def layout(self) -> ObservationLayout:
         """The observation and action layout of this config's policy (every layout field)."""
-        return ObservationLayout(
-            self.n_connectors_max,
-            self.deadline_floor_margin_steps,
-            self.is_price_rank_observed,
-            self.is_load_outlook_observed,
-            self.is_import_cap_acted,
-            self.is_min_current_rounded,
-        )
+        return ObservationLayout.of(self.n_connectors_max, self)
 
     @model_validator(mode="after")
     def _supported_combinations(self) -> TrainConfig:

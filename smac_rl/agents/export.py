@@ -124,11 +124,7 @@ def export_policy(
         mlflow_run_id=mlflow_run_id,
         git_sha=git_sha(),
         template=template,
-        deadline_floor_margin_steps=layout.deadline_floor_margin_steps,
-        is_price_rank_observed=layout.is_price_rank_observed,
-        is_load_outlook_observed=layout.is_load_outlook_observed,
-        is_import_cap_acted=layout.is_import_cap_acted,
-        is_min_current_rounded=layout.is_min_current_rounded,
+        **layout.options(),
     )
     (out_dir / "metadata.json").write_text(metadata.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return metadata

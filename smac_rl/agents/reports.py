@@ -5,8 +5,8 @@ Pure text from the protocol's results (:mod:`smac_rl.optimal.protocol`); no trai
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from smac_rl.agents.config import DaysConfig, TrainConfig
@@ -35,6 +35,8 @@ class CardInputs:
         test: The same on the test days.
         commands: Commands that reproduce the artifact, in order.
         registry: Where it came from in the MLflow registry (``name vN, champion``), if it did.
+        trained_decoding: The decoding options the export changed (``smac export --decoding``), with
+            the values training used; ``config`` holds the served ones.
     """
 
     name: str
@@ -46,6 +48,7 @@ class CardInputs:
     test: ProtocolResult
     commands: Sequence[str]
     registry: str | None = None
+    trained_decoding: Mapping[str, object] = field(default_factory=dict)
 
 
 def _days(days: DaysConfig) -> str:
@@ -142,8 +145,8 @@ def recipe_lines(config: TrainConfig) -> list[str]:
         )
     if config.is_min_current_rounded:
         lines.append(
-            "- Rounds charging asks below the minimum current to 0 or the minimum (`is_min_current_rounded`, "
-            "applied by the service after the graph)."
+            "- Rounds charging asks below the minimum current to 0 or the minimum, and urgent deadline "
+            "floors below it up to it (`is_min_current_rounded`, applied by the service after the graph)."
         )
     if config.is_import_cap_acted:
         lines.append(
@@ -151,7 +154,25 @@ def recipe_lines(config: TrainConfig) -> list[str]:
             "to hold; charging asked above it is withheld, least urgent sessions first, the deadline floor "
             "kept)."
         )
+    if config.is_paid_peak_filled:
+        lines.append(
+            "- Fills to the paid peak (`is_paid_peak_filled`: the import cap never below the day's highest "
+            "import so far, and charging raised up to it, least urgent sessions last)."
+        )
     return lines
+
+
+def _decoding_lines(config: TrainConfig, trained: Mapping[str, object]) -> list[str]:
+    """The card's line for a decoding changed at export, if any."""
+    if not trained:
+        return []
+    changes = ", ".join(
+        f"`{name}` {getattr(config, name)} (trained with {value})" for name, value in trained.items()
+    )
+    return [
+        f"- Served with another decoding than training's (`smac export --decoding`): {changes}. The graph is "
+        "the trained one; the service applies these after it, and the results below are scored so."
+    ]
 
 
 def model_card(inputs: CardInputs) -> str:
@@ -170,6 +191,7 @@ def model_card(inputs: CardInputs) -> str:
         f"{network}, trained {config.total_timesteps} environment steps on `{config.template}` "
         f"with objective `{config.objective.name}`.",
         *recipe_lines(config),
+        *_decoding_lines(config, inputs.trained_decoding),
         f"- ONNX graph (opset {metadata.onnx_opset_version}, sha256 `{sha}...`) from the raw "
         "observation (layout of `smac_rl.core.observation`, "
         f"{metadata.n_connectors_max} connectors at most) to setpoints in kW; the service passes them "

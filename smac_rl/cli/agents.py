@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -180,6 +181,13 @@ def export_command(
         typer.Option(help="Write MODEL_CARD.md: the exported policy scored on the selection and test days."),
     ] = True,
     tracking_uri: TrackingOption = "sqlite:///mlflow.db",
+    decoding: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="NAME=VALUE: serve the graph with this decoding option instead of training's "
+            "(deadline_floor_margin_steps, is_min_current_rounded, is_paid_peak_filled); repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Export a trained policy to ONNX (normalisation and action scaling inside), metadata.json and a card.
 
@@ -189,6 +197,7 @@ def export_command(
     """
     if (run_dir is None) == (champion is None):
         raise fail("run-dir, champion: expected exactly one of --run-dir DIR or --champion NAME")
+    changes = _decoding_changes(decoding or [])
     try:
         from smac_rl.agents.export import export_policy
         from smac_rl.agents.registry import download_champion
@@ -223,11 +232,13 @@ def export_command(
             model = load_model(config, model_path)
         except SmacError as exc:
             raise fail(str(exc)) from None
+        trained_decoding = {name: getattr(config, name) for name in changes}
+        config = config.model_copy(update=changes)
         layout = config.layout()
         metadata = export_policy(model, layout, target, run_id, config.template)
     console.print(f"wrote {target / 'policy.onnx'} (sha256 {metadata.onnx_sha256[:12]}...) and metadata.json")
     if card:
-        _write_card(target, config, metadata, registry, champion, trained_by)
+        _write_card(target, config, metadata, registry, champion, trained_by, trained_decoding)
     if champion is not None and out is None:
         aliases_path = target.parent / "ALIASES.json"
         aliases = json.loads(aliases_path.read_text(encoding="utf-8")) if aliases_path.is_file() else {}
@@ -236,6 +247,40 @@ def export_command(
         aliases["champion"] = target.name
         aliases_path.write_text(json.dumps(aliases, indent=2) + "\n", encoding="utf-8")
         console.print(f"{aliases_path}: {aliases} (serve it as {champion}@champion)", highlight=False)
+
+
+def _decoding_changes(values: list[str]) -> dict[str, float | bool | None]:
+    """``--decoding NAME=VALUE`` options parsed: booleans ``true``/``false``, the margin a number or ``none``.
+
+    Raises:
+        typer.Exit: On an unknown name or a value of the wrong kind (nothing is written).
+    """
+    from smac_rl.core.observation import DECODING_OPTIONS
+
+    changes: dict[str, float | bool | None] = {}
+    for value in values:
+        name, sep, text = value.partition("=")
+        if not sep or name not in DECODING_OPTIONS:
+            raise fail(
+                f"decoding: got {value!r}; expected NAME=VALUE with NAME one of {', '.join(DECODING_OPTIONS)}"
+            )
+        lowered = text.strip().lower()
+        if name.startswith("is_"):
+            if lowered not in {"true", "false"}:
+                raise fail(f"decoding: got {value!r}; expected {name}=true or {name}=false")
+            changes[name] = lowered == "true"
+            continue
+        if lowered == "none":
+            changes[name] = None
+            continue
+        try:
+            margin = float(text)
+        except ValueError:
+            margin = math.nan
+        if not 0.0 <= margin <= 96.0:
+            raise fail(f"decoding: got {value!r}; expected {name}=M with 0 <= M <= 96 steps, or none")
+        changes[name] = margin
+    return changes
 
 
 def _next_version(folder: Path) -> Path:
@@ -251,6 +296,7 @@ def _write_card(
     registry: str | None,
     champion: str | None,
     trained_by: str,
+    trained_decoding: dict[str, float | bool | None],
 ) -> None:
     """Score the exported ONNX policy (as served) on the selection and test days, write the card."""
     from smac_rl.agents.evaluation import HEURISTIC_BASELINES, day_set
@@ -275,7 +321,16 @@ def _write_card(
     commands = [f"# trained by: {trained_by}", command] if trained_by else [command]
     name = champion or target.parent.name
     inputs = CardInputs(
-        name, target.name, config, metadata, label, results["selection"], results["test"], commands, registry
+        name,
+        target.name,
+        config,
+        metadata,
+        label,
+        results["selection"],
+        results["test"],
+        commands,
+        registry,
+        trained_decoding,
     )
     (target / "MODEL_CARD.md").write_text(model_card(inputs), encoding="utf-8")
     console.print(f"wrote {target / 'MODEL_CARD.md'}", highlight=False)

@@ -53,8 +53,11 @@ class PolicyMetadata(StrictModel):
             (False).
         is_min_current_rounded: The service rounds the graph's charging setpoints below the minimum
             current to 0 or the minimum before the floor
-            (:func:`smac_rl.core.observation.round_to_minimum_current`); absent in older metadata
-            (False).
+            (:func:`smac_rl.core.observation.round_to_minimum_current`), and raises urgent deadline
+            floors below it to it; absent in older metadata (False).
+        is_paid_peak_filled: The service keeps the import cap at least at the billing peak so far
+            and raises charging up to it, least laxity first
+            (:func:`smac_rl.core.observation.fill_to_paid_peak`); absent in older metadata (False).
     """
 
     schema_version: Literal[1] = 1
@@ -77,6 +80,7 @@ class PolicyMetadata(StrictModel):
     is_load_outlook_observed: bool = False
     is_import_cap_acted: bool = False
     is_min_current_rounded: bool = False
+    is_paid_peak_filled: bool = False
 
 
 def layout_entries(layout: ObservationLayout) -> list[FeatureEntry]:

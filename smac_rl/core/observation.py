@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import datetime as dt_module
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -275,18 +276,24 @@ def import_cap_kw(context: StepContext, cap_action: FloatArray) -> FloatArray:
     return cap
 
 
-def round_to_minimum_current(context: StepContext, ev_power_kw: FloatArray) -> FloatArray:
+def round_to_minimum_current(
+    context: StepContext, ev_power_kw: FloatArray, round_up_from_frac: float = 0.5
+) -> FloatArray:
     """Charging asks below the minimum current rounded to the nearest setpoint the projection keeps [kW].
 
     The projection sets a charging setpoint below the connector's minimum (IEC 61851: 6 A on AC) to
     0, unless it is a final top-up (:func:`smac_rl.core.projection.below_minimum_current`). A policy
     fitted by regression to an expert that charges 0 or at least the minimum answers in between,
-    and every such answer would be lost. Here an ask of at least half the minimum becomes the
-    minimum (at most the step's charging bound), a smaller one 0; other setpoints are unchanged.
+    and every such answer would be lost. Here an ask of at least ``round_up_from_frac`` of the
+    minimum becomes the minimum (at most the step's charging bound), a smaller one 0; other
+    setpoints are unchanged. An urgent deadline floor (laxity under one step) is rounded with
+    ``round_up_from_frac`` 0: it becomes the minimum, since the projection would drop it and the
+    session fall behind its deadline for good.
 
     Args:
         context: State at the step's start.
         ev_power_kw: Requested connector setpoints [kW], ``(B, C)``.
+        round_up_from_frac: Share of the minimum from which an ask is rounded up [0..1].
 
     Returns:
         The rounded setpoints, ``(B, C)``.
@@ -296,7 +303,7 @@ def round_to_minimum_current(context: StepContext, ev_power_kw: FloatArray) -> F
         return ev_power_kw
     min_kw = context.site.connector_min_charge_kw
     _, upper_kw = ev_power_bounds(context)
-    rounded_kw = np.where(ev_power_kw >= 0.5 * min_kw, np.minimum(min_kw, upper_kw), 0.0)
+    rounded_kw = np.where(ev_power_kw >= round_up_from_frac * min_kw, np.minimum(min_kw, upper_kw), 0.0)
     result: FloatArray = np.where(below, rounded_kw, ev_power_kw)
     return result
 
@@ -356,6 +363,79 @@ def apply_import_cap(
     )
 
 
+def fill_to_paid_peak(context: StepContext, setpoints: Setpoints) -> Setpoints:
+    """Requested setpoints with charging raised up to the import already paid for, most urgent first.
+
+    Under a demand charge the billing period's highest import so far (``context.peak_import_kw``) is
+    paid whatever happens: importing up to it again costs no demand charge, and every kWh charged
+    now is one that cannot raise the peak later. The room up to that level (at most the step's
+    import limit), ``min(peak, limit) - import of the requested setpoints``, goes to the sessions in
+    order of laxity (:func:`laxity_h`, least first; ties by connector), each raised up to what it may
+    take this step: its charging bound, and no more than the energy it still wants. The storage and
+    discharging are untouched. A raise that leaves a setpoint below the minimum current is dropped by
+    the projection, as any such setpoint.
+
+    Args:
+        context: State at the step's start.
+        setpoints: Requested setpoints [kW].
+
+    Returns:
+        The filled setpoints.
+    """
+    exo, ev, dt = context.exo, context.ev, context.step_h
+    ev_kw = setpoints.ev_power_kw
+    requested_kw = grid_import_kw(
+        exo.base_load_kw, exo.pv_available_kw, ev_kw.sum(axis=1), setpoints.storage_power_kw
+    )
+    budget_kw = np.minimum(context.peak_import_kw, exo.import_limit_kw) - requested_kw
+    if not is_any(budget_kw > FEASIBILITY_TOL_KW):
+        return setpoints
+    _, upper_kw = ev_power_bounds(context)
+    need_kwh = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
+    eff = np.where(ev.charge_efficiency_frac > 0.0, ev.charge_efficiency_frac, 1.0)
+    room_kw = np.maximum(np.minimum(upper_kw, need_kwh / (eff * dt)) - np.maximum(ev_kw, 0.0), 0.0)
+    room_kw = np.where(ev.is_present, room_kw, 0.0)
+    order = np.argsort(laxity_h(context), axis=1, kind="stable")
+    room_sorted = np.take_along_axis(room_kw, order, axis=1)
+    before_kw = np.cumsum(room_sorted, axis=1) - room_sorted  # given to the more urgent ones
+    raised_sorted = np.clip(np.maximum(budget_kw, 0.0)[:, None] - before_kw, 0.0, room_sorted)
+    raised_kw = np.empty_like(raised_sorted)
+    np.put_along_axis(raised_kw, order, raised_sorted, axis=1)
+    return Setpoints(ev_power_kw=ev_kw + raised_kw, storage_power_kw=setpoints.storage_power_kw)
+
+
+DECODING_OPTIONS: tuple[str, ...] = (
+    "deadline_floor_margin_steps",
+    "is_min_current_rounded",
+    "is_paid_peak_filled",
+)
+"""The layout options that act only after the graph, on its setpoints (:meth:`ObservationLayout.completed`):
+an exported graph can be served with other values of these (``smac export --decoding``); the others
+change the graph's input or output."""
+
+
+def _raise_urgent_floors(
+    context: StepContext, floor_kw: FloatArray, lower_kw: FloatArray, upper_kw: FloatArray
+) -> FloatArray:
+    """Deadline floors below the minimum current raised to it where the session cannot wait a step [kW].
+
+    The projection drops a floor below the minimum (:func:`round_to_minimum_current`). Where the
+    floor without margin is positive too (laxity under one step), the session would fall behind its
+    deadline for good, so the floor becomes the minimum; elsewhere it stays and the session may wait
+    for the next step.
+    """
+    urgent = deadline_floor_kw(context, lower_kw, upper_kw, 0.0) > FEASIBILITY_TOL_KW
+    if not is_any(urgent):
+        return floor_kw
+    raised: FloatArray = np.where(urgent, round_to_minimum_current(context, floor_kw, 0.0), floor_kw)
+    return raised
+
+
+def layout_option_names() -> tuple[str, ...]:
+    """The option fields of :class:`ObservationLayout` (all but ``n_connectors_max``), in order."""
+    return tuple(field.name for field in fields(ObservationLayout) if field.name != "n_connectors_max")
+
+
 @dataclass(frozen=True)
 class ObservationLayout:
     """The ordered observation and action layout for sites of up to ``n_connectors_max`` connectors.
@@ -375,7 +455,13 @@ class ObservationLayout:
             :func:`apply_import_cap`, after the deadline floor).
         is_min_current_rounded: Charging asks below a connector's minimum current are rounded to
             the nearest setpoint the projection keeps, 0 or the minimum (:func:`round_to_minimum_current`,
-            before the deadline floor); otherwise the projection sets every one of them to 0.
+            before the deadline floor), and deadline floors below it are raised to it where the
+            session cannot wait a step; otherwise the projection sets every one of them to 0.
+        is_paid_peak_filled: The import cap is never below the billing period's highest import so
+            far, and charging is raised up to that import, least laxity first
+            (:func:`fill_to_paid_peak`, last): no demand charge is saved by holding the import under
+            a peak already paid for. Meant for objectives without energy prices (``peak``): the
+            raise buys energy whatever its price.
     """
 
     n_connectors_max: int
@@ -384,6 +470,20 @@ class ObservationLayout:
     is_load_outlook_observed: bool = False
     is_import_cap_acted: bool = False
     is_min_current_rounded: bool = False
+    is_paid_peak_filled: bool = False
+
+    @classmethod
+    def of(cls, n_connectors_max: int, source: object) -> ObservationLayout:
+        """The layout whose options (every field but ``n_connectors_max``) are ``source``'s attributes.
+
+        A training config, a policy's metadata and the env arguments carry the same option names,
+        so each builds its layout here and no option can be left out on the way.
+        """
+        return cls(n_connectors_max, **{name: getattr(source, name) for name in layout_option_names()})
+
+    def options(self) -> dict[str, Any]:
+        """Every option (field but ``n_connectors_max``) by name, as metadata and env arguments take them."""
+        return {name: getattr(self, name) for name in layout_option_names()}
 
     @cached_property  # read at every step (observe_rows, size); a frozen layout's features never change
     def site_features(self) -> tuple[Feature, ...]:
@@ -546,7 +646,9 @@ class ObservationLayout:
     def completed(
         self, context: StepContext, setpoints: Setpoints, cap_kw: FloatArray | None = None
     ) -> Setpoints:
-        """``setpoints`` rounded to the minimum current, raised to the floor, held to the cap (per layout).
+        """``setpoints`` rounded to the minimum current, floored, capped, filled to the paid peak.
+
+        Each stage only where the layout's flag asks for it, in that order.
 
         :meth:`setpoints` ends with this; the service applies it to an exported graph's setpoints
         and cap [kW], with the request's own step length.
@@ -567,11 +669,17 @@ class ObservationLayout:
         if self.deadline_floor_margin_steps is not None:
             lower, upper = ev_power_bounds(context)
             floor_kw = deadline_floor_kw(context, lower, upper, self.deadline_floor_margin_steps)
+            if self.is_min_current_rounded:
+                floor_kw = _raise_urgent_floors(context, floor_kw, lower, upper)
             setpoints = Setpoints(np.maximum(setpoints.ev_power_kw, floor_kw), setpoints.storage_power_kw)
-        if not self.is_import_cap_acted:
-            return setpoints
-        if cap_kw is None:
-            raise ValueError(
-                "cap_kw: got None; expected the import cap of each row for a layout that acts on it"
-            )
-        return apply_import_cap(context, setpoints, cap_kw, floor_kw)
+        if self.is_import_cap_acted:
+            if cap_kw is None:
+                raise ValueError(
+                    "cap_kw: got None; expected the import cap of each row for a layout that acts on it"
+                )
+            if self.is_paid_peak_filled:
+                cap_kw = np.maximum(cap_kw, context.peak_import_kw)
+            setpoints = apply_import_cap(context, setpoints, cap_kw, floor_kw)
+        if self.is_paid_peak_filled:
+            setpoints = fill_to_paid_peak(context, setpoints)
+        return setpoints

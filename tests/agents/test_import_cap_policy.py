@@ -60,8 +60,9 @@ def test_the_cap_action_is_pooled_and_survives_permutations() -> None:
     np.testing.assert_allclose(actions[1][0, :3], actions[0][0, [2, 0, 1]], atol=1e-6)
 
 
-def test_the_served_graph_rolls_out_as_the_trained_model(tmp_path: Path) -> None:
-    config = TrainConfig(
+def _budapest_config(is_paid_peak_filled: bool = False) -> TrainConfig:
+    """A tiny equivariant policy with the cap and the rounding, on a Budapest day (seed 3)."""
+    return TrainConfig(
         template="budapest_workplace",
         n_connectors_max=C_MAX + 4,
         seed=3,  # a November weekday: 16 sessions on 10 connectors, little PV
@@ -71,9 +72,14 @@ def test_the_served_graph_rolls_out_as_the_trained_model(tmp_path: Path) -> None
         deadline_floor_margin_steps=1.0,
         is_import_cap_acted=True,
         is_min_current_rounded=True,
+        is_paid_peak_filled=is_paid_peak_filled,
         n_envs=1,
         pool_size=1,
     )
+
+
+def test_the_served_graph_rolls_out_as_the_trained_model(tmp_path: Path) -> None:
+    config = _budapest_config()
     loaded = saved_untrained_model(config, tmp_path / "model.zip", _ask_much_under_a_low_cap)
     layout = config.layout()
     metadata = export_policy(loaded, layout, tmp_path / "export", "run", config.template)
@@ -118,3 +124,22 @@ def _ask_much_under_a_low_cap(model: BaseAlgorithm) -> None:
     head.connector.bias.fill_(0.8)  # every session asks about 80 % of its box
     head.cap.weight.zero_()  # a cap of 0.1 * 120 kW = 12 kW everywhere, which that charging passes
     head.cap.bias.fill_(-0.8)
+
+
+def test_the_served_graph_fills_the_paid_peak_as_the_trained_model(tmp_path: Path) -> None:
+    # The same low-cap model with the paid peak filled: the service reads the flag from the metadata
+    # and rolls out as the trained model, and the fill changes the rollout (it imports more than the
+    # cap alone lets through at some step).
+    config = _budapest_config(is_paid_peak_filled=True)
+    loaded = saved_untrained_model(config, tmp_path / "model.zip", _ask_much_under_a_low_cap)
+    layout = config.layout()
+    metadata = export_policy(loaded, layout, tmp_path / "export", "run", config.template)
+    assert metadata.is_paid_peak_filled
+    served = OnnxPolicy(tmp_path / "export")
+    assert served.layout == layout
+    arrays = next(training_days(config, 1, stream=0))
+    served_trace, _ = run_policy(arrays, served)
+    trained_trace, _ = run_policy(arrays, Sb3Policy(loaded, layout))
+    np.testing.assert_allclose(served_trace.ev_power_kw, trained_trace.ev_power_kw, atol=1e-3)
+    capped_trace, _ = run_policy(arrays, Sb3Policy(loaded, replace(layout, is_paid_peak_filled=False)))
+    assert (trained_trace.grid_import_kw - capped_trace.grid_import_kw).max() > 1.0

@@ -9,6 +9,8 @@ import of 5 + 20 + 10 = 35 kW. The cap action ``a`` names ``(a + 1) / 2 * 29`` k
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -185,3 +187,90 @@ def test_asks_below_the_minimum_current_are_rounded_to_zero_or_the_minimum() -> 
     np.testing.assert_allclose(project(context, plain).ev_power_kw, [[1.5, 0.0]])
     layout = ObservationLayout(C_MAX, is_min_current_rounded=True)
     np.testing.assert_allclose(project(context, layout.setpoints(context, action)).ev_power_kw, [[1.5, 4.14]])
+
+
+def _floor_context(departure_utc: str, energy_wanted_kwh: float) -> StepContext:
+    """Step 0 of the tiny scenario with the 6 A minimum and S2 leaving later, wanting other energy."""
+    data = tiny_data()
+    data["site"]["min_current_a"] = 6.0
+    data["sessions"][1]["departure_utc"] = departure_utc
+    data["sessions"][1]["energy_wanted_kwh"] = energy_wanted_kwh
+    return _first_context(compile_scenario(parse_scenario(data)))
+
+
+def test_an_urgent_floor_below_the_minimum_current_is_raised_to_it() -> None:
+    # S2 on AC1 (minimum 4.14 kW) stays 2 h wanting 11 kWh at 10 kW: laxity 2 - 1.1 = 0.9 h, under one
+    # step, so it must charge now (1 kW with no margin). With 0.2 steps to spare its floor is
+    # 10 * (1.2 - 0.9) = 3 kW, not a final top-up: the projection drops it and S2 ends short, unless
+    # the rounding raises it to the minimum.
+    context = _floor_context("2024-05-01T02:00:00Z", 11.0)
+    np.testing.assert_allclose(laxity_h(context)[0, 1], 0.9)
+    zero = np.zeros((1, C_MAX + 1))
+    floored = ObservationLayout(C_MAX, deadline_floor_margin_steps=0.2).setpoints(context, zero)
+    assert floored.ev_power_kw[0, 1] == pytest.approx(3.0)
+    assert project(context, floored).ev_power_kw[0, 1] == 0.0
+    layout = ObservationLayout(C_MAX, deadline_floor_margin_steps=0.2, is_min_current_rounded=True)
+    assert project(context, layout.setpoints(context, zero)).ev_power_kw[0, 1] == pytest.approx(4.14)
+
+
+def test_a_floor_that_can_wait_a_step_is_not_raised() -> None:
+    # S2 stays 3 h wanting 10 kWh: laxity 2 h. With 1.2 steps to spare its floor is 10 * (2.2 - 2) =
+    # 2 kW, but it can still wait a step (no floor without margin): the rounding leaves it, and the
+    # projection drops it as it would without the rounding.
+    context = _floor_context("2024-05-01T03:00:00Z", 10.0)
+    np.testing.assert_allclose(laxity_h(context)[0, 1], 2.0)
+    layout = ObservationLayout(C_MAX, deadline_floor_margin_steps=1.2, is_min_current_rounded=True)
+    setpoints = layout.setpoints(context, np.zeros((1, C_MAX + 1)))
+    assert setpoints.ev_power_kw[0, 1] == pytest.approx(2.0)
+    assert project(context, setpoints).ev_power_kw[0, 1] == 0.0
+
+
+def _with_peak(context: StepContext, peak_kw: float) -> StepContext:
+    return dataclasses.replace(context, peak_import_kw=np.asarray([peak_kw]))
+
+
+def test_the_paid_peak_is_filled_least_laxity_first() -> None:
+    # Nothing asked, 20 kW already paid for: 20 - 5 kW of base load = 15 kW to fill. S2 (laxity 0)
+    # takes what it may this step, 10 kW; S1 (1.5 h) the 5 kW left. Paid 40 kW: no more than the
+    # 29 kW limit, 24 kW: S2 10, S1 14. Paid 5 kW (the base load): nothing is raised.
+    layout = ObservationLayout(C_MAX, is_paid_peak_filled=True)
+    zero = np.zeros((1, C_MAX + 1))
+    filled = layout.setpoints(_with_peak(_first_context(), 20.0), zero)
+    np.testing.assert_allclose(filled.ev_power_kw, [[5.0, 10.0]])
+    np.testing.assert_allclose(
+        layout.setpoints(_with_peak(_first_context(), 40.0), zero).ev_power_kw, [[14.0, 10.0]]
+    )
+    np.testing.assert_allclose(
+        layout.setpoints(_with_peak(_first_context(), 5.0), zero).ev_power_kw, [[0.0, 0.0]]
+    )
+
+
+def test_the_cap_never_withholds_under_the_paid_peak() -> None:
+    # Both asked at full power with the cap action at -1 (0 kW): the cap is raised to the 20 kW paid,
+    # so S2 keeps 10 kW and S1 gets 5 kW, as the fill alone would give.
+    layout = ObservationLayout(C_MAX, is_import_cap_acted=True, is_paid_peak_filled=True)
+    setpoints = layout.setpoints(_with_peak(_first_context(), 20.0), _action(1.0, -1.0))
+    np.testing.assert_allclose(setpoints.ev_power_kw, [[5.0, 10.0]])
+    unfilled = ObservationLayout(C_MAX, is_import_cap_acted=True).setpoints(
+        _with_peak(_first_context(), 20.0), _action(1.0, -1.0)
+    )
+    np.testing.assert_allclose(unfilled.ev_power_kw, [[0.0, 0.0]])
+
+
+@given(
+    ev_a=st.lists(st.floats(-1.0, 1.0), min_size=2, max_size=2),
+    peak_kw=st.floats(0.0, 60.0),
+    margin=st.sampled_from([None, 0.0, 1.0]),
+)
+def test_the_fill_only_raises_and_never_past_the_paid_peak(
+    ev_a: list[float], peak_kw: float, margin: float | None
+) -> None:
+    context = _with_peak(_first_context(), peak_kw)
+    action = np.zeros((1, C_MAX + 1))
+    action[0, :2] = ev_a
+    free = ObservationLayout(C_MAX, margin).setpoints(context, action)
+    filled = ObservationLayout(C_MAX, margin, is_paid_peak_filled=True).setpoints(context, action)
+    raised = filled.ev_power_kw - free.ev_power_kw
+    assert np.all(raised >= 0.0)
+    assert np.all(filled.ev_power_kw[raised > 0.0] <= np.asarray([[20.0, 10.0]])[raised > 0.0] + 1e-9)
+    assert _import_kw(context, filled) <= max(_import_kw(context, free), min(peak_kw, 29.0)) + 1e-9
