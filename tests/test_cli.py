@@ -199,18 +199,29 @@ def test_train_then_export(tmp_path: Path) -> None:
     card = (run_dir / "export" / "MODEL_CARD.md").read_text()
     assert "Test days (reported once, here): 2024-03-04..2024-03-04" in card
     assert "| run/export | " in card  # the exported graph, scored as the service runs it
-    # The same graph served with another decoding: the metadata carries it, the card says so.
+    # The same graph served with another decoding: the metadata carries it, the card says so; an
+    # option at training's value is no change.
     decoded_dir = tmp_path / "decoded"
-    decoding = ["--decoding", "is_paid_peak_filled=true", "--decoding", "deadline_floor_margin_steps=0.5"]
+    decoding = ["--decoding", "deadline_floor_margin_steps=0.5", "--decoding", "is_min_current_rounded=false"]
     decoded = runner.invoke(app, ["export", "--run-dir", str(run_dir), "--out", str(decoded_dir), *decoding])
     assert decoded.exit_code == 0, decoded.output
     decoded_metadata = json.loads((decoded_dir / "metadata.json").read_text())
-    assert decoded_metadata["is_paid_peak_filled"] is True
     assert decoded_metadata["deadline_floor_margin_steps"] == 0.5
     assert decoded_metadata["onnx_sha256"] == metadata["onnx_sha256"]
     decoded_card = (decoded_dir / "MODEL_CARD.md").read_text()
-    assert "`is_paid_peak_filled` True (trained with False)" in decoded_card
-    assert "`deadline_floor_margin_steps` 0.5 (trained with None)" in decoded_card
+    assert (
+        "(`smac export --decoding`): `deadline_floor_margin_steps` 0.5 (trained with None). The graph"
+        in decoded_card
+    )
+    # The fill prices no energy: refused for this cost-objective policy, and nothing is written.
+    refused_dir = tmp_path / "refused"
+    fill = ["--decoding", "is_paid_peak_filled=true"]
+    refused = runner.invoke(
+        app, ["export", "--run-dir", str(run_dir), "--out", str(refused_dir), *fill], terminal_width=200
+    )
+    assert refused.exit_code == 1
+    assert "is_paid_peak_filled true with objective.name 'cost'" in refused.output
+    assert not refused_dir.exists()
 
 
 @pytest.mark.parametrize(
@@ -230,6 +241,13 @@ def test_export_refuses_a_bad_decoding_and_writes_nothing(tmp_path: Path, value:
     assert result.exit_code == 1
     assert f"decoding: got {value!r}; {expected}" in result.output
     assert not out.exists()
+
+
+def test_export_refuses_an_option_given_twice(tmp_path: Path) -> None:
+    args = ["export", "--run-dir", str(tmp_path), "--decoding", "is_paid_peak_filled=true"]
+    result = runner.invoke(app, [*args, "--decoding", " is_paid_peak_filled=false"], terminal_width=200)
+    assert result.exit_code == 1
+    assert "decoding: got is_paid_peak_filled twice; expected each option at most once" in result.output
 
 
 def test_train_rejects_an_unknown_config_key(tmp_path: Path) -> None:

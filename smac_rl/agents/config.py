@@ -125,11 +125,11 @@ class TrainConfig(StrictModel):
             or the minimum (:func:`smac_rl.core.observation.round_to_minimum_current`), where the
             projection would set them all to 0: an actor fitted by regression to an expert that
             charges 0 or at least 6 A answers in between.
-        is_paid_peak_filled: The import cap is never below the day's highest import so far, and
-            charging is raised up to that import, least laxity first
+        is_paid_peak_filled: The import cap is never below the billing period's highest import so far, and
+            charging is raised up to it (at most the import limit), least laxity first
             (:func:`smac_rl.core.observation.fill_to_paid_peak`): what is charged under a peak already
-            paid for costs no demand charge and cannot raise the peak later. For objectives without
-            energy prices (``peak``).
+            paid for costs no demand charge and cannot raise the peak later. Only with objective
+            ``peak`` (the others price energy, which the fill buys whatever its price).
         value_warmup_timesteps: PPO steps after the imitation in which only the critic learns (the
             actor, its shared encoder and its noise frozen), so that reinforcement learning starts
             from advantages of a fitted value instead of a random one, which would pull the imitated
@@ -204,6 +204,12 @@ class TrainConfig(StrictModel):
             raise ValueError(
                 "objective.name 'setpoint_tracking': generated days carry no flexibility setpoint "
                 "series; train on cost, peak, load_balancing or v2g_profit"
+            )
+        if self.is_paid_peak_filled and self.objective.name != "peak":
+            raise ValueError(
+                f"is_paid_peak_filled true with objective.name {self.objective.name!r}: the fill buys energy "
+                "whatever its price and only the peak objective prices no energy; expected objective.name "
+                "'peak' or is_paid_peak_filled false"
             )
         if self.policy_network == "equivariant" and self.algorithm != "ppo":
             raise ValueError(

@@ -156,8 +156,8 @@ def recipe_lines(config: TrainConfig) -> list[str]:
         )
     if config.is_paid_peak_filled:
         lines.append(
-            "- Fills to the paid peak (`is_paid_peak_filled`: the import cap never below the day's highest "
-            "import so far, and charging raised up to it, least urgent sessions last)."
+            "- Fills to the paid peak (`is_paid_peak_filled`: the import cap never below the billing "
+            "period's highest import so far, and charging raised up to it, most urgent sessions first)."
         )
     return lines
 

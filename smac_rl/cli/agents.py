@@ -232,8 +232,11 @@ def export_command(
             model = load_model(config, model_path)
         except SmacError as exc:
             raise fail(str(exc)) from None
-        trained_decoding = {name: getattr(config, name) for name in changes}
-        config = config.model_copy(update=changes)
+        trained_decoding = {
+            name: getattr(config, name) for name in changes if getattr(config, name) != changes[name]
+        }
+        if trained_decoding:
+            config = _with_decoding(config, changes)
         layout = config.layout()
         metadata = export_policy(model, layout, target, run_id, config.template)
     console.print(f"wrote {target / 'policy.onnx'} (sha256 {metadata.onnx_sha256[:12]}...) and metadata.json")
@@ -249,6 +252,20 @@ def export_command(
         console.print(f"{aliases_path}: {aliases} (serve it as {champion}@champion)", highlight=False)
 
 
+def _with_decoding(config: TrainConfig, changes: dict[str, float | bool | None]) -> TrainConfig:
+    """The config with other decoding options, validated as a config file would be (errors exit)."""
+    from pydantic import ValidationError
+
+    from smac_rl.agents.config import TrainConfig
+    from smac_rl.core.scenario_io import problems_from_pydantic
+
+    try:
+        return TrainConfig.model_validate({**config.model_dump(), **changes})
+    except ValidationError as exc:
+        problems = problems_from_pydantic(exc.errors())
+        raise fail_problems(ScenarioError(problems, "--decoding")) from None
+
+
 def _decoding_changes(values: list[str]) -> dict[str, float | bool | None]:
     """``--decoding NAME=VALUE`` options parsed: booleans ``true``/``false``, the margin a number or ``none``.
 
@@ -260,6 +277,9 @@ def _decoding_changes(values: list[str]) -> dict[str, float | bool | None]:
     changes: dict[str, float | bool | None] = {}
     for value in values:
         name, sep, text = value.partition("=")
+        name = name.strip()
+        if name in changes:
+            raise fail(f"decoding: got {name} twice; expected each option at most once")
         if not sep or name not in DECODING_OPTIONS:
             raise fail(
                 f"decoding: got {value!r}; expected NAME=VALUE with NAME one of {', '.join(DECODING_OPTIONS)}"

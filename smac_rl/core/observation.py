@@ -31,7 +31,12 @@ from smac_rl.core.arrays import ScenarioArrays
 from smac_rl.core.arraytypes import FloatArray
 from smac_rl.core.forecasts import ForecastProvider, PerfectForecast
 from smac_rl.core.physics import FEASIBILITY_TOL_KW, grid_import_kw
-from smac_rl.core.projection import below_minimum_current, ev_power_bounds, storage_power_bounds
+from smac_rl.core.projection import (
+    below_minimum_current,
+    ev_power_bounds,
+    is_shared_limit_exceeded,
+    storage_power_bounds,
+)
 from smac_rl.core.state import Setpoints, StepContext, is_all, is_any, zeros_of
 
 OBSERVATION_BOUND = 1e6
@@ -368,12 +373,15 @@ def fill_to_paid_peak(context: StepContext, setpoints: Setpoints) -> Setpoints:
 
     Under a demand charge the billing period's highest import so far (``context.peak_import_kw``) is
     paid whatever happens: importing up to it again costs no demand charge, and every kWh charged
-    now is one that cannot raise the peak later. The room up to that level (at most the step's
-    import limit), ``min(peak, limit) - import of the requested setpoints``, goes to the sessions in
-    order of laxity (:func:`laxity_h`, least first; ties by connector), each raised up to what it may
-    take this step: its charging bound, and no more than the energy it still wants. The storage and
-    discharging are untouched. A raise that leaves a setpoint below the minimum current is dropped by
-    the projection, as any such setpoint.
+    now is one that cannot raise the peak later. The room up to that level (:func:`paid_peak_kw`, at
+    most the step's import limit), ``min(peak, limit) - net import of the requested setpoints`` (PV
+    exported counts as room), goes to the charging or idle sessions in order of laxity
+    (:func:`laxity_h`, least first; ties by connector), each raised up to what it may take this step:
+    its charging bound, and no more than the energy it still wants. The storage and discharging
+    sessions are untouched. Raises that would overload a charger or a feeder phase (the projection
+    would then scale every connector there, the urgent ones too) are withdrawn, and that room is
+    left unused; so is a raise that leaves a setpoint below the minimum current (the projection
+    drops it).
 
     Args:
         context: State at the step's start.
@@ -384,24 +392,42 @@ def fill_to_paid_peak(context: StepContext, setpoints: Setpoints) -> Setpoints:
     """
     exo, ev, dt = context.exo, context.ev, context.step_h
     ev_kw = setpoints.ev_power_kw
-    requested_kw = grid_import_kw(
-        exo.base_load_kw, exo.pv_available_kw, ev_kw.sum(axis=1), setpoints.storage_power_kw
-    )
-    budget_kw = np.minimum(context.peak_import_kw, exo.import_limit_kw) - requested_kw
+    # The net import before clipping at 0: with PV exported, the room is from the export up.
+    net_kw = exo.base_load_kw + ev_kw.sum(axis=1) + setpoints.storage_power_kw - exo.pv_available_kw
+    budget_kw = paid_peak_kw(context) - net_kw
     if not is_any(budget_kw > FEASIBILITY_TOL_KW):
         return setpoints
     _, upper_kw = ev_power_bounds(context)
     need_kwh = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
     eff = np.where(ev.charge_efficiency_frac > 0.0, ev.charge_efficiency_frac, 1.0)
-    room_kw = np.maximum(np.minimum(upper_kw, need_kwh / (eff * dt)) - np.maximum(ev_kw, 0.0), 0.0)
-    room_kw = np.where(ev.is_present, room_kw, 0.0)
+    room_kw = np.maximum(np.minimum(upper_kw, need_kwh / (eff * dt)) - ev_kw, 0.0)
+    room_kw = np.where(ev.is_present & (ev_kw >= 0.0), room_kw, 0.0)  # discharging is left alone
     order = np.argsort(laxity_h(context), axis=1, kind="stable")
     room_sorted = np.take_along_axis(room_kw, order, axis=1)
     before_kw = np.cumsum(room_sorted, axis=1) - room_sorted  # given to the more urgent ones
     raised_sorted = np.clip(np.maximum(budget_kw, 0.0)[:, None] - before_kw, 0.0, room_sorted)
     raised_kw = np.empty_like(raised_sorted)
     np.put_along_axis(raised_kw, order, raised_sorted, axis=1)
-    return Setpoints(ev_power_kw=ev_kw + raised_kw, storage_power_kw=setpoints.storage_power_kw)
+    filled_kw = ev_kw + raised_kw
+    # A raise that overloads a charger or a feeder phase would have the projection scale every
+    # connector there, the urgent ones too: such raises are withdrawn.
+    overloaded = is_shared_limit_exceeded(context.site, np.abs(filled_kw)) & (raised_kw > 0.0)
+    if is_any(overloaded):
+        filled_kw = np.where(overloaded, ev_kw, filled_kw)
+    return Setpoints(ev_power_kw=filled_kw, storage_power_kw=setpoints.storage_power_kw)
+
+
+def paid_peak_kw(context: StepContext) -> FloatArray:
+    """The import already paid for that may be drawn again this step: ``min(peak so far, import limit)`` [kW].
+
+    Args:
+        context: State at the step's start.
+
+    Returns:
+        The level of each row, ``(B,)``.
+    """
+    level: FloatArray = np.minimum(context.peak_import_kw, context.exo.import_limit_kw)
+    return level
 
 
 DECODING_OPTIONS: tuple[str, ...] = (
@@ -458,10 +484,10 @@ class ObservationLayout:
             before the deadline floor), and deadline floors below it are raised to it where the
             session cannot wait a step; otherwise the projection sets every one of them to 0.
         is_paid_peak_filled: The import cap is never below the billing period's highest import so
-            far, and charging is raised up to that import, least laxity first
+            far (at most the import limit), and charging is raised up to it, least laxity first
             (:func:`fill_to_paid_peak`, last): no demand charge is saved by holding the import under
-            a peak already paid for. Meant for objectives without energy prices (``peak``): the
-            raise buys energy whatever its price.
+            a peak already paid for. For the ``peak`` objective only (training configs refuse it
+            with the others): the raise buys energy whatever its price.
     """
 
     n_connectors_max: int
@@ -678,7 +704,7 @@ class ObservationLayout:
                     "cap_kw: got None; expected the import cap of each row for a layout that acts on it"
                 )
             if self.is_paid_peak_filled:
-                cap_kw = np.maximum(cap_kw, context.peak_import_kw)
+                cap_kw = np.maximum(cap_kw, paid_peak_kw(context))
             setpoints = apply_import_cap(context, setpoints, cap_kw, floor_kw)
         if self.is_paid_peak_filled:
             setpoints = fill_to_paid_peak(context, setpoints)

@@ -170,12 +170,9 @@ def project(context: StepContext, setpoints: Setpoints) -> Setpoints:
     if share is not None:
         p = np.multiply(p, share, out=share)
 
-    phase_limit_a = np.asarray(site.charging_phase_current_limit_a)[..., None]
-    if is_any(np.isfinite(phase_limit_a)):  # no feeder limit anywhere: every factor is 1
-        a_per_kw = site.connector_phase_a_per_kw
-        phase_load_a = (np.abs(p)[:, :, None] * a_per_kw).sum(axis=1)
-        phase_factor = _shrink_factor(phase_load_a, phase_limit_a)
-        p = p * np.where(a_per_kw > 0.0, phase_factor[:, None, :], 1.0).min(axis=2)
+    phase = _phase_share(site, np.abs(p))
+    if phase is not None:
+        p = p * phase
 
     p_sum_kw = p.sum(axis=1)
     is_sum_stale = False
@@ -243,6 +240,39 @@ def _charger_share(site: SiteParams, load_kw: FloatArray) -> FloatArray | None:
     factor[over] = limit_kw[over] / charger_load[over]
     shared: FloatArray = factor.take(flat_index)
     return shared
+
+
+def _phase_share(site: SiteParams, load_kw: FloatArray) -> FloatArray | None:
+    """Per-connector factor bringing each AC feeder phase within its current limit (stage 3), or None.
+
+    None where no phase has a limit (every factor is 1). A three-phase connector takes the smallest
+    factor of its phases.
+    """
+    phase_limit_a = np.asarray(site.charging_phase_current_limit_a)[..., None]
+    if not is_any(np.isfinite(phase_limit_a)):
+        return None
+    a_per_kw = site.connector_phase_a_per_kw
+    phase_load_a = (load_kw[:, :, None] * a_per_kw).sum(axis=1)
+    phase_factor = _shrink_factor(phase_load_a, phase_limit_a)
+    shared: FloatArray = np.where(a_per_kw > 0.0, phase_factor[:, None, :], 1.0).min(axis=2)
+    return shared
+
+
+def is_shared_limit_exceeded(site: SiteParams, load_kw: FloatArray) -> BoolArray:
+    """Connectors that the charger-sharing or the phase stage would scale (stages 2 and 3).
+
+    Args:
+        site: Site parameters (one site, or one per row).
+        load_kw: Non-negative load of each connector [kW], ``(B, C)``.
+
+    Returns:
+        True where the connector's charger is over its rating, or one of its phases over its limit.
+    """
+    scaled = charger_share_factor(site, load_kw) < 1.0
+    phase = _phase_share(site, load_kw)
+    if phase is not None:
+        scaled |= phase < 1.0
+    return scaled
 
 
 def _shrink_factor(load: FloatArray, limit: FloatArray) -> FloatArray:

@@ -129,3 +129,13 @@ def test_the_card_states_the_recipe_besides_environment_steps() -> None:
         "- Sum pooling (`pooling: mean_sum`): the network sees the sum of its connector latents beside their "
         "mean, so the fleet's size.",
     ]
+
+
+def test_the_paid_peak_fill_reaches_the_layout_only_under_the_peak_objective() -> None:
+    config = TrainConfig.model_validate({"objective": {"name": "peak"}, "is_paid_peak_filled": True})
+    assert config.layout().is_paid_peak_filled
+    assert config.layout().options()["is_paid_peak_filled"] is True
+    with pytest.raises(
+        pydantic.ValidationError, match=r"is_paid_peak_filled true with objective\.name 'cost'"
+    ):
+        TrainConfig(is_paid_peak_filled=True)

@@ -23,6 +23,7 @@ from smac_rl.agents.imitation import training_days
 from smac_rl.agents.networks import EquivariantActorCriticPolicy, SharedActionHead
 from smac_rl.agents.policy import Sb3Policy
 from smac_rl.core.observation import SITE_FEATURES, ObservationLayout
+from smac_rl.core.specs import ObjectiveSpec
 from smac_rl.core.state import Setpoints, StepContext
 from smac_rl.policies import run_policy
 from smac_rl_serve.model import OnnxPolicy
@@ -64,6 +65,7 @@ def _budapest_config(is_paid_peak_filled: bool = False) -> TrainConfig:
     """A tiny equivariant policy with the cap and the rounding, on a Budapest day (seed 3)."""
     return TrainConfig(
         template="budapest_workplace",
+        objective=ObjectiveSpec(name="peak" if is_paid_peak_filled else "cost"),
         n_connectors_max=C_MAX + 4,
         seed=3,  # a November weekday: 16 sessions on 10 connectors, little PV
         policy_network="equivariant",

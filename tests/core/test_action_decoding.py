@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 from smac_rl.agents.imitation import oracle_actions, remaining_peak_import_kw
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
 from smac_rl.core.forecasts import PerfectForecast
-from smac_rl.core.observation import ObservationLayout, laxity_h, round_to_minimum_current
+from smac_rl.core.observation import (
+    ObservationLayout,
+    fill_to_paid_peak,
+    laxity_h,
+    round_to_minimum_current,
+)
 from smac_rl.core.physics import grid_import_kw
 from smac_rl.core.projection import project
 from smac_rl.core.scenario_io import parse_scenario
@@ -40,7 +45,7 @@ def _first_context(arrays: ScenarioArrays | None = None) -> StepContext:
 
     def record(context: StepContext) -> Setpoints:
         contexts.append(context)
-        return Setpoints(np.zeros((1, 2)), np.zeros(1))
+        return Setpoints(np.zeros((1, context.site.n_connectors)), np.zeros(1))
 
     simulate(arrays or _tiny(), record)
     return contexts[0]
@@ -274,3 +279,34 @@ def test_the_fill_only_raises_and_never_past_the_paid_peak(
     assert np.all(raised >= 0.0)
     assert np.all(filled.ev_power_kw[raised > 0.0] <= np.asarray([[20.0, 10.0]])[raised > 0.0] + 1e-9)
     assert _import_kw(context, filled) <= max(_import_kw(context, free), min(peak_kw, 29.0)) + 1e-9
+
+
+def test_a_raise_that_would_overload_a_shared_charger_is_withdrawn() -> None:
+    # AC1 (11.04 kW) gets a second connector with S3 (laxity 2 h); S1 is gone. With no margin S2's floor
+    # is its 10 kW. 29 kW are paid: 14 kW of room, which would raise S3 by 10 kW; AC1 would then carry
+    # 20 kW and the projection would scale S2 to 5.52 kW, 4.48 kWh short. The raise is withdrawn.
+    data = tiny_data()
+    data["site"]["chargers"][1]["connectors"] = [{"evse_id": 1}, {"evse_id": 2}]
+    s3 = dict(data["sessions"][1], session_id="S3", evse_id=2, departure_utc="2024-05-01T03:00:00Z")
+    data["sessions"] = [data["sessions"][1], s3]
+    context = _with_peak(_first_context(compile_scenario(parse_scenario(data))), 29.0)
+    np.testing.assert_allclose(laxity_h(context)[0, 1:], [0.0, 2.0])
+    layout = ObservationLayout(C_MAX, deadline_floor_margin_steps=0.0, is_paid_peak_filled=True)
+    projected = project(context, layout.setpoints(context, np.zeros((1, C_MAX + 1))))
+    np.testing.assert_allclose(projected.ev_power_kw, [[0.0, 10.0, 0.0]], atol=1e-12)
+
+
+def test_the_raised_cap_stays_within_the_import_limit() -> None:
+    # 40 kW were paid, above the 29 kW limit: the cap is raised to 29 kW, not 40, so it still grants by
+    # laxity (S2 its 10 kW, S1 the 14 kW left) instead of leaving the projection to scale both by 0.8.
+    layout = ObservationLayout(C_MAX, is_import_cap_acted=True, is_paid_peak_filled=True)
+    setpoints = layout.setpoints(_with_peak(_first_context(), 40.0), _action(1.0, 1.0))
+    np.testing.assert_allclose(setpoints.ev_power_kw, [[14.0, 10.0]])
+
+
+def test_the_fill_leaves_discharging_alone_and_counts_export_as_room() -> None:
+    # S1 discharging 5 kW: the net import is 5 - 5 = 0 kW, so 20 kW of the 20 paid are room. S2 takes
+    # its 10 kW; S1 stays at -5 kW (neither raised towards charging nor past it).
+    context = _with_peak(_first_context(), 20.0)
+    filled = fill_to_paid_peak(context, Setpoints(np.asarray([[-5.0, 0.0]]), np.zeros(1)))
+    np.testing.assert_allclose(filled.ev_power_kw, [[-5.0, 10.0]])

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
 
 from smac_rl.core.arrays import ScenarioArrays, compile_scenario
-from smac_rl.core.physics import physics_step
+from smac_rl.core.physics import grid_import_kw, physics_step
 from smac_rl.core.projection import ev_power_bounds, project, storage_power_bounds
 from smac_rl.core.scenario_io import parse_scenario
 from smac_rl.core.scoring import score
@@ -521,6 +521,22 @@ def test_energy_balance_each_step(data: dict[str, Any], seed: int) -> None:
     assert np.all(trace.grid_export_kw[negative_price & no_discharge] <= TOL_KW), (
         "PV exported at a negative price"
     )
+
+
+@PROPERTY_SETTINGS
+@given(data=scenario_dicts(), seed=SEEDS)
+def test_the_import_of_setpoints_is_the_physics_import(data: dict[str, Any], seed: int) -> None:
+    """``grid_import_kw`` (plans, the import cap, the paid-peak fill) equals the physics' import.
+
+    The physics computes its import after curtailing PV, which only trims export; the decoding
+    computes it without a step. Both must agree on every applied setpoint.
+    """
+    rollout = random_rollout(compile_data(data), seed)
+    trace, series = rollout.trace, rollout.arrays.series
+    planned_kw = grid_import_kw(
+        series.base_load_kw, series.pv_available_kw, trace.ev_power_kw.sum(axis=1), trace.storage_power_kw
+    )
+    np.testing.assert_allclose(planned_kw, trace.grid_import_kw, rtol=0.0, atol=1e-9)
 
 
 @PROPERTY_SETTINGS
