@@ -39,6 +39,9 @@ from smac_rl.core.projection import (
 )
 from smac_rl.core.state import Setpoints, StepContext, is_all, is_any, zeros_of
 
+MAX_FILL_ROUNDS = 4
+"""Rounds in which :func:`fill_to_paid_peak` passes on a raise the minimum current would drop."""
+
 OBSERVATION_BOUND = 1e6
 """Observations are clipped to +-this, so that absurd inputs cannot overflow a float32 policy."""
 
@@ -355,17 +358,34 @@ def apply_import_cap(
         - exo.pv_available_kw
     )
     budget_kw = cap_kw - fixed_net_kw
-    order = np.argsort(laxity_h(context), axis=1, kind="stable")
-    above_sorted = np.take_along_axis(above_kw, order, axis=1)
-    before_kw = np.cumsum(above_sorted, axis=1) - above_sorted  # granted to the more urgent ones
-    granted_sorted = np.clip(budget_kw[:, None] - before_kw, 0.0, above_sorted)
-    granted_kw = np.empty_like(granted_sorted)
-    np.put_along_axis(granted_kw, order, granted_sorted, axis=1)
-    storage_granted_kw = np.clip(budget_kw - above_sorted.sum(axis=1), 0.0, storage_above_kw)
+    granted_kw = _grant_by_laxity(context, above_kw, budget_kw)
+    storage_granted_kw = np.clip(budget_kw - above_kw.sum(axis=1), 0.0, storage_above_kw)
     return Setpoints(
         ev_power_kw=ev_kw - above_kw + granted_kw,
         storage_power_kw=storage_kw - storage_above_kw + storage_granted_kw,
     )
+
+
+def _grant_by_laxity(context: StepContext, asked_kw: FloatArray, budget_kw: FloatArray) -> FloatArray:
+    """Each row's budget granted to its connectors' asks, least laxity first (ties by connector) [kW].
+
+    Every ask is granted whole while the budget lasts, one gets the rest, the others nothing.
+
+    Args:
+        context: State at the step's start (for :func:`laxity_h`).
+        asked_kw: What each connector asks, ``(B, C)``, ``>= 0``.
+        budget_kw: What each row may grant, ``(B,)``.
+
+    Returns:
+        The grants, ``(B, C)``.
+    """
+    order = np.argsort(laxity_h(context), axis=1, kind="stable")
+    asked_sorted = np.take_along_axis(asked_kw, order, axis=1)
+    before_kw = np.cumsum(asked_sorted, axis=1) - asked_sorted  # granted to the more urgent ones
+    granted_sorted = np.clip(budget_kw[:, None] - before_kw, 0.0, asked_sorted)
+    granted_kw = np.empty_like(granted_sorted)
+    np.put_along_axis(granted_kw, order, granted_sorted, axis=1)
+    return granted_kw
 
 
 def fill_to_paid_peak(context: StepContext, setpoints: Setpoints) -> Setpoints:
@@ -380,8 +400,9 @@ def fill_to_paid_peak(context: StepContext, setpoints: Setpoints) -> Setpoints:
     its charging bound, and no more than the energy it still wants. The storage and discharging
     sessions are untouched. Raises that would overload a charger or a feeder phase (the projection
     would then scale every connector there, the urgent ones too) are withdrawn, and that room is
-    left unused; so is a raise that leaves a setpoint below the minimum current (the projection
-    drops it).
+    left unused. A partial raise that would leave a setpoint below the minimum current (which the
+    projection drops) is skipped and its room offered to the next session, for up to
+    :data:`MAX_FILL_ROUNDS` rounds; one still stranded after them is dropped.
 
     Args:
         context: State at the step's start.
@@ -402,12 +423,17 @@ def fill_to_paid_peak(context: StepContext, setpoints: Setpoints) -> Setpoints:
     eff = np.where(ev.charge_efficiency_frac > 0.0, ev.charge_efficiency_frac, 1.0)
     room_kw = np.maximum(np.minimum(upper_kw, need_kwh / (eff * dt)) - ev_kw, 0.0)
     room_kw = np.where(ev.is_present & (ev_kw >= 0.0), room_kw, 0.0)  # discharging is left alone
-    order = np.argsort(laxity_h(context), axis=1, kind="stable")
-    room_sorted = np.take_along_axis(room_kw, order, axis=1)
-    before_kw = np.cumsum(room_sorted, axis=1) - room_sorted  # given to the more urgent ones
-    raised_sorted = np.clip(np.maximum(budget_kw, 0.0)[:, None] - before_kw, 0.0, room_sorted)
-    raised_kw = np.empty_like(raised_sorted)
-    np.put_along_axis(raised_kw, order, raised_sorted, axis=1)
+    raised_kw = _grant_by_laxity(context, room_kw, np.maximum(budget_kw, 0.0))
+    # A partial raise that leaves a setpoint below the minimum current would be dropped by the
+    # projection with its share of the room: that session is skipped and the room goes on to the
+    # next (a few rounds; each can strand at most one session per row).
+    for _ in range(MAX_FILL_ROUNDS):
+        stranded = below_minimum_current(context, ev_kw + raised_kw) & (raised_kw > 0.0)
+        if not is_any(stranded):
+            break
+        room_kw = np.where(stranded, 0.0, room_kw)
+        raised_kw = _grant_by_laxity(context, room_kw, np.maximum(budget_kw, 0.0))
+    raised_kw = np.where(below_minimum_current(context, ev_kw + raised_kw), 0.0, raised_kw)
     filled_kw = ev_kw + raised_kw
     # A raise that overloads a charger or a feeder phase would have the projection scale every
     # connector there, the urgent ones too: such raises are withdrawn.

@@ -310,3 +310,14 @@ def test_the_fill_leaves_discharging_alone_and_counts_export_as_room() -> None:
     context = _with_peak(_first_context(), 20.0)
     filled = fill_to_paid_peak(context, Setpoints(np.asarray([[-5.0, 0.0]]), np.zeros(1)))
     np.testing.assert_allclose(filled.ev_power_kw, [[-5.0, 10.0]])
+
+
+def test_a_raise_below_the_minimum_current_goes_to_the_next_session() -> None:
+    # With the 6 A minimum and 8 kW paid, 3 kW are room. S2 on AC1 (laxity 0) comes first, but 3 kW is
+    # under its 4.14 kW minimum and not a final top-up (it wants 10 kWh): the projection would drop it,
+    # so S2 is skipped and S1 on DC1 (no minimum) takes the 3 kW.
+    context = _with_peak(_first_context(_tiny_with_minimum_current()), 8.0)
+    layout = ObservationLayout(C_MAX, is_paid_peak_filled=True)
+    filled = layout.setpoints(context, np.zeros((1, C_MAX + 1)))
+    np.testing.assert_allclose(filled.ev_power_kw, [[3.0, 0.0]])
+    np.testing.assert_allclose(project(context, filled).ev_power_kw, [[3.0, 0.0]])
