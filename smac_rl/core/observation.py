@@ -33,6 +33,7 @@ from smac_rl.core.forecasts import ForecastProvider, PerfectForecast
 from smac_rl.core.physics import FEASIBILITY_TOL_KW, grid_import_kw
 from smac_rl.core.projection import (
     below_minimum_current,
+    energy_headroom_kw,
     ev_power_bounds,
     is_shared_limit_exceeded,
     storage_power_bounds,
@@ -213,7 +214,13 @@ def laxity_h(context: StepContext) -> FloatArray:
 
     ``hours to departure - energy still wanted / (max_charge_kw * charge_efficiency_frac)``: how long
     the session can still wait and be served at full power (negative: it cannot be served whole).
+    Computed once per context (the floor, the cap and the fill all read it); read-only.
     """
+    (laxity,) = context.memo("laxity_h", lambda: (_laxity_h(context),))
+    return laxity
+
+
+def _laxity_h(context: StepContext) -> FloatArray:
     ev = context.ev
     need_kwh = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
     rate_kw = ev.max_charge_kw * ev.charge_efficiency_frac
@@ -411,7 +418,7 @@ def fill_to_paid_peak(context: StepContext, setpoints: Setpoints) -> Setpoints:
     Returns:
         The filled setpoints.
     """
-    exo, ev, dt = context.exo, context.ev, context.step_h
+    exo = context.exo
     ev_kw = setpoints.ev_power_kw
     # The net import before clipping at 0: with PV exported, the room is from the export up.
     net_kw = exo.base_load_kw + ev_kw.sum(axis=1) + setpoints.storage_power_kw - exo.pv_available_kw
@@ -419,10 +426,8 @@ def fill_to_paid_peak(context: StepContext, setpoints: Setpoints) -> Setpoints:
     if not is_any(budget_kw > FEASIBILITY_TOL_KW):
         return setpoints
     _, upper_kw = ev_power_bounds(context)
-    need_kwh = np.maximum(ev.target_energy_kwh - ev.energy_kwh, 0.0)
-    eff = np.where(ev.charge_efficiency_frac > 0.0, ev.charge_efficiency_frac, 1.0)
-    room_kw = np.maximum(np.minimum(upper_kw, need_kwh / (eff * dt)) - ev_kw, 0.0)
-    room_kw = np.where(ev.is_present & (ev_kw >= 0.0), room_kw, 0.0)  # discharging is left alone
+    room_kw = np.maximum(np.minimum(upper_kw, energy_headroom_kw(context)) - ev_kw, 0.0)
+    room_kw = np.where(context.ev.is_present & (ev_kw >= 0.0), room_kw, 0.0)  # discharging is left alone
     raised_kw = _grant_by_laxity(context, room_kw, np.maximum(budget_kw, 0.0))
     # A partial raise that leaves a setpoint below the minimum current would be dropped by the
     # projection with its share of the room: that session is skipped and the room goes on to the
@@ -466,17 +471,15 @@ an exported graph can be served with other values of these (``smac export --deco
 change the graph's input or output."""
 
 
-def _raise_urgent_floors(
-    context: StepContext, floor_kw: FloatArray, lower_kw: FloatArray, upper_kw: FloatArray
-) -> FloatArray:
+def _raise_urgent_floors(context: StepContext, floor_kw: FloatArray) -> FloatArray:
     """Deadline floors below the minimum current raised to it where the session cannot wait a step [kW].
 
     The projection drops a floor below the minimum (:func:`round_to_minimum_current`). Where the
     floor without margin is positive too (laxity under one step), the session would fall behind its
     deadline for good, so the floor becomes the minimum; elsewhere it stays and the session may wait
-    for the next step.
+    for the next step. (Where nothing is wanted or nothing can be charged the floor is 0 and stays 0.)
     """
-    urgent = deadline_floor_kw(context, lower_kw, upper_kw, 0.0) > FEASIBILITY_TOL_KW
+    urgent = laxity_h(context) < context.step_h  # the floor without margin is positive
     if not is_any(urgent):
         return floor_kw
     raised: FloatArray = np.where(urgent, round_to_minimum_current(context, floor_kw, 0.0), floor_kw)
@@ -722,7 +725,7 @@ class ObservationLayout:
             lower, upper = ev_power_bounds(context)
             floor_kw = deadline_floor_kw(context, lower, upper, self.deadline_floor_margin_steps)
             if self.is_min_current_rounded:
-                floor_kw = _raise_urgent_floors(context, floor_kw, lower, upper)
+                floor_kw = _raise_urgent_floors(context, floor_kw)
             setpoints = Setpoints(np.maximum(setpoints.ev_power_kw, floor_kw), setpoints.storage_power_kw)
         if self.is_import_cap_acted:
             if cap_kw is None:
