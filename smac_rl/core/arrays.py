@@ -193,6 +193,12 @@ class SessionArrays:
         target_energy_kwh: Stored energy wanted at departure [kWh].
         floor_energy_kwh: V2G never discharges below this stored energy [kWh].
         max_charge_kw: Charging limit of EV and connector together [kW].
+        min_charge_kw: Least non-zero charging power of the session at its connector [kW]: the
+            minimum current (site option, IEC 61851: 6 A per phase) on the phases the EV draws on.
+            That is the connector's minimum, unless the EV's limit is below it: an on-board
+            charger that cannot draw the minimum on every phase of the connector charges on one
+            phase, at least one phase's minimum (never more than ``max_charge_kw``). 0 on DC and
+            without the option.
         ev_max_power_kw: The EV's own limit for the connector's kind (AC or DC), where the taper applies [kW].
         max_discharge_kw: Discharging limit (0 without V2G permission or bidirectional connector) [kW].
         charge_efficiency_frac: Battery energy per connector energy when charging.
@@ -209,6 +215,7 @@ class SessionArrays:
     target_energy_kwh: FloatArray
     floor_energy_kwh: FloatArray
     max_charge_kw: FloatArray
+    min_charge_kw: FloatArray
     ev_max_power_kw: FloatArray
     max_discharge_kw: FloatArray
     charge_efficiency_frac: FloatArray
@@ -374,6 +381,25 @@ def compile_site(site: SiteSpec) -> SiteArrays:
     )
 
 
+def session_min_charge_kw(site: SiteArrays, connector: int, max_charge_kw: float) -> float:
+    """A session's least non-zero charging power at a connector [kW] (``SessionArrays.min_charge_kw``).
+
+    Args:
+        site: The compiled site.
+        connector: The session's connector.
+        max_charge_kw: The session's charging limit at the connector [kW].
+
+    Returns:
+        The connector's minimum where the session's limit reaches it; else one phase's share of it,
+        at most ``max_charge_kw``.
+    """
+    connector_min_kw = float(site.connector_min_charge_kw[connector])
+    if max_charge_kw >= connector_min_kw:
+        return connector_min_kw
+    n_phases = int(np.count_nonzero(site.connector_phase_a_per_kw[connector]))
+    return min(connector_min_kw / max(n_phases, 1), max_charge_kw)
+
+
 def _compile_sessions(spec: ScenarioSpec, site: SiteArrays) -> SessionArrays:
     index_of = {key: c for c, key in enumerate(connector_keys(spec.site))}
     rows: list[dict[str, float | int]] = []
@@ -399,6 +425,7 @@ def _compile_sessions(spec: ScenarioSpec, site: SiteArrays) -> SessionArrays:
                 "target_energy_kwh": target,
                 "floor_energy_kwh": session.v2g_min_soc_frac * capacity,
                 "max_charge_kw": max_charge,
+                "min_charge_kw": session_min_charge_kw(site, c, max_charge),
                 "ev_max_power_kw": ev_limit,
                 "max_discharge_kw": (
                     min(
@@ -429,6 +456,7 @@ def _compile_sessions(spec: ScenarioSpec, site: SiteArrays) -> SessionArrays:
         target_energy_kwh=column("target_energy_kwh").astype(np.float64),
         floor_energy_kwh=column("floor_energy_kwh").astype(np.float64),
         max_charge_kw=column("max_charge_kw").astype(np.float64),
+        min_charge_kw=column("min_charge_kw").astype(np.float64),
         ev_max_power_kw=column("ev_max_power_kw").astype(np.float64),
         max_discharge_kw=column("max_discharge_kw").astype(np.float64),
         charge_efficiency_frac=column("charge_efficiency_frac").astype(np.float64),

@@ -57,6 +57,7 @@ _SESSION_FIELDS = {
     "charge_efficiency_frac": 1.0,
     "discharge_efficiency_frac": 1.0,
     "taper_start_soc_frac": 1.0,
+    "min_charge_kw": 0.0,
     "end_step": 0.0,  # as a float (exact), so that one gather reads every field
 }
 _NEUTRAL = np.asarray(list(_SESSION_FIELDS.values()))[:, None, None]
@@ -367,6 +368,7 @@ class EpisodeBatch:
             charge_efficiency_frac=fields[6],
             discharge_efficiency_frac=fields[7],
             taper_start_soc_frac=fields[8],
+            min_charge_kw=fields[9],
             n_steps_to_departure=to_departure,
         )
         self._flat_slot, self._setpoint_kw = flat, exo[0]

@@ -316,7 +316,7 @@ def round_to_minimum_current(
     below = below_minimum_current(context, ev_power_kw)
     if not is_any(below):
         return ev_power_kw
-    min_kw = context.site.connector_min_charge_kw
+    min_kw = context.ev.min_charge_kw
     _, upper_kw = ev_power_bounds(context)
     rounded_kw = np.where(ev_power_kw >= round_up_from_frac * min_kw, np.minimum(min_kw, upper_kw), 0.0)
     result: FloatArray = np.where(below, rounded_kw, ev_power_kw)

@@ -16,9 +16,12 @@ the projection is idempotent):
 4. **Import limit**: when ``base_load + sum p + s - pv_available`` exceeds the import limit, every
    charging setpoint (EV and storage) is scaled by one factor; what remains with all charging at
    zero is reported by the physics as a violation.
-5. **Minimum current** (site option): AC charging setpoints below the minimum are set to zero,
-   except a final top-up that completes the energy wanted within the step (the EV draws at least
-   the minimum current, then stops by itself: the step average is lower).
+5. **Minimum current** (site option): AC charging setpoints below the session's minimum are set
+   to zero (the connector's minimum current on every phase; an EV whose limit is below that
+   charges on one phase and has one phase's minimum), except a final top-up that completes the
+   energy wanted within the step (the EV draws at least the minimum current, then stops by
+   itself: the step average is lower). The phase currents of stage 3 still spread an AC EV's
+   power over all its connector's phases, also for such a one-phase EV.
 6. **Export limit**: when, even with all PV curtailed, export exceeds the export limit, every
    discharging setpoint is scaled by one factor.
 """
@@ -111,9 +114,10 @@ def below_minimum_current(context: StepContext, ev_power_kw: FloatArray) -> Bool
         ev_power_kw: Setpoints [kW], ``(B, C)``.
 
     Returns:
-        True where a positive setpoint is below the connector's minimum and is not a final top-up.
+        True where a positive setpoint is below the session's minimum (``EvView.min_charge_kw``: the
+        connector's, or one phase's for an EV below it) and is not a final top-up.
     """
-    too_low = (ev_power_kw > 0.0) & (ev_power_kw < context.site.connector_min_charge_kw - FEASIBILITY_TOL_KW)
+    too_low = (ev_power_kw > 0.0) & (ev_power_kw < context.ev.min_charge_kw - FEASIBILITY_TOL_KW)
     top_up = ev_power_kw >= energy_headroom_kw(context) - TOP_UP_TOL_KW
     return too_low & ~top_up
 

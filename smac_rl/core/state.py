@@ -28,6 +28,8 @@ class EvView:
         target_energy_kwh: Stored energy wanted at departure [kWh].
         floor_energy_kwh: V2G discharge floor [kWh].
         max_charge_kw: Charging limit of EV and connector [kW].
+        min_charge_kw: Least non-zero charging power of the session at the connector (the minimum
+            current on the phases the EV draws on; 0 on DC, without the option or without an EV) [kW].
         ev_max_power_kw: The EV's own limit, where the CC-CV taper applies [kW].
         max_discharge_kw: Discharging limit [kW].
         charge_efficiency_frac: Charge efficiency.
@@ -43,6 +45,7 @@ class EvView:
     target_energy_kwh: FloatArray
     floor_energy_kwh: FloatArray
     max_charge_kw: FloatArray
+    min_charge_kw: FloatArray
     ev_max_power_kw: FloatArray
     max_discharge_kw: FloatArray
     charge_efficiency_frac: FloatArray
@@ -223,6 +226,7 @@ def context_at(
         target_energy_kwh=gather(sessions.target_energy_kwh, 0.0),
         floor_energy_kwh=gather(sessions.floor_energy_kwh, 0.0),
         max_charge_kw=gather(sessions.max_charge_kw, 0.0),
+        min_charge_kw=gather(sessions.min_charge_kw, 0.0),
         ev_max_power_kw=gather(sessions.ev_max_power_kw, 0.0),
         max_discharge_kw=gather(sessions.max_discharge_kw, 0.0),
         charge_efficiency_frac=gather(sessions.charge_efficiency_frac, 1.0),

@@ -328,7 +328,7 @@ def index_sets(arrays: ScenarioArrays, needs: BinaryNeeds) -> IndexSets:
         if has_window[s] and first[s] <= t < first[s] + length[s]:
             sz[sp_start[s] + t - first[s]] = True
     sa = sv & (sessions.arrival_energy_kwh[rs] > sessions.target_energy_kwh[rs])
-    sm = arrays.site.connector_min_charge_kw[sessions.connector_index[rs]] > 0.0
+    sm = sessions.min_charge_kw[rs] > 0.0
     return IndexSets(
         first=first,
         length=length,
@@ -661,7 +661,8 @@ def define_minimum_current(form: Assembly) -> None:
     """``define_minimum_current``: ``pc <= max_charge (y + w)``, ``pc >= p_min y``, ``y + w <= 1``, top-up.
 
     The top-up ``e + eta_c pc dt >= target - cap (1 - w)``; ``y`` (at least the minimum) and ``w``
-    (the final top-up) are binaries on the rows ``SM`` of sessions on connectors with a minimum.
+    (the final top-up) are binaries on the rows ``SM`` of sessions with a minimum (their own,
+    ``SessionArrays.min_charge_kw``).
     """
     arrays, sets, var, rows = form.arrays, form.sets, form.var, form.rows
     sessions, dt = arrays.sessions, arrays.step_h
@@ -669,7 +670,7 @@ def define_minimum_current(form: Assembly) -> None:
     n = m_rows.shape[0]
     m_s = sets.rs[m_rows]
     max_charge, cap = sessions.max_charge_kw[m_s], sessions.capacity_kwh[m_s]
-    p_min = arrays.site.connector_min_charge_kw[sessions.connector_index[m_s]]
+    p_min = sessions.min_charge_kw[m_s]
     y = form.cols.add(n, 0.0, 1.0, integer=True)
     w = form.cols.add(n, 0.0, 1.0, integer=True)
     pc = var.pc[m_rows]

@@ -177,7 +177,6 @@ def binary_needs(arrays: ScenarioArrays) -> BinaryNeeds:
     export_may_bind = series.pv_available_kw + discharge_kw - series.base_load_kw > series.export_limit_kw
     exclusion = prices_negative | export_may_bind | (w.tracking_eur_per_kwh > 0.0)
     exclusion_steps = frozenset(int(t) for t in np.flatnonzero(exclusion))
-    min_charge_kw = site.connector_min_charge_kw
     rows = frozenset(
         (s, t)
         for s, window in enumerate(windows)
@@ -185,7 +184,7 @@ def binary_needs(arrays: ScenarioArrays) -> BinaryNeeds:
         for t in window
         if t in exclusion_steps
         or v2g_floor_kwh(arrays, s, t) > v2g_lowest_kwh(arrays, s)
-        or min_charge_kw[sessions.connector_index[s]] > 0
+        or sessions.min_charge_kw[s] > 0
     )
     conditional = _is_floor_conditional(arrays)
     if site.storage_capacity_kwh <= 0:
@@ -358,16 +357,17 @@ def define_minimum_current(m: pyo.ConcreteModel, arrays: ScenarioArrays) -> None
     Charging is off, at least ``p_min``, or the final top-up that completes the energy wanted:
     ``pc <= max_charge * (y + w)``; ``pc >= p_min * y``; ``y + w <= 1``;
     ``e + eta_c * pc * dt >= target - M * (1 - w)`` (with the headroom constraint: ``= target``).
-    ``y`` and ``w`` are binaries, only for sessions on connectors with a minimum.
+    ``p_min`` is the session's minimum (``SessionArrays.min_charge_kw``); ``y`` and ``w`` are
+    binaries, only for sessions with a minimum.
     """
-    sessions, site, dt = arrays.sessions, arrays.site, arrays.step_h
-    rows = [(s, t) for s, t in m.SP if site.connector_min_charge_kw[sessions.connector_index[s]] > 0]
+    sessions, dt = arrays.sessions, arrays.step_h
+    rows = [(s, t) for s, t in m.SP if sessions.min_charge_kw[s] > 0]
     m.SM = pyo.Set(dimen=2, initialize=rows)
     m.y_min = pyo.Var(m.SM, domain=pyo.Binary)
     m.w_top = pyo.Var(m.SM, domain=pyo.Binary)
 
     def p_min(s: int) -> float:
-        return float(site.connector_min_charge_kw[sessions.connector_index[s]])
+        return float(sessions.min_charge_kw[s])
 
     m.min_on = pyo.Constraint(
         m.SM,

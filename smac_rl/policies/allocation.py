@@ -163,7 +163,7 @@ def _allocate_one_row(
         or a prediction differs from the projection's rule.
     """
     n_connectors = request_kw.shape[1]
-    minimum_kw = np.broadcast_to(context.site.connector_min_charge_kw, (1, n_connectors)) - FEASIBILITY_TOL_KW
+    minimum_kw = context.ev.min_charge_kw - FEASIBILITY_TOL_KW
     top_up_kw = energy_headroom_kw(context) - TOP_UP_TOL_KW
     site_left_kw = float(site_headroom_kw(context)[0])
     inputs = (

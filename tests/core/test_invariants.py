@@ -318,9 +318,17 @@ def limit_problems(context: StepContext, setpoints: Setpoints) -> list[str]:
         >= (ev.target_energy_kwh[0] - ev.energy_kwh[0]) / (ev.charge_efficiency_frac[0] * context.step_h)
         - TOL_KW
     )
+    # The minimum is the connector's (6 A on each of its phases), or one phase's for an EV whose
+    # limit is below that (it charges on one phase), never above the EV's limit.
+    n_phases = np.maximum(np.count_nonzero(site.connector_phase_a_per_kw, axis=-1), 1)
+    minimum_kw = np.where(
+        ev.max_charge_kw[0] >= site.connector_min_charge_kw,
+        site.connector_min_charge_kw,
+        np.minimum(site.connector_min_charge_kw / n_phases, ev.max_charge_kw[0]),
+    )
     ac_charging = ~site.is_connector_dc & (p > 0.0) & ~top_up
-    if np.any(p[ac_charging] < site.connector_min_charge_kw[ac_charging] - TOL_KW):
-        problems.append(f"minimum current: {p} below {site.connector_min_charge_kw}")
+    if np.any(p[ac_charging] < minimum_kw[ac_charging] - TOL_KW):
+        problems.append(f"minimum current: {p} below {minimum_kw}")
     return problems
 
 
@@ -347,6 +355,8 @@ def test_generated_scenarios_parse_and_compile(data: dict[str, Any]) -> None:
     assert np.all(arrays.site.connector_max_kw > 0.0)
     assert np.all(arrays.site.connector_min_charge_kw <= arrays.site.connector_max_kw)
     sessions = arrays.sessions
+    assert np.all(sessions.min_charge_kw <= sessions.max_charge_kw)
+    assert np.all(sessions.min_charge_kw <= arrays.site.connector_min_charge_kw[sessions.connector_index])
     assert np.all(sessions.arrival_energy_kwh <= sessions.capacity_kwh + TOL_KWH)
     assert np.all(sessions.target_energy_kwh <= sessions.capacity_kwh + TOL_KWH)
     assert np.all((sessions.max_discharge_kw == 0.0) | (sessions.max_discharge_kw == sessions.max_charge_kw))

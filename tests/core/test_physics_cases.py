@@ -518,6 +518,29 @@ def test_minimum_current_rounds_small_ac_setpoints_to_zero() -> None:
     assert trace.ev_power_kw == _approx([[0.0, 5.0, 3.0], [4.14, 0.0, 1.0]])
 
 
+def test_minimum_current_of_an_ev_below_the_connectors_minimum_is_one_phase() -> None:
+    # 3-phase 16 A connectors, min 3 * 230 * 6 / 1000 = 4.14 kW. S1's on-board charger (3.6 kW)
+    # cannot draw 6 A on three phases: it charges on one, min 230 * 6 / 1000 = 1.38 kW. S2 (11 kW)
+    # keeps the connector's 4.14 kW. On a 1-phase 16 A connector (min 1.38 kW) a 1.2 kW EV (S3)
+    # has its own limit as minimum: it charges at 1.2 kW or not at all.
+    arrays = _scenario(
+        [_ac("AC1", 16.0), _ac("AC2", 16.0), _ac("AC3", 16.0, n_phases=1, phase="L1")],
+        [
+            _session("S1", "AC1", soc=0.2, depart_h=2.0, ev_max_ac_kw=3.6),
+            _session("S2", "AC2", soc=0.2, depart_h=2.0, ev_max_ac_kw=11.0),
+            _session("S3", "AC3", soc=0.2, depart_h=2.0, ev_max_ac_kw=1.2),
+        ],
+        n_steps=2,
+        site={"min_current_a": 6.0},
+    )
+    assert arrays.site.connector_min_charge_kw == _approx([4.14, 4.14, 1.38])
+    assert arrays.sessions.min_charge_kw == _approx([1.38, 4.14, 1.2])
+    trace = _replay(arrays, [[2.0, 2.0, 1.0], [1.3, 4.2, 1.2]])
+    # Step 0: S1 2 >= 1.38 stays; S2 2 < 4.14 -> 0; S3 1 < 1.2 -> 0.
+    # Step 1: S1 1.3 < 1.38 -> 0; S2 4.2 stays; S3 1.2 stays.
+    assert trace.ev_power_kw == _approx([[2.0, 0.0, 0.0], [0.0, 4.2, 1.2]])
+
+
 def test_minimum_current_allows_the_final_top_up() -> None:
     # min 4.14 kW. S1 wants 12 kWh over two 1-h steps: 20 kW asked -> min(charger 11.04, EV default
     # 11, 12) = 11 kW, then the last 12 - 11 = 1 kWh needs 1 kW < 4.14 kW: a final top-up, kept (the

@@ -154,7 +154,7 @@ def test_foresight_mpc_with_the_assembler_is_the_oracle_on_the_hourly_demo_day()
     assert kpis.v2g_discharged_kwh + kpis.storage_throughput_kwh > 0
 
 
-def _minimum_current_day(energy_wanted_kwh: float = 6.0) -> ScenarioArrays:
+def _minimum_current_day(energy_wanted_kwh: float = 6.0, ev_max_ac_kw: float = 10.0) -> ScenarioArrays:
     """tests/optimal/test_optimal.py's hand case: one AC EV over two 1-h steps with 3 kW of headroom
     in step 0 (0.10 EUR/kWh), plenty in step 1 (0.30 EUR/kWh); 6 A on three phases is a 4.14 kW
     minimum; base load costs 17 * 0.10 + 5 * 0.30 = 3.2 EUR."""
@@ -166,7 +166,7 @@ def _minimum_current_day(energy_wanted_kwh: float = 6.0) -> ScenarioArrays:
     data["time_grid"]["n_steps"] = 2
     data["series"] = {"import_price_eur_per_kwh": [0.10, 0.30], "base_load_kw": [17.0, 5.0]}
     session = dict(data["sessions"][1], departure_utc="2024-05-01T02:00:00Z")
-    data["sessions"] = [dict(session, energy_wanted_kwh=energy_wanted_kwh)]
+    data["sessions"] = [dict(session, energy_wanted_kwh=energy_wanted_kwh, ev_max_ac_kw=ev_max_ac_kw)]
     return compile_scenario(parse_scenario(data))
 
 
@@ -199,6 +199,22 @@ def test_a_final_top_up_below_the_minimum_is_allowed() -> None:
     np.testing.assert_allclose(result.ev_power_kw[:, 0], [2.0, 0.0], atol=1e-6)
     assert result.objective_eur == pytest.approx(3.2 + 0.2)
     assert result.kpis.total_cost_eur == pytest.approx(3.2 + 0.2)
+    assert result.kpis.projection_adjustment_kwh == pytest.approx(0.0, abs=1e-6)
+
+
+def test_an_ev_below_the_connectors_minimum_charges_on_one_phase_in_the_optimum() -> None:
+    """A 3.6 kW EV cannot draw 6 A on three phases (4.14 kW): it charges on one, minimum 1.38 kW.
+    Wanting 6 kWh: 3 kW in step 0 (the headroom, 0.10 EUR/kWh), 3 kW in step 1 (0.30): 1.2 EUR,
+    all served, by either builder; the physics keeps every setpoint. (With the connector's 4.14 kW
+    as its minimum, nothing but a final top-up could charge it: 3.6 kWh of the 6 unmet.)"""
+    arrays = _minimum_current_day(ev_max_ac_kw=3.6)
+    np.testing.assert_allclose(arrays.sessions.min_charge_kw, [1.38])
+    by_pyomo, by_arrays = _both(arrays)
+    for solution in (by_pyomo, by_arrays):
+        np.testing.assert_allclose(solution.ev_power_kw[:, 0], [3.0, 3.0], atol=1e-6)
+        assert solution.objective_eur == pytest.approx(3.2 + 1.2, rel=1e-9)
+    result = solve_optimal(arrays, mip_gap_frac=0.0)
+    assert result.kpis.unmet_energy_kwh == pytest.approx(0.0, abs=1e-6)
     assert result.kpis.projection_adjustment_kwh == pytest.approx(0.0, abs=1e-6)
 
 
