@@ -6,10 +6,7 @@ import json
 import math
 import os
 import re
-import shlex
-import sys
 import tempfile
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,8 +17,6 @@ from smac_rl.core.errors import ScenarioError, SmacError
 
 if TYPE_CHECKING:
     from smac_rl.agents.config import TrainConfig
-    from smac_rl.core.arrays import ScenarioArrays
-    from smac_rl.policies import Policy
 
 TrackingOption = Annotated[str, typer.Option(help="MLflow tracking URI (runs and model registry).")]
 POLICIES_DIR = Path("models/policies")
@@ -31,7 +26,7 @@ def _train_extra_missing(command: str, exc: ImportError) -> typer.Exit:
     return fail(f"smac {command} needs the [train] extra ({exc.name} is missing)")
 
 
-def _read_train_config(path: Path | None, overrides: dict[str, object]) -> TrainConfig:
+def read_train_config(path: Path | None, overrides: dict[str, object]) -> TrainConfig:
     """A training config from YAML (or defaults) with CLI overrides; errors exit naming the fields."""
     from pydantic import ValidationError
 
@@ -77,7 +72,7 @@ def train_command(
         from smac_rl.agents.train import train
     except ImportError as exc:
         raise _train_extra_missing("train", exc) from None
-    train_config = _read_train_config(
+    train_config = read_train_config(
         config, {"template": template, "total_timesteps": timesteps, "seed": seed}
     )
     try:
@@ -197,7 +192,7 @@ def export_command(
     """
     if (run_dir is None) == (champion is None):
         raise fail("run-dir, champion: expected exactly one of --run-dir DIR or --champion NAME")
-    changes = _decoding_changes(decoding or [])
+    changes = decoding_changes(decoding or [])
     try:
         from smac_rl.agents.export import export_policy
         from smac_rl.agents.registry import download_champion
@@ -227,7 +222,7 @@ def export_command(
             raise fail(
                 f"run-dir: got {str(source)!r}; expected a folder with model.zip and train_config.yaml"
             )
-        config = _read_train_config(config_path, {})
+        config = read_train_config(config_path, {})
         try:
             model = load_model(config, model_path)
         except SmacError as exc:
@@ -236,12 +231,16 @@ def export_command(
             name: getattr(config, name) for name in changes if getattr(config, name) != changes[name]
         }
         if trained_decoding:
-            config = _with_decoding(config, changes)
+            config = with_decoding(config, changes)
         layout = config.layout()
         metadata = export_policy(model, layout, target, run_id, config.template)
     console.print(f"wrote {target / 'policy.onnx'} (sha256 {metadata.onnx_sha256[:12]}...) and metadata.json")
     if card:
-        _write_card(target, config, metadata, registry, champion, trained_by, trained_decoding)
+        from smac_rl.cli.cards import invoked_command, write_card
+
+        command = invoked_command()
+        commands = [f"# trained by: {trained_by}", command] if trained_by else [command]
+        write_card(target, config, metadata, registry, commands, trained_decoding)
     if champion is not None and out is None:
         aliases_path = target.parent / "ALIASES.json"
         aliases = json.loads(aliases_path.read_text(encoding="utf-8")) if aliases_path.is_file() else {}
@@ -252,7 +251,7 @@ def export_command(
         console.print(f"{aliases_path}: {aliases} (serve it as {champion}@champion)", highlight=False)
 
 
-def _with_decoding(config: TrainConfig, changes: dict[str, float | bool | None]) -> TrainConfig:
+def with_decoding(config: TrainConfig, changes: dict[str, float | bool | None]) -> TrainConfig:
     """The config with other decoding options, validated as a config file would be (errors exit)."""
     from pydantic import ValidationError
 
@@ -266,7 +265,7 @@ def _with_decoding(config: TrainConfig, changes: dict[str, float | bool | None])
         raise fail_problems(ScenarioError(problems, "--decoding")) from None
 
 
-def _decoding_changes(values: list[str]) -> dict[str, float | bool | None]:
+def decoding_changes(values: list[str]) -> dict[str, float | bool | None]:
     """``--decoding NAME=VALUE`` options parsed: booleans ``true``/``false``, the margin a number or ``none``.
 
     Raises:
@@ -307,53 +306,6 @@ def _next_version(folder: Path) -> Path:
     """``folder/vN`` for the first N above every existing ``vK``."""
     taken = [int(p.name[1:]) for p in folder.glob("v*") if p.is_dir() and p.name[1:].isdigit()]
     return folder / f"v{max(taken, default=0) + 1}"
-
-
-def _write_card(
-    target: Path,
-    config: TrainConfig,
-    metadata: object,
-    registry: str | None,
-    champion: str | None,
-    trained_by: str,
-    trained_decoding: dict[str, float | bool | None],
-) -> None:
-    """Score the exported ONNX policy (as served) on the selection and test days, write the card."""
-    from smac_rl.agents.evaluation import HEURISTIC_BASELINES, day_set
-    from smac_rl.agents.reports import CardInputs, model_card
-    from smac_rl.cli.policies import resolve_policy
-    from smac_rl.core.artifacts import PolicyMetadata
-    from smac_rl.optimal.protocol import PolicyFactory, evaluate_days
-
-    if not isinstance(metadata, PolicyMetadata):
-        raise TypeError("metadata: expected PolicyMetadata")
-    label = f"{target.parent.name}/{target.name}"
-    factories: dict[str, PolicyFactory] = {name: partial(_heuristic, name) for name in HEURISTIC_BASELINES}
-    factories[label] = partial(resolve_policy, str(target))
-    results = {}
-    for split in ("selection", "test"):
-        console.print(f"scoring {label} on the {split} days ...", highlight=False)
-        try:
-            results[split] = evaluate_days(day_set(config, split), factories, config.eval_time_limit_s)
-        except SmacError as exc:
-            raise fail(str(exc)) from None
-    command = "smac " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    commands = [f"# trained by: {trained_by}", command] if trained_by else [command]
-    name = champion or target.parent.name
-    inputs = CardInputs(
-        name,
-        target.name,
-        config,
-        metadata,
-        label,
-        results["selection"],
-        results["test"],
-        commands,
-        registry,
-        trained_decoding,
-    )
-    (target / "MODEL_CARD.md").write_text(model_card(inputs), encoding="utf-8")
-    console.print(f"wrote {target / 'MODEL_CARD.md'}", highlight=False)
 
 
 def serve_command(
@@ -451,13 +403,6 @@ def serve_command(
         port=port,
         access_log=False,
     )
-
-
-def _heuristic(name: str, _arrays: ScenarioArrays) -> Policy:
-    """A heuristic by name (the same for every day)."""
-    from smac_rl.policies import make_heuristic
-
-    return make_heuristic(name)
 
 
 def _run_id(run_dir: Path) -> str:

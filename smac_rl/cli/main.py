@@ -11,6 +11,7 @@ import typer
 
 from smac_rl.cli.agents import export_command, serve_command, sweep_command, train_command
 from smac_rl.cli.bench import bench_app
+from smac_rl.cli.cards import card_command
 from smac_rl.cli.common import (
     console,
     data_extra_missing,
@@ -52,6 +53,7 @@ app.add_typer(forecast_app, name="forecast")
 app.command("train")(train_command)
 app.command("sweep")(sweep_command)
 app.command("export")(export_command)
+app.command("card")(card_command)
 app.command("serve")(serve_command)
 app.command("optimize")(optimize_command)
 

@@ -116,15 +116,19 @@ def test_the_best_trial_is_registered_as_champion(swept: tuple[SweepResult, Path
     assert champion.selection_days == "2023-03-06..2023-03-06 x1"
 
 
+def _export_champion(root: Path, *options: str) -> None:
+    """``smac export --champion tiny-sweep`` from the swept registry, run in ``root``; it must succeed."""
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    done = CliRunner().invoke(app, ["export", "--champion", "tiny-sweep", "--tracking-uri", uri, *options])
+    assert done.exit_code == 0, done.output
+
+
 def test_export_of_the_champion_writes_a_servable_version_with_its_card(
     swept: tuple[SweepResult, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, root = swept
     monkeypatch.chdir(root)
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    command = ["export", "--champion", "tiny-sweep", "--tracking-uri", uri]
-    done = CliRunner().invoke(app, command)
-    assert done.exit_code == 0, done.output
+    _export_champion(root)
     family = root / "models" / "policies" / "tiny-sweep"
     assert json.loads((family / "ALIASES.json").read_text()) == {CHAMPION_ALIAS: "v1"}
     card = (family / "v1" / "MODEL_CARD.md").read_text()
@@ -134,11 +138,55 @@ def test_export_of_the_champion_writes_a_servable_version_with_its_card(
     folder = resolve_model_dir("tiny-sweep@champion", family.parent)
     assert folder == family / "v1"
     assert OnnxPolicy(folder).metadata.n_connectors_max == 6
-    again = CliRunner().invoke(
-        app, ["export", "--champion", "tiny-sweep", "--tracking-uri", uri, "--no-card"]
-    )
-    assert again.exit_code == 0, again.output
+    _export_champion(root, "--no-card")
     assert json.loads((family / "ALIASES.json").read_text()) == {CHAMPION_ALIAS: "v2", "previous": "v1"}
+
+
+def test_card_scores_an_export_again_keeping_its_registry_line_and_commands(
+    swept: tuple[SweepResult, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, root = swept
+    monkeypatch.chdir(root)
+    folder = root / "exports" / "tiny-card" / "v1"
+    _export_champion(root, "--out", str(folder))
+    card_path = folder / "MODEL_CARD.md"
+    exported = card_path.read_text()
+    registry_line = next(line for line in exported.splitlines() if line.startswith("- Provenance:"))
+    assert ", registry `tiny-sweep` v1 (alias champion" in registry_line
+    # A card scored again before: its `smac card` lines are replaced, not repeated.
+    old_lines = "\n# scored again at git 0123 by:\nsmac card old --config x.yaml\n```\n"
+    earlier = exported.replace("\n```\n", old_lines) + "\n## Notes\n- Written by hand.\n"
+    card_path.write_text(earlier)
+    config = _write(root / "card_train.yaml", TINY_TRAIN)
+
+    wrong = _write(root / "card_wrong.yaml", {**TINY_TRAIN, "is_min_current_rounded": True})
+    refused = CliRunner().invoke(app, ["card", str(folder), "--config", str(wrong)])
+    assert refused.exit_code == 1
+    assert "is_min_current_rounded False" in refused.output
+    assert "gives True" in refused.output
+    missing = CliRunner().invoke(app, ["card", str(root / "exports"), "--config", str(config)])
+    assert missing.exit_code == 1
+    assert "policy_dir: got" in missing.output
+    assert "policy.onnx and metadata.json" in missing.output
+    assert card_path.read_text() == earlier  # refused: nothing written
+
+    done = CliRunner().invoke(app, ["card", str(folder), "--config", str(config)])
+    assert done.exit_code == 0, done.output
+    card = card_path.read_text()
+    assert registry_line in card.splitlines()
+    reproduce = _reproduce_block(card)
+    assert reproduce[0].startswith("# trained by: ")
+    assert reproduce[:2] == _reproduce_block(exported)
+    assert reproduce[2].startswith("# scored again at git ")
+    assert reproduce[3] == f"smac card {folder} --config {config}"
+    assert len(reproduce) == 4
+    assert card.endswith("```\n\n## Notes\n- Written by hand.\n")  # sections after the commands kept
+    for needle in ("| tiny-card/v1 |", "| optimal | 100.0% |", "Test days (reported once, here): 2024-03-04"):
+        assert needle in card
+
+
+def _reproduce_block(card: str) -> list[str]:
+    return card.split("## Reproduce\n```bash\n")[1].split("\n```")[0].splitlines()
 
 
 def test_a_rerun_resumes_the_study_and_runs_only_the_missing_trials(swept: tuple[SweepResult, Path]) -> None:
