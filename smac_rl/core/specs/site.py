@@ -197,7 +197,8 @@ class SiteSpec(StrictModel):
         grid: Grid connection.
         tariff: Tariff terms.
         min_current_a: IEC 61851 minimum AC charging current [A] (6 A in the standard); None: off.
-            When on, AC setpoints below it are rounded to zero.
+            When on, AC setpoints below it (on every phase of the connector; on one phase for an
+            EV whose own limit is below that) are rounded to zero, except a final top-up.
         v2g_degradation_cost_eur_per_kwh: Cost per kWh discharged from vehicles [EUR/kWh].
     """
 
