@@ -250,6 +250,26 @@ def test_export_refuses_an_option_given_twice(tmp_path: Path) -> None:
     assert "decoding: got is_paid_peak_filled twice; expected each option at most once" in result.output
 
 
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ('{"n_connectors_max": 4}', "(observation: Field required; "),
+        ("{bad", "((top level): Invalid JSON"),
+    ],
+)
+def test_card_refuses_bad_metadata_naming_the_field_and_writes_nothing(
+    tmp_path: Path, metadata: str, expected: str
+) -> None:
+    (tmp_path / "policy.onnx").write_bytes(b"")
+    (tmp_path / "metadata.json").write_text(metadata)
+    config = Path("experiments/budapest_workplace_peak_ppo_mpc_expert_cap_half.yaml")
+    result = runner.invoke(app, ["card", str(tmp_path), "--config", str(config)], terminal_width=300)
+    assert result.exit_code == 1
+    path = tmp_path / "metadata.json"
+    assert f"policy_dir: {path} is not valid policy metadata {expected}" in result.output
+    assert not (tmp_path / "MODEL_CARD.md").exists()
+
+
 def test_train_rejects_an_unknown_config_key(tmp_path: Path) -> None:
     config = tmp_path / "train.yaml"
     config.write_text("learning_rat: 0.1\n")

@@ -120,7 +120,9 @@ def card_command(
     try:
         metadata = PolicyMetadata.model_validate_json(metadata_path.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        problems = f"{exc.error_count()} error(s)"
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        problems = f"{where}: {first['msg']}; {exc.error_count()} error(s) in all"
         raise fail(f"policy_dir: {metadata_path} is not valid policy metadata ({problems})") from None
     changes = decoding_changes(decoding or [])
     trained = read_train_config(config, {})
