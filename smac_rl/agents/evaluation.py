@@ -20,11 +20,21 @@ from stable_baselines3.common.callbacks import BaseCallback
 from smac_rl.agents.config import TrainConfig
 from smac_rl.agents.policy import Sb3Policy
 from smac_rl.core.arrays import ScenarioArrays
-from smac_rl.optimal.protocol import DayReference, DaySet, ProtocolResult, evaluate_days
+from smac_rl.optimal.protocol import DayReference, DaySet, PolicyFactory, ProtocolResult, evaluate_days
 from smac_rl.policies import Policy, make_heuristic
 
 HEURISTIC_BASELINES = ("llf", "equal_share", "earliest_deadline_first", "price_threshold")
 """Heuristics a model is reported against (on its card)."""
+
+
+def heuristic_factory(name: str) -> PolicyFactory:
+    """The heuristic ``name`` as an evaluate_days factory (the same policy every day)."""
+
+    def make(_arrays: ScenarioArrays) -> Policy:
+        return make_heuristic(name)
+
+    return make
+
 
 Split = Literal["selection", "test"]
 
@@ -66,10 +76,7 @@ def evaluate_model(
     def learned(_arrays: ScenarioArrays) -> Policy:
         return Sb3Policy(model, layout, policy_name(config))
 
-    def heuristic(name: str) -> Any:
-        return lambda _arrays: make_heuristic(name)
-
-    factories = {name: heuristic(name) for name in heuristics}
+    factories = {name: heuristic_factory(name) for name in heuristics}
     factories[policy_name(config)] = learned
     return evaluate_days(day_set(config, split), factories, config.eval_time_limit_s, references)
 

@@ -16,9 +16,7 @@ from smac_rl.core.errors import SmacError
 
 if TYPE_CHECKING:
     from smac_rl.agents.config import TrainConfig
-    from smac_rl.core.arrays import ScenarioArrays
     from smac_rl.core.artifacts import PolicyMetadata
-    from smac_rl.policies import Policy
 
 CARD_NAME = "MODEL_CARD.md"
 _REGISTRY = re.compile(r", registry (`[^`\n]+` v\d+ \([^)\n]*\))\.$", re.MULTILINE)
@@ -51,13 +49,13 @@ def write_card(
         trained_decoding: The decoding options the export changed, with training's values.
         tail: Text kept after the generated card (sections written by hand after the export).
     """
-    from smac_rl.agents.evaluation import HEURISTIC_BASELINES, day_set
+    from smac_rl.agents.evaluation import HEURISTIC_BASELINES, day_set, heuristic_factory
     from smac_rl.agents.reports import CardInputs, model_card
     from smac_rl.cli.policies import resolve_policy
     from smac_rl.optimal.protocol import PolicyFactory, evaluate_days
 
     label = f"{target.parent.name}/{target.name}"
-    factories: dict[str, PolicyFactory] = {name: partial(_heuristic, name) for name in HEURISTIC_BASELINES}
+    factories: dict[str, PolicyFactory] = {name: heuristic_factory(name) for name in HEURISTIC_BASELINES}
     factories[label] = partial(resolve_policy, str(target))
     results = {}
     for split in ("selection", "test"):
@@ -169,10 +167,3 @@ def _check_matches(config: TrainConfig, metadata: PolicyMetadata) -> None:
 
 def _shown(value: object) -> str:
     return f"of {len(value)} entries" if isinstance(value, list) else repr(value)
-
-
-def _heuristic(name: str, _arrays: ScenarioArrays) -> Policy:
-    """A heuristic by name (the same for every day)."""
-    from smac_rl.policies import make_heuristic
-
-    return make_heuristic(name)
